@@ -1,0 +1,89 @@
+/**
+ * The local stack's HTTP front: what the Supabase gateway and Auth do for the functions, minus
+ * everything this project does not need. It lives outside supabase/functions, so the dev token
+ * endpoint can never be deployed.
+ */
+import { jwtVerify } from "jose";
+import { z } from "zod";
+import { bearerToken } from "../supabase/functions/_shared/auth.ts";
+import type { Database } from "../supabase/functions/_shared/db.ts";
+import { AppError } from "../supabase/functions/_shared/errors.ts";
+import { corsHeaders, errorResponse, jsonResponse, toAppError } from "../supabase/functions/_shared/http.ts";
+import type { MountedFunction } from "./functionRegistry.ts";
+import { userAccessToken } from "./secrets.ts";
+
+export interface GatewayOptions {
+  functions: Map<string, MountedFunction>;
+  db: Database;
+  jwtSecret: string;
+  /** Served at /local-config.json for the settings panel. */
+  publicConfig: Record<string, unknown>;
+  /** Serves other GET paths (the built panel); null when there is nothing to serve. */
+  staticFiles?: (request: Request) => Promise<Response | null>;
+}
+
+const devTokenRequest = z.strictObject({ email: z.email().max(254) });
+
+async function issueDevToken(request: Request, options: GatewayOptions): Promise<Response> {
+  const parsed = devTokenRequest.safeParse(await request.json().catch(() => null));
+  if (!parsed.success) throw new AppError("INVALID_REQUEST", { message: "Send {\"email\": \"...\"}." });
+  const email = parsed.data.email.toLowerCase();
+  const [user] = await options.db.query<{ id: string; email: string }>(
+    `insert into auth.users (email) values ($1)
+     on conflict (email) do update set updated_at = now()
+     returning id, email`,
+    [email],
+  );
+  const accessToken = await userAccessToken(options.jwtSecret, user);
+  return jsonResponse({ access_token: accessToken, token_type: "bearer", expires_in: 3600, user });
+}
+
+/** `verify_jwt = true`: any valid project JWT (anon, service or user) gets through, as on the platform. */
+async function passesGatewayJwtCheck(request: Request, secret: string): Promise<boolean> {
+  const token = bearerToken(request.headers.get("authorization"));
+  if (!token) return false;
+  try {
+    await jwtVerify(token, new TextEncoder().encode(secret), { algorithms: ["HS256"] });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function createGateway(options: GatewayOptions): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const url = new URL(request.url);
+    try {
+      if (url.pathname === "/health") {
+        await options.db.query("select 1 as ok");
+        return jsonResponse({ status: "ok" });
+      }
+      if (url.pathname === "/local-config.json") return jsonResponse(options.publicConfig);
+      if (url.pathname === "/auth/v1/dev/token") {
+        if (request.method === "OPTIONS") return new Response(null, { status: 204, headers: corsHeaders(request) });
+        if (request.method !== "POST") throw new AppError("METHOD_NOT_ALLOWED");
+        const response = await issueDevToken(request, options);
+        for (const [k, v] of Object.entries(corsHeaders(request))) response.headers.set(k, v);
+        return response;
+      }
+      const match = url.pathname.match(/^\/functions\/v1\/([a-z0-9-]+)(\/.*)?$/);
+      if (match) {
+        const fn = options.functions.get(match[1]);
+        if (!fn) throw new AppError("NOT_FOUND");
+        if (fn.verifyJwt && request.method !== "OPTIONS" && !(await passesGatewayJwtCheck(request, options.jwtSecret))) {
+          const response = errorResponse(new AppError("UNAUTHORIZED"));
+          for (const [k, v] of Object.entries(corsHeaders(request))) response.headers.set(k, v);
+          return response;
+        }
+        // The platform hands a function its path starting at the function's name.
+        const inner = new URL(`/${fn.name}${match[2] ?? ""}${url.search}`, url);
+        return await fn.handler(new Request(inner, request));
+      }
+      const file = request.method === "GET" ? await options.staticFiles?.(request) : null;
+      if (file) return file;
+      throw new AppError("NOT_FOUND");
+    } catch (error) {
+      return errorResponse(toAppError(error, "local-gateway"));
+    }
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * Applies the local Supabase shim and then every migration in supabase/migrations, in name
+ * order, recording each version the way the Supabase CLI does. Already-applied versions are
+ * skipped, so it is safe to run at every start.
+ */
+import type { Database } from "../supabase/functions/_shared/db.ts";
+
+const ROOT = new URL("../", import.meta.url);
+const MIGRATIONS_DIR = new URL("supabase/migrations/", ROOT);
+const SHIM = new URL("local/supabase_shim.sql", ROOT);
+
+export interface Migration {
+  version: string;
+  name: string;
+  sql: string;
+}
+
+/** Reads `YYYYMMDDHHmmss_<name>.sql` files in order. */
+export async function readMigrations(): Promise<Migration[]> {
+  const migrations: Migration[] = [];
+  for await (const entry of Deno.readDir(MIGRATIONS_DIR)) {
+    const match = entry.name.match(/^(\d{14})_(.+)\.sql$/);
+    if (!entry.isFile || !match) continue;
+    const sql = await Deno.readTextFile(new URL(entry.name, MIGRATIONS_DIR));
+    migrations.push({ version: match[1], name: match[2], sql });
+  }
+  return migrations.sort((a, b) => a.version.localeCompare(b.version));
+}
+
+/** Brings `db` up to date; returns the versions it applied. */
+export async function migrate(db: Database): Promise<string[]> {
+  await db.query(await Deno.readTextFile(SHIM));
+  const applied = new Set(
+    (await db.query<{ version: string }>(
+      "select version from supabase_migrations.schema_migrations",
+      [],
+    )).map((row) => row.version),
+  );
+  const done: string[] = [];
+  for (const migration of await readMigrations()) {
+    if (applied.has(migration.version)) continue;
+    await db.transaction(async (tx) => {
+      await tx.query(migration.sql);
+      await tx.query(
+        "insert into supabase_migrations.schema_migrations (version, name) values ($1, $2)",
+        [migration.version, migration.name],
+      );
+    });
+    done.push(migration.version);
+  }
+  return done;
+}

@@ -1,0 +1,80 @@
+/**
+ * Verifies the caller's Supabase access token with jose. Accepts the legacy HS256 project secret
+ * and asymmetric signing keys from a JWKS. Anything else is a 401 `UNAUTHORIZED`: no token,
+ * alg `none`, a bad signature, expiry, `nbf` in the future, a wrong audience, no `sub`, or a role
+ * that is not a signed-in user (the anon and service keys are not users).
+ */
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  jwtVerify,
+} from "jose";
+import type { JwtConfig } from "./config.ts";
+import { AppError } from "./errors.ts";
+
+export interface AuthenticatedUser {
+  id: string;
+  email: string | null;
+  claims: JWTPayload & Record<string, unknown>;
+}
+
+export type Authenticator = (authorization: string | null) => Promise<AuthenticatedUser>;
+
+const ASYMMETRIC_ALGORITHMS = ["RS256", "ES256", "EdDSA"];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Pulls the token out of `Authorization: Bearer <token>`; null when the header has no token. */
+export function bearerToken(authorization: string | null): string | null {
+  const match = authorization?.match(/^Bearer\s+(\S+)\s*$/i);
+  return match ? match[1] : null;
+}
+
+function unauthorized(cause: unknown): AppError {
+  return new AppError("UNAUTHORIZED", { cause });
+}
+
+/** Builds the verifier once per isolate; the returned function is the per-request step. */
+export function createAuthenticator(config: JwtConfig): Authenticator {
+  const hmacKey = config.secret ? new TextEncoder().encode(config.secret) : null;
+  const keySet: JWTVerifyGetKey | null = config.jwks
+    ? createLocalJWKSet(config.jwks as Parameters<typeof createLocalJWKSet>[0])
+    : config.jwksUrl
+    ? createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5_000 })
+    : null;
+
+  return async (authorization) => {
+    const token = bearerToken(authorization);
+    if (!token) throw unauthorized(new Error("no bearer token"));
+
+    let alg: string | undefined;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch (cause) {
+      throw unauthorized(cause);
+    }
+
+    const options = { audience: "authenticated", requiredClaims: ["sub", "exp"] };
+    let payload: JWTPayload;
+    try {
+      if (alg === "HS256" && hmacKey) {
+        ({ payload } = await jwtVerify(token, hmacKey, { ...options, algorithms: ["HS256"] }));
+      } else if (alg && ASYMMETRIC_ALGORITHMS.includes(alg) && keySet) {
+        ({ payload } = await jwtVerify(token, keySet, { ...options, algorithms: ASYMMETRIC_ALGORITHMS }));
+      } else {
+        throw new Error(`unsupported alg ${alg}`);
+      }
+    } catch (cause) {
+      throw unauthorized(cause);
+    }
+
+    if (payload.role !== "authenticated") throw unauthorized(new Error("not a user token"));
+    if (typeof payload.sub !== "string" || !UUID.test(payload.sub)) {
+      throw unauthorized(new Error("sub is not a user id"));
+    }
+    const email = typeof payload.email === "string" ? payload.email : null;
+    return { id: payload.sub.toLowerCase(), email, claims: payload as AuthenticatedUser["claims"] };
+  };
+}

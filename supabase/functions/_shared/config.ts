@@ -1,0 +1,127 @@
+/**
+ * Deployment settings, read and trimmed once. A missing required value is a `ConfigError`
+ * naming the variable. Provider API keys are deliberately absent: they only ever come from
+ * the user's own stored credentials.
+ */
+import { PROVIDERS, type Service, SERVICES } from "./providers.ts";
+
+export type EnvSource = Record<string, string | undefined> | ((name: string) => string | undefined);
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, reason: string) {
+    super(`${variable} ${reason}`);
+    this.name = "ConfigError";
+  }
+}
+
+export interface JwtConfig {
+  /** Legacy HS256 project secret. */
+  secret: string | null;
+  /** A JWKS document given inline (`SUPABASE_JWKS`). */
+  jwks: { keys: Record<string, unknown>[] } | null;
+  /** Where to fetch the project's JWKS when none is inline. */
+  jwksUrl: string | null;
+}
+
+export interface Config {
+  /** pgp_sym_encrypt passphrase for new writes; reaches SQL only as a bind parameter. */
+  encryptionKey: string;
+  /** The version number stored on rows written with `encryptionKey`. */
+  encryptionKeyVersion: number;
+  /** The key before the last rotation, used for rows still carrying an older version. */
+  previousEncryptionKey: string | null;
+  dbUrl: string | null;
+  jwt: JwtConfig;
+  providerBaseUrls: Record<Exclude<Service, "custom">, string>;
+  credentialLookupTimeoutMs: number;
+  credentialCacheTtlMs: number;
+  upstreamTimeoutMs: number;
+  validationTimeoutMs: number;
+  /** Lets a custom endpoint point at loopback or private addresses (local stack and tests only). */
+  allowPrivateBaseUrls: boolean;
+  allowOwnerNameSharing: boolean;
+}
+
+/** Cache entries never outlive this, whatever the setting says: the documented staleness bound. */
+export const MAX_CREDENTIAL_CACHE_TTL_MS = 10_000;
+const MIN_ENCRYPTION_KEY_LENGTH = 16;
+
+function reader(source: EnvSource): (name: string) => string | undefined {
+  const get = typeof source === "function" ? source : (name: string) => source[name];
+  return (name) => {
+    const value = get(name)?.trim();
+    return value === undefined || value === "" ? undefined : value;
+  };
+}
+
+function positiveInt(read: (n: string) => string | undefined, name: string, fallback: number) {
+  const raw = read(name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) throw new ConfigError(name, "must be a positive integer");
+  return value;
+}
+
+function flag(read: (n: string) => string | undefined, name: string): boolean {
+  return read(name)?.toLowerCase() === "true";
+}
+
+/** Reads every setting the functions use. Throws `ConfigError` for a missing or malformed one. */
+export function loadConfig(source: EnvSource = (name) => Deno.env.get(name)): Config {
+  const read = reader(source);
+
+  const encryptionKey = read("CREDENTIALS_ENCRYPTION_KEY");
+  if (!encryptionKey) throw new ConfigError("CREDENTIALS_ENCRYPTION_KEY", "is not set");
+  if (encryptionKey.length < MIN_ENCRYPTION_KEY_LENGTH) {
+    throw new ConfigError(
+      "CREDENTIALS_ENCRYPTION_KEY",
+      `must be at least ${MIN_ENCRYPTION_KEY_LENGTH} characters`,
+    );
+  }
+
+  const inlineJwks = read("SUPABASE_JWKS");
+  let jwks: JwtConfig["jwks"] = null;
+  if (inlineJwks) {
+    try {
+      jwks = JSON.parse(inlineJwks);
+    } catch (cause) {
+      throw new ConfigError("SUPABASE_JWKS", `is not JSON (${(cause as Error).name})`);
+    }
+    if (!Array.isArray(jwks?.keys)) throw new ConfigError("SUPABASE_JWKS", "has no keys array");
+  }
+  const supabaseUrl = read("SUPABASE_URL");
+  const jwt: JwtConfig = {
+    secret: read("SUPABASE_JWT_SECRET") ?? null,
+    jwks,
+    jwksUrl: jwks ? null : supabaseUrl ? `${supabaseUrl.replace(/\/+$/, "")}/auth/v1/.well-known/jwks.json` : null,
+  };
+  if (!jwt.secret && !jwt.jwks && !jwt.jwksUrl) {
+    throw new ConfigError("SUPABASE_JWT_SECRET", "is not set (nor SUPABASE_JWKS or SUPABASE_URL)");
+  }
+
+  const providerBaseUrls = Object.fromEntries(
+    SERVICES.filter((s) => s !== "custom").map((service) => {
+      const spec = PROVIDERS[service];
+      const url = (spec.baseUrlEnv && read(spec.baseUrlEnv)) ?? spec.defaultBaseUrl!;
+      return [service, url.replace(/\/+$/, "")];
+    }),
+  ) as Config["providerBaseUrls"];
+
+  return {
+    encryptionKey,
+    encryptionKeyVersion: positiveInt(read, "CREDENTIALS_ENCRYPTION_KEY_VERSION", 1),
+    previousEncryptionKey: read("CREDENTIALS_ENCRYPTION_KEY_PREVIOUS") ?? null,
+    dbUrl: read("SUPABASE_DB_URL") ?? null,
+    jwt,
+    providerBaseUrls,
+    credentialLookupTimeoutMs: positiveInt(read, "CREDENTIALS_LOOKUP_TIMEOUT_MS", 5_000),
+    credentialCacheTtlMs: Math.min(
+      positiveInt(read, "CREDENTIALS_CACHE_TTL_MS", MAX_CREDENTIAL_CACHE_TTL_MS),
+      MAX_CREDENTIAL_CACHE_TTL_MS,
+    ),
+    upstreamTimeoutMs: positiveInt(read, "UPSTREAM_TIMEOUT_MS", 120_000),
+    validationTimeoutMs: positiveInt(read, "VALIDATION_TIMEOUT_MS", 10_000),
+    allowPrivateBaseUrls: flag(read, "ALLOW_PRIVATE_BASE_URLS"),
+    allowOwnerNameSharing: flag(read, "ALLOW_OWNER_NAME_SHARING"),
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * Writes and status reads on a user's own credentials. Every statement runs as the
+ * `authenticated` role with the caller's claims (`asUser`), so row level security, not this code,
+ * decides whose rows are touched. None of these statements can read the ciphertext.
+ */
+import { asUser, type Database, type DbUser } from "./db.ts";
+import type { Config } from "./config.ts";
+import type { CredentialKey, Service } from "./providers.ts";
+import type { ValidationStatus } from "./upstream.ts";
+
+export interface CredentialRow {
+  service: Service;
+  credential_key: CredentialKey;
+  last_four: string;
+  updated_at: Date;
+  last_validated_at: Date | null;
+  validation_status: ValidationStatus | null;
+  last_used_at: Date | null;
+}
+
+export interface ServiceStatus {
+  service: Service;
+  configured: boolean;
+  status: Partial<Record<CredentialKey, boolean>>;
+  last_four: string | null;
+  updated_at: string | null;
+  last_validated_at: string | null;
+  validation_status: ValidationStatus | null;
+  last_used_at: string | null;
+}
+
+const STATUS_COLUMNS =
+  "service, credential_key, last_four, updated_at, last_validated_at, validation_status, last_used_at";
+
+const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
+
+/** Summarizes one service's rows the way the panel shows it. Never includes a secret. */
+export function summarize(service: Service, rows: CredentialRow[]): ServiceStatus {
+  const own = rows.filter((row) => row.service === service);
+  const apiKey = own.find((row) => row.credential_key === "api_key") ?? null;
+  const status: ServiceStatus["status"] = { api_key: apiKey !== null };
+  if (service === "custom") status.base_url = own.some((row) => row.credential_key === "base_url");
+  return {
+    service,
+    configured: Object.values(status).every(Boolean),
+    status,
+    last_four: apiKey?.last_four ?? null,
+    updated_at: iso(apiKey?.updated_at ?? null),
+    last_validated_at: iso(apiKey?.last_validated_at ?? null),
+    validation_status: apiKey?.validation_status ?? null,
+    last_used_at: iso(apiKey?.last_used_at ?? null),
+  };
+}
+
+/** Encrypts and upserts one value. A new value clears the previous validation result. */
+export async function storeCredential(
+  db: Database,
+  user: DbUser,
+  config: Pick<Config, "encryptionKey" | "encryptionKeyVersion">,
+  service: Service,
+  key: CredentialKey,
+  value: string,
+): Promise<void> {
+  const lastFour = key === "api_key" ? value.slice(-4) : "";
+  await asUser(db, user, (tx) =>
+    tx.query(
+      `insert into public.user_credentials
+         (user_id, service, credential_key, ciphertext, last_four, key_version)
+       values ((select auth.uid()), $1, $2,
+               extensions.pgp_sym_encrypt($3, $4, 'cipher-algo=aes256'), $5, $6)
+       on conflict (user_id, service, credential_key) do update
+         set ciphertext = extensions.pgp_sym_encrypt($3, $4, 'cipher-algo=aes256'),
+             last_four = $5, key_version = $6, updated_at = now(),
+             last_validated_at = null, validation_status = null`,
+      [service, key, value, config.encryptionKey, lastFour, config.encryptionKeyVersion],
+    ));
+}
+
+/** Deletes one value (or, with key `api_key` on `custom`, the whole endpoint). Returns rows removed. */
+export async function deleteCredential(
+  db: Database,
+  user: DbUser,
+  service: Service,
+  key: CredentialKey,
+): Promise<number> {
+  const keys = service === "custom" && key === "api_key" ? ["api_key", "base_url"] : [key];
+  const rows = await asUser(db, user, (tx) =>
+    tx.query(
+      `delete from public.user_credentials
+        where service = $1 and credential_key = any($2::text[])
+        returning id`,
+      [service, `{${keys.join(",")}}`],
+    ));
+  return rows.length;
+}
+
+/** The caller's rows, optionally for one service. */
+export async function readStatusRows(db: Database, user: DbUser, service?: Service): Promise<CredentialRow[]> {
+  return await asUser(db, user, (tx) =>
+    service
+      ? tx.query<CredentialRow>(
+        `select ${STATUS_COLUMNS} from public.user_credentials where service = $1`,
+        [service],
+      )
+      : tx.query<CredentialRow>(`select ${STATUS_COLUMNS} from public.user_credentials where true`, [])
+  );
+}
+
+/** Records the outcome of a key check on the caller's api_key row. */
+export async function recordValidation(
+  db: Database,
+  user: DbUser,
+  service: Service,
+  status: ValidationStatus,
+): Promise<void> {
+  await asUser(db, user, (tx) =>
+    tx.query(
+      `update public.user_credentials
+          set last_validated_at = now(), validation_status = $2
+        where service = $1 and credential_key = 'api_key'`,
+      [service, status],
+    ));
+}

@@ -1,0 +1,131 @@
+/**
+ * The request pipeline every function shares: CORS preflight, a single top-level catch that
+ * turns errors into the envelope, JSON helpers and a bounded body reader.
+ */
+import { ConfigError } from "./config.ts";
+import { buildErrorResponse, type ErrorCode } from "./errorCodes.ts";
+import { AppError } from "./errors.ts";
+import { describeError, log } from "./log.ts";
+import { resolveRuntime, type Runtime, type RuntimeSource } from "./runtime.ts";
+
+export const MAX_BODY_BYTES = 1_048_576;
+
+const CORS_ALLOW_HEADERS = "authorization, x-client-info, apikey, content-type";
+
+/** Headers that let a browser on any origin call the functions with a bearer token. */
+export function corsHeaders(request: Request): Record<string, string> {
+  return {
+    "access-control-allow-origin": "*",
+    "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+    // The OpenAI SDK sends x-stainless-* headers; echo what the browser asked for.
+    "access-control-allow-headers": request.headers.get("access-control-request-headers") ??
+      CORS_ALLOW_HEADERS,
+    "access-control-expose-headers": "x-key-source, retry-after, x-request-id, x-ratelimit-remaining-minute, x-ratelimit-remaining-day",
+    "access-control-max-age": "86400",
+  };
+}
+
+export function jsonResponse(body: unknown, init: ResponseInit = {}): Response {
+  const headers = new Headers(init.headers);
+  headers.set("content-type", "application/json; charset=utf-8");
+  return new Response(JSON.stringify(body), { ...init, headers });
+}
+
+/** The envelope as a Response, with the status from the error table. */
+export function errorResponse(error: AppError): Response {
+  return jsonResponse(buildErrorResponse(error.code, error.userMessage, error.details), {
+    status: error.status,
+    headers: error.headers,
+  });
+}
+
+/** Maps anything thrown to an AppError; the unexpected is logged (redacted) and becomes a 500. */
+export function toAppError(error: unknown, context: string): AppError {
+  if (error instanceof AppError) return error;
+  if (error instanceof ConfigError) {
+    log.error("missing or invalid setting", { context, variable: error.variable, error: error.message });
+    return new AppError("CONFIG_ERROR", { cause: error });
+  }
+  log.error("unexpected error", { context, error: describeError(error) });
+  return new AppError("INTERNAL_ERROR", { cause: error });
+}
+
+export type Handler = (request: Request) => Promise<Response>;
+
+/**
+ * Wraps a function's handler: answers preflight, resolves the runtime, and catches everything.
+ * `name` appears in logs only.
+ */
+export function defineHandler(
+  name: string,
+  runtime: RuntimeSource,
+  handle: (request: Request, rt: Runtime) => Promise<Response>,
+): Handler {
+  return async (request) => {
+    const cors = corsHeaders(request);
+    if (request.method === "OPTIONS") return new Response(null, { status: 204, headers: cors });
+    let response: Response;
+    try {
+      response = await handle(request, resolveRuntime(runtime));
+    } catch (error) {
+      response = errorResponse(toAppError(error, name));
+    }
+    for (const [key, value] of Object.entries(cors)) response.headers.set(key, value);
+    return response;
+  };
+}
+
+/** Throws the envelope error for `code`, with an optional message. */
+export function fail(code: ErrorCode, message?: string): never {
+  throw new AppError(code, { message });
+}
+
+/**
+ * Reads a JSON body of at most `maxBytes`: 413 when larger, 415 for another content type,
+ * 400 for text that is not JSON.
+ */
+export async function readJsonBody(request: Request, maxBytes = MAX_BODY_BYTES): Promise<unknown> {
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^application\/json\b/i.test(type)) fail("UNSUPPORTED_MEDIA_TYPE");
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > maxBytes) fail("PAYLOAD_TOO_LARGE");
+  if (!request.body) fail("INVALID_REQUEST", "The request body is empty.");
+
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel();
+      fail("PAYLOAD_TOO_LARGE");
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    fail("INVALID_REQUEST", "The request body is not valid JSON.");
+  }
+}
+
+/** Turns a zod error into a short, secret-free message: which fields were wrong, not their values. */
+export function describeIssues(
+  issues: readonly { code: string; path: PropertyKey[]; message: string }[],
+): string {
+  const parts = issues.slice(0, 5).map((issue) => {
+    const where = issue.path.map(String).join(".") || "body";
+    // zod names unknown keys in its message; a key name can be anything the caller sent.
+    const message = issue.code === "unrecognized_keys" ? "unknown fields are not allowed" : issue.message;
+    return `${where}: ${message}`;
+  });
+  return `Invalid request: ${parts.join("; ")}`;
+}

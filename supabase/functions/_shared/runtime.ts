@@ -1,0 +1,54 @@
+/**
+ * What a handler needs, built once per isolate: settings, the database, the JWT verifier and the
+ * credential vault. Deployed functions build it from the environment on first use; the local
+ * stack and tests build it with their own database.
+ */
+import { type Authenticator, createAuthenticator } from "./auth.ts";
+import { type Config, loadConfig } from "./config.ts";
+import { type CredentialVault, createCredentialVault } from "./credentialVault.ts";
+import { connectPostgres, type Database } from "./db.ts";
+import { ConfigError } from "./config.ts";
+
+export interface Runtime {
+  config: Config;
+  db: Database;
+  authenticate: Authenticator;
+  vault: CredentialVault;
+  /** Upstream fetch; tests and benchmarks may wrap it. */
+  fetch: typeof fetch;
+}
+
+export interface RuntimeParts {
+  config: Config;
+  db: Database;
+  fetch?: typeof fetch;
+  now?: () => number;
+}
+
+export function createRuntime(parts: RuntimeParts): Runtime {
+  return {
+    config: parts.config,
+    db: parts.db,
+    authenticate: createAuthenticator(parts.config.jwt),
+    vault: createCredentialVault({ db: parts.db, config: parts.config, now: parts.now }),
+    fetch: parts.fetch ?? fetch,
+  };
+}
+
+/** A runtime, or a function that builds it on first use (so a missing setting is a 500, not a crash). */
+export type RuntimeSource = Runtime | (() => Runtime);
+
+let fromEnv: Runtime | undefined;
+
+/** The isolate's runtime for deployed functions, from `Deno.env`. Throws `ConfigError`. */
+export function runtimeFromEnv(): Runtime {
+  if (fromEnv) return fromEnv;
+  const config = loadConfig();
+  if (!config.dbUrl) throw new ConfigError("SUPABASE_DB_URL", "is not set");
+  fromEnv = createRuntime({ config, db: connectPostgres(config.dbUrl) });
+  return fromEnv;
+}
+
+export function resolveRuntime(source: RuntimeSource): Runtime {
+  return typeof source === "function" ? source() : source;
+}

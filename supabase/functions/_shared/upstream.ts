@@ -1,0 +1,97 @@
+/**
+ * Talking to a provider with the user's key: where to send it, how to attach the key, and how
+ * upstream failures map to the error table (as openai-node does: 401/403 -> invalid key,
+ * 429 -> rate limited, 5xx or network -> API error, timeout -> timeout).
+ */
+import { baseUrlProblem, normalizeBaseUrl } from "./baseUrl.ts";
+import type { Config } from "./config.ts";
+import type { StoredCredentials } from "./credentialVault.ts";
+import { type ErrorCode, providerErrorCode } from "./errorCodes.ts";
+import { AppError } from "./errors.ts";
+import { type KeyHeaderStyle, PROVIDERS, type Service } from "./providers.ts";
+
+/** The upstream base URL for a service: the deployment's setting, or the user's own for `custom`. */
+export function upstreamBaseUrl(
+  config: Pick<Config, "providerBaseUrls" | "allowPrivateBaseUrls">,
+  service: Service,
+  stored: StoredCredentials,
+): string {
+  if (service !== "custom") return config.providerBaseUrls[service];
+  const raw = stored.base_url;
+  if (!raw || baseUrlProblem(raw, config.allowPrivateBaseUrls)) {
+    throw new AppError("CUSTOM_NOT_CONFIGURED", {
+      message: "Custom endpoint base URL not configured. Add it in Settings → Integrations → Custom endpoint.",
+    });
+  }
+  return normalizeBaseUrl(raw);
+}
+
+/** The header that carries the key, in the provider's own style. */
+export function keyHeaders(style: KeyHeaderStyle, key: string): Record<string, string> {
+  switch (style) {
+    case "bearer":
+      return { authorization: `Bearer ${key}` };
+    case "x-api-key":
+      return { "x-api-key": key, "anthropic-version": "2023-06-01" };
+    case "manus":
+      return { "API_KEY": key };
+  }
+}
+
+/** The error code for an upstream HTTP status, or null when the status is a success. */
+export function codeForUpstreamStatus(service: Service, status: number): ErrorCode | null {
+  if (status < 400) return null;
+  if (status === 401 || status === 403) return providerErrorCode(service, "INVALID_KEY");
+  if (status === 429) return providerErrorCode(service, "RATE_LIMITED");
+  if (status === 408 || status === 504) return providerErrorCode(service, "TIMEOUT");
+  return providerErrorCode(service, "API_ERROR");
+}
+
+/** The error code for a fetch that threw: our timeout, or a network failure. */
+export function codeForFetchFailure(service: Service, error: unknown): ErrorCode {
+  const name = (error as { name?: string })?.name;
+  return name === "TimeoutError" ? providerErrorCode(service, "TIMEOUT") : providerErrorCode(service, "API_ERROR");
+}
+
+export type ValidationStatus = "valid" | "invalid" | "unreachable";
+
+export interface ValidationOutcome {
+  status: ValidationStatus;
+  /** Why the key is not `valid`. */
+  code: ErrorCode | null;
+  upstreamStatus: number | null;
+}
+
+/**
+ * Calls the provider's cheapest authenticated endpoint with the key. Only 401/403 mark a key
+ * invalid; rate limits, outages and timeouts say nothing about the key, so they are `unreachable`.
+ */
+export async function validateKey(
+  config: Pick<Config, "providerBaseUrls" | "allowPrivateBaseUrls" | "validationTimeoutMs">,
+  doFetch: typeof fetch,
+  service: Service,
+  stored: StoredCredentials,
+): Promise<ValidationOutcome> {
+  const key = stored.api_key;
+  if (!key) throw new AppError(providerErrorCode(service, "NOT_CONFIGURED"));
+  const spec = PROVIDERS[service];
+  const url = upstreamBaseUrl(config, service, stored) + spec.validation.path;
+  let response: Response;
+  try {
+    response = await doFetch(url, {
+      method: spec.validation.method,
+      headers: keyHeaders(spec.validation.keyHeader, key),
+      signal: AbortSignal.timeout(config.validationTimeoutMs),
+    });
+    await response.body?.cancel();
+  } catch (error) {
+    return { status: "unreachable", code: codeForFetchFailure(service, error), upstreamStatus: null };
+  }
+  const code = codeForUpstreamStatus(service, response.status);
+  const status: ValidationStatus = code === null
+    ? "valid"
+    : code === providerErrorCode(service, "INVALID_KEY")
+    ? "invalid"
+    : "unreachable";
+  return { status, code, upstreamStatus: response.status };
+}

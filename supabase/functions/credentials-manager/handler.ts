@@ -1,0 +1,91 @@
+/**
+ * credentials-manager: a signed-in user stores, checks and deletes their own provider keys.
+ * POST JSON with an `action`: set, delete, get_status, list, validate. It never returns the
+ * plaintext or the ciphertext.
+ */
+import { z } from "zod";
+import { baseUrlProblem } from "../_shared/baseUrl.ts";
+import {
+  deleteCredential,
+  readStatusRows,
+  recordValidation,
+  storeCredential,
+  summarize,
+} from "../_shared/credentialStore.ts";
+import { requireApiKey } from "../_shared/credentials.ts";
+import { buildErrorResponse } from "../_shared/errorCodes.ts";
+import { describeIssues, fail, type Handler, defineHandler, jsonResponse, readJsonBody } from "../_shared/http.ts";
+import { apiKeyFormatProblem, CREDENTIAL_KEYS, SERVICES } from "../_shared/providers.ts";
+import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import { validateKey } from "../_shared/upstream.ts";
+
+const service = z.enum(SERVICES);
+const credentialKey = z.enum(CREDENTIAL_KEYS).default("api_key");
+
+const requestSchema = z.discriminatedUnion("action", [
+  z.strictObject({ action: z.literal("set"), service, key: credentialKey, value: z.string() }),
+  z.strictObject({ action: z.literal("delete"), service, key: credentialKey }),
+  z.strictObject({ action: z.literal("get_status"), service }),
+  z.strictObject({ action: z.literal("list") }),
+  z.strictObject({ action: z.literal("validate"), service }),
+]);
+
+type SetRequest = Extract<z.infer<typeof requestSchema>, { action: "set" }>;
+
+/** Format checks that need the service: key prefixes, and base URLs only for `custom`. */
+function valueProblem(request: SetRequest, allowPrivateBaseUrls: boolean): string | null {
+  if (request.key === "base_url") {
+    if (request.service !== "custom") return "Only the custom endpoint has a base URL.";
+    return baseUrlProblem(request.value, allowPrivateBaseUrls);
+  }
+  return apiKeyFormatProblem(request.service, request.value);
+}
+
+export function createHandler(runtime: RuntimeSource): Handler {
+  return defineHandler("credentials-manager", runtime, async (request, rt) => {
+    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
+    const user = await rt.authenticate(request.headers.get("authorization"));
+    const parsed = requestSchema.safeParse(await readJsonBody(request));
+    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
+    const body = parsed.data;
+
+    switch (body.action) {
+      case "set": {
+        const problem = valueProblem(body, rt.config.allowPrivateBaseUrls);
+        if (problem) fail("INVALID_REQUEST", problem);
+        await storeCredential(rt.db, user, rt.config, body.service, body.key, body.value);
+        rt.vault.forget(user.id, body.service);
+        const rows = await readStatusRows(rt.db, user, body.service);
+        return jsonResponse({ ok: true, ...summarize(body.service, rows) });
+      }
+      case "delete": {
+        const removed = await deleteCredential(rt.db, user, body.service, body.key);
+        rt.vault.forget(user.id, body.service);
+        const rows = await readStatusRows(rt.db, user, body.service);
+        return jsonResponse({ ok: true, removed, ...summarize(body.service, rows) });
+      }
+      case "get_status": {
+        const rows = await readStatusRows(rt.db, user, body.service);
+        return jsonResponse(summarize(body.service, rows));
+      }
+      case "list": {
+        const rows = await readStatusRows(rt.db, user);
+        return jsonResponse({ services: Object.fromEntries(SERVICES.map((s) => [s, summarize(s, rows)])) });
+      }
+      case "validate": {
+        const stored = await requireApiKey(rt, user.id, body.service);
+        const outcome = await validateKey(rt.config, rt.fetch, body.service, stored);
+        await recordValidation(rt.db, user, body.service, outcome.status);
+        const rows = await readStatusRows(rt.db, user, body.service);
+        return jsonResponse({
+          ...summarize(body.service, rows),
+          valid: outcome.status === "valid",
+          upstream_status: outcome.upstreamStatus,
+          ...(outcome.code ? { error: buildErrorResponse(outcome.code).error } : {}),
+        });
+      }
+    }
+  });
+}
+
+export const handler: Handler = createHandler(runtimeFromEnv);
