@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# npm test: the Deno suite (unit, integration, e2e), then the panel's tests when present.
+# Integration tests use embedded PGlite, or the Postgres in DATABASE_URL when it is set.
+# Ends with one plain line: "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+status=0
+log=$(mktemp)
+
+count() { # $1: passed, $2: failed
+  passed=$((passed + ${1:-0}))
+  failed=$((failed + ${2:-0}))
+}
+
+deno test --allow-all "$@" tests/ 2>&1 | tee "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+line=$(grep -aE '\| [0-9]+ passed.*\| [0-9]+ failed' "$log" | tail -n 1 | sed 's/\x1b\[[0-9;]*m//g')
+count "$(echo "$line" | sed -nE 's/.*\| ([0-9]+) passed.*/\1/p')" \
+      "$(echo "$line" | sed -nE 's/.*\| ([0-9]+) failed.*/\1/p')"
+[ -n "$line" ] || { status=1; failed=$((failed + 1)); }
+
+if node -e 'process.exit(require("./package.json").scripts["test:ui"] ? 0 : 1)'; then
+  npm run --silent test:ui 2>&1 | tee "$log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  # The UI runner prints its own "N passed, N failed" line last.
+  line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+  count "$(echo "$line" | sed -nE 's/^([0-9]+) passed.*/\1/p')" \
+        "$(echo "$line" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')"
+  [ -n "$line" ] || { status=1; failed=$((failed + 1)); }
+fi
+
+rm -f "$log"
+echo "$passed passed, $failed failed"
+exit $status
