@@ -1,0 +1,98 @@
+/**
+ * Direct SQL as the `authenticated` role, the way PostgREST would run a signed-in user's query:
+ * RLS and column grants, not application code, must keep users apart.
+ */
+import { asUser } from "../../supabase/functions/_shared/db.ts";
+import { storeCredential } from "../../supabase/functions/_shared/credentialStore.ts";
+import { assert, assertEquals, rejects } from "../support/assert.ts";
+import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
+import { dbTest, newUser, testConfig } from "../support/runtime.ts";
+
+const db = await openTestDatabase();
+const config = testConfig();
+const alice = await newUser(db);
+const bob = await newUser(db);
+const aliceDb = { id: alice.id, claims: { sub: alice.id, role: "authenticated" } };
+const bobDb = { id: bob.id, claims: { sub: bob.id, role: "authenticated" } };
+await storeCredential(db, aliceDb, config, "openai", "api_key", "sk-alice-rls-0000001");
+
+const permissionDenied = (error: unknown) => /permission denied/i.test((error as Error).message);
+
+dbTest(`user_credentials hides Alice's row from Bob's SQL (${DATABASE_KIND})`, async () => {
+  const rows = await asUser(db, bobDb, (tx) =>
+    tx.query("select id from public.user_credentials where user_id = $1::uuid", [alice.id]));
+  assertEquals(rows, []);
+});
+
+dbTest("user_credentials lets Bob neither update nor delete Alice's row", async () => {
+  const updated = await asUser(db, bobDb, (tx) =>
+    tx.query(
+      "update public.user_credentials set last_four = 'evil' where user_id = $1::uuid returning id",
+      [alice.id],
+    ));
+  assertEquals(updated, []);
+  const deleted = await asUser(db, bobDb, (tx) =>
+    tx.query("delete from public.user_credentials where user_id = $1::uuid returning id", [alice.id]));
+  assertEquals(deleted, []);
+  const [row] = await db.query<{ last_four: string }>(
+    "select last_four from public.user_credentials where user_id = $1::uuid",
+    [alice.id],
+  );
+  assertEquals(row.last_four, "0001");
+});
+
+dbTest("user_credentials refuses a row Bob inserts in Alice's name", async () => {
+  await rejects(
+    asUser(db, bobDb, (tx) =>
+      tx.query(
+        `insert into public.user_credentials (user_id, service, credential_key, ciphertext, last_four)
+         values ($1::uuid, 'gemini', 'api_key', '\\x00'::bytea, 'xxxx')`,
+        [alice.id],
+      )),
+    /row-level security/i,
+  );
+});
+
+dbTest("user_credentials never lets authenticated select the ciphertext, even of its own row", async () => {
+  await rejects(asUser(db, aliceDb, (tx) => tx.query("select ciphertext from public.user_credentials", [])), permissionDenied);
+  await rejects(asUser(db, aliceDb, (tx) => tx.query("select * from public.user_credentials", [])), permissionDenied);
+  const own = await asUser(db, aliceDb, (tx) => tx.query<{ last_four: string }>("select last_four from public.user_credentials", []));
+  assertEquals(own.map((r) => r.last_four), ["0001"]);
+});
+
+dbTest("user_credentials keeps anon out entirely", async () => {
+  await rejects(
+    db.transaction(async (tx) => {
+      await tx.query("select set_config('role', 'anon', true)", [] as string[]);
+      await tx.query("select last_four from public.user_credentials", []);
+    }),
+    permissionDenied,
+  );
+});
+
+dbTest("credentials_for cannot be called by authenticated", async () => {
+  await rejects(
+    asUser(db, aliceDb, (tx) =>
+      tx.query("select * from private.credentials_for($1::uuid, 'openai', 'guess', 1, null)", [alice.id])),
+    permissionDenied,
+  );
+});
+
+dbTest("user_credentials stores ciphertext that only the right passphrase opens", async () => {
+  const [row] = await db.query<{ text: string }>(
+    "select encode(ciphertext, 'escape') as text from public.user_credentials where user_id = $1::uuid",
+    [alice.id],
+  );
+  assert(!row.text.includes("sk-alice-rls"));
+  await rejects(
+    db.query("select secret from private.credentials_for($1::uuid, 'openai', $2, 1, null)", [
+      alice.id,
+      "a-wrong-passphrase-entirely",
+    ]),
+    /wrong key|corrupt/i,
+  );
+});
+
+dbTest("rowLevelSecurity closes its database", async () => {
+  await db.close();
+});
