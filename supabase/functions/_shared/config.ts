@@ -37,6 +37,10 @@ export interface Config {
   credentialCacheTtlMs: number;
   upstreamTimeoutMs: number;
   validationTimeoutMs: number;
+  /** Comment heartbeat interval on SSE streams (conversation-run). */
+  sseHeartbeatMs: number;
+  /** How often a streaming run polls its cancel flag; bounds how late a cancel takes effect. */
+  runCancelPollMs: number;
   /** Lets a custom endpoint point at loopback or private addresses (local stack and tests only). */
   allowPrivateBaseUrls: boolean;
   allowOwnerNameSharing: boolean;
@@ -121,6 +125,8 @@ export function loadConfig(source: EnvSource = (name) => Deno.env.get(name)): Co
     ),
     upstreamTimeoutMs: positiveInt(read, "UPSTREAM_TIMEOUT_MS", 120_000),
     validationTimeoutMs: positiveInt(read, "VALIDATION_TIMEOUT_MS", 10_000),
+    sseHeartbeatMs: positiveInt(read, "SSE_HEARTBEAT_MS", 15_000),
+    runCancelPollMs: positiveInt(read, "RUN_CANCEL_POLL_MS", 250),
     allowPrivateBaseUrls: flag(read, "ALLOW_PRIVATE_BASE_URLS"),
     allowOwnerNameSharing: flag(read, "ALLOW_OWNER_NAME_SHARING"),
   };
