@@ -30,10 +30,14 @@ export async function declaredFunctions(): Promise<{ name: string; verifyJwt: bo
 }
 
 /** Imports every declared function's handler.ts and builds it against `runtime`. */
-export async function mountFunctions(runtime: RuntimeSource): Promise<Map<string, MountedFunction>> {
+export async function mountFunctions(
+  runtime: RuntimeSource,
+): Promise<Map<string, MountedFunction>> {
   const mounted = new Map<string, MountedFunction>();
   for (const { name, verifyJwt } of await declaredFunctions()) {
-    const module: HandlerModule = await import(new URL(`supabase/functions/${name}/handler.ts`, ROOT).href);
+    const module: HandlerModule = await import(
+      new URL(`supabase/functions/${name}/handler.ts`, ROOT).href
+    );
     mounted.set(name, { name, verifyJwt, handler: module.createHandler(runtime) });
   }
   return mounted;

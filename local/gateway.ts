@@ -8,7 +8,12 @@ import { z } from "zod";
 import { bearerToken } from "../supabase/functions/_shared/auth.ts";
 import type { Database } from "../supabase/functions/_shared/db.ts";
 import { AppError } from "../supabase/functions/_shared/errors.ts";
-import { corsHeaders, errorResponse, jsonResponse, toAppError } from "../supabase/functions/_shared/http.ts";
+import {
+  corsHeaders,
+  errorResponse,
+  jsonResponse,
+  toAppError,
+} from "../supabase/functions/_shared/http.ts";
 import type { MountedFunction } from "./functionRegistry.ts";
 import { userAccessToken } from "./secrets.ts";
 
@@ -26,7 +31,7 @@ const devTokenRequest = z.strictObject({ email: z.email().max(254) });
 
 async function issueDevToken(request: Request, options: GatewayOptions): Promise<Response> {
   const parsed = devTokenRequest.safeParse(await request.json().catch(() => null));
-  if (!parsed.success) throw new AppError("INVALID_REQUEST", { message: "Send {\"email\": \"...\"}." });
+  if (!parsed.success) throw new AppError("INVALID_REQUEST", { message: 'Send {"email": "..."}.' });
   const email = parsed.data.email.toLowerCase();
   const [user] = await options.db.query<{ id: string; email: string }>(
     `insert into auth.users (email) values ($1)
@@ -60,7 +65,9 @@ export function createGateway(options: GatewayOptions): (request: Request) => Pr
       }
       if (url.pathname === "/local-config.json") return jsonResponse(options.publicConfig);
       if (url.pathname === "/auth/v1/dev/token") {
-        if (request.method === "OPTIONS") return new Response(null, { status: 204, headers: corsHeaders(request) });
+        if (request.method === "OPTIONS") {
+          return new Response(null, { status: 204, headers: corsHeaders(request) });
+        }
         if (request.method !== "POST") throw new AppError("METHOD_NOT_ALLOWED");
         const response = await issueDevToken(request, options);
         for (const [k, v] of Object.entries(corsHeaders(request))) response.headers.set(k, v);
@@ -70,7 +77,10 @@ export function createGateway(options: GatewayOptions): (request: Request) => Pr
       if (match) {
         const fn = options.functions.get(match[1]);
         if (!fn) throw new AppError("NOT_FOUND");
-        if (fn.verifyJwt && request.method !== "OPTIONS" && !(await passesGatewayJwtCheck(request, options.jwtSecret))) {
+        if (
+          fn.verifyJwt && request.method !== "OPTIONS" &&
+          !(await passesGatewayJwtCheck(request, options.jwtSecret))
+        ) {
           const response = errorResponse(new AppError("UNAUTHORIZED"));
           for (const [k, v] of Object.entries(corsHeaders(request))) response.headers.set(k, v);
           return response;

@@ -23,7 +23,9 @@ export async function openPglite(dataDir?: string): Promise<Database & { pglite:
     pglite,
     query: (text, params) => run(pglite, text, params),
     transaction: (work) =>
-      pglite.transaction((tx) => work({ query: (text, params) => run(tx, text, params) } as Queryable)),
+      pglite.transaction((tx) =>
+        work({ query: (text, params) => run(tx, text, params) } as Queryable)
+      ),
     close: () => pglite.close(),
   };
 }

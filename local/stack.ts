@@ -39,7 +39,9 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
   const secrets = await loadLocalSecrets(options.dataDir);
   const ownsDb = !options.db;
   const db = options.db ??
-    (options.dbUrl ? connectPostgres(options.dbUrl) : await openPglite(`${options.dataDir}/pgdata`));
+    (options.dbUrl
+      ? connectPostgres(options.dbUrl)
+      : await openPglite(`${options.dataDir}/pgdata`));
   await migrate(db);
 
   const env: Record<string, string | undefined> = {
@@ -53,7 +55,10 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
   const runtime = createRuntime({ config, db });
   const functions = await mountFunctions(runtime);
 
-  const anonKey = await signProjectJwt(secrets.jwtSecret, { role: "anon", iss: "supabase-byok-local" }, "10y");
+  const anonKey = await signProjectJwt(secrets.jwtSecret, {
+    role: "anon",
+    iss: "supabase-byok-local",
+  }, "10y");
   const serviceRoleKey = await signProjectJwt(
     secrets.jwtSecret,
     { role: "service_role", iss: "supabase-byok-local" },
@@ -66,7 +71,12 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
     functions,
     db,
     jwtSecret: config.jwt.secret!,
-    publicConfig: { get supabaseUrl() { return url; }, anonKey },
+    publicConfig: {
+      get supabaseUrl() {
+        return url;
+      },
+      anonKey,
+    },
     staticFiles: panelFiles(),
   });
   const server = Deno.serve({ port: options.port, hostname, onListen: () => {} }, gateway);

@@ -81,11 +81,19 @@ Deno.test({
       assertEquals(set.data.last_four, key.slice(-4));
 
       const anonymous = createClient(stack.url, stack.anonKey, { auth: { persistSession: false } });
-      const refused = await anonymous.functions.invoke("credentials-manager", { body: { action: "list" } });
+      const refused = await anonymous.functions.invoke("credentials-manager", {
+        body: { action: "list" },
+      });
       assertEquals((refused.error as { context: Response }).context.status, 401);
-      assertEquals((await (refused.error as { context: Response }).context.json()).error.code, "UNAUTHORIZED");
+      assertEquals(
+        (await (refused.error as { context: Response }).context.json()).error.code,
+        "UNAUTHORIZED",
+      );
 
-      const noToken = await fetch(`${stack.url}/functions/v1/credentials-manager`, { method: "POST", body: "{}" });
+      const noToken = await fetch(`${stack.url}/functions/v1/credentials-manager`, {
+        method: "POST",
+        body: "{}",
+      });
       assertEquals(noToken.status, 401);
       await noToken.body?.cancel();
 
@@ -96,7 +104,9 @@ Deno.test({
       assertEquals(again.user.id, alice.user.id);
       const client = createClient(stack.url, stack.anonKey, { auth: { persistSession: false } });
       client.functions.setAuth(again.access_token);
-      const status = await client.functions.invoke("credentials-manager", { body: { action: "get_status", service: "openai" } });
+      const status = await client.functions.invoke("credentials-manager", {
+        body: { action: "get_status", service: "openai" },
+      });
       assertEquals(status.data.status, { api_key: true });
 
       const removed = await client.functions.invoke("credentials-manager", {

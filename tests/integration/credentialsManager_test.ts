@@ -2,11 +2,20 @@ import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { createHandler } from "../../supabase/functions/credentials-manager/handler.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { startFakeUpstream } from "../support/fakeUpstream.ts";
-import { captureLogs, dbTest, jsonRequest, newUser, signToken, testRuntime } from "../support/runtime.ts";
+import {
+  captureLogs,
+  dbTest,
+  jsonRequest,
+  newUser,
+  signToken,
+  testRuntime,
+} from "../support/runtime.ts";
 
 const db = await openTestDatabase();
 const fake = startFakeUpstream();
-const runtime = testRuntime(db, { env: { OPENAI_BASE_URL: fake.baseUrl, ANTHROPIC_BASE_URL: fake.baseUrl } });
+const runtime = testRuntime(db, {
+  env: { OPENAI_BASE_URL: fake.baseUrl, ANTHROPIC_BASE_URL: fake.baseUrl },
+});
 const handler = createHandler(runtime);
 const URL_ = "http://local/credentials-manager";
 
@@ -18,73 +27,94 @@ async function call(body: unknown, authorization?: string) {
 
 const aliceKey = `sk-alice-${crypto.randomUUID()}`;
 
-dbTest(`credentials-manager stores a key and reports only its status (${DATABASE_KIND})`, async () => {
-  const alice = await newUser(db);
-  const bob = await newUser(db);
-  const { result, lines } = await captureLogs(async () => {
-    const set = await call({ action: "set", service: "openai", key: "api_key", value: aliceKey }, alice.authorization);
-    const status = await call({ action: "get_status", service: "openai" }, alice.authorization);
-    const list = await call({ action: "list" }, alice.authorization);
-    return { set, status, list };
-  });
-  assertEquals(result.set.status, 200);
-  assertEquals(result.status.json.status, { api_key: true });
-  assertEquals(result.status.json.last_four, aliceKey.slice(-4));
-  assertEquals(result.list.json.services.openai.status.api_key, true);
-  assertEquals(result.list.json.services.gemini.status.api_key, false);
-  for (const text of [result.set.text, result.status.text, result.list.text, ...lines]) {
-    assert(!text.includes(aliceKey), "the key leaked");
-    assert(!text.includes(aliceKey.slice(0, 12)), "part of the key leaked");
-  }
-  const bobStatus = await call({ action: "get_status", service: "openai" }, bob.authorization);
-  assertEquals(bobStatus.json.status, { api_key: false });
-  assertEquals(bobStatus.json.last_four, null);
-});
+dbTest(
+  `credentials-manager stores a key and reports only its status (${DATABASE_KIND})`,
+  async () => {
+    const alice = await newUser(db);
+    const bob = await newUser(db);
+    const { result, lines } = await captureLogs(async () => {
+      const set = await call(
+        { action: "set", service: "openai", key: "api_key", value: aliceKey },
+        alice.authorization,
+      );
+      const status = await call({ action: "get_status", service: "openai" }, alice.authorization);
+      const list = await call({ action: "list" }, alice.authorization);
+      return { set, status, list };
+    });
+    assertEquals(result.set.status, 200);
+    assertEquals(result.status.json.status, { api_key: true });
+    assertEquals(result.status.json.last_four, aliceKey.slice(-4));
+    assertEquals(result.list.json.services.openai.status.api_key, true);
+    assertEquals(result.list.json.services.gemini.status.api_key, false);
+    for (const text of [result.set.text, result.status.text, result.list.text, ...lines]) {
+      assert(!text.includes(aliceKey), "the key leaked");
+      assert(!text.includes(aliceKey.slice(0, 12)), "part of the key leaked");
+    }
+    const bobStatus = await call({ action: "get_status", service: "openai" }, bob.authorization);
+    assertEquals(bobStatus.json.status, { api_key: false });
+    assertEquals(bobStatus.json.last_four, null);
+  },
+);
 
 dbTest("credentials-manager never lets Bob delete or overwrite Alice's key", async () => {
   const alice = await newUser(db);
   const bob = await newUser(db);
   await call({ action: "set", service: "openai", value: aliceKey }, alice.authorization);
-  const removed = await call({ action: "delete", service: "openai", key: "api_key" }, bob.authorization);
+  const removed = await call(
+    { action: "delete", service: "openai", key: "api_key" },
+    bob.authorization,
+  );
   assertEquals(removed.json.removed, 0);
   await call({ action: "set", service: "openai", value: "sk-bob-0000000000" }, bob.authorization);
   assertEquals((await runtime.vault.lookup(alice.id, "openai")).api_key, aliceKey);
   assertEquals((await runtime.vault.lookup(bob.id, "openai")).api_key, "sk-bob-0000000000");
 });
 
-dbTest("credentials-manager delete removes the key and the vault stops using it at once", async () => {
-  const alice = await newUser(db);
-  await call({ action: "set", service: "openai", value: aliceKey }, alice.authorization);
-  assertEquals((await runtime.vault.lookup(alice.id, "openai")).api_key, aliceKey);
-  const replaced = `sk-replaced-${crypto.randomUUID()}`;
-  await call({ action: "set", service: "openai", value: replaced }, alice.authorization);
-  assertEquals((await runtime.vault.lookup(alice.id, "openai")).api_key, replaced);
-  const deleted = await call({ action: "delete", service: "openai", key: "api_key" }, alice.authorization);
-  assertEquals(deleted.json.removed, 1);
-  assertEquals(deleted.json.status, { api_key: false });
-  assertEquals(await runtime.vault.lookup(alice.id, "openai"), {});
-});
+dbTest(
+  "credentials-manager delete removes the key and the vault stops using it at once",
+  async () => {
+    const alice = await newUser(db);
+    await call({ action: "set", service: "openai", value: aliceKey }, alice.authorization);
+    assertEquals((await runtime.vault.lookup(alice.id, "openai")).api_key, aliceKey);
+    const replaced = `sk-replaced-${crypto.randomUUID()}`;
+    await call({ action: "set", service: "openai", value: replaced }, alice.authorization);
+    assertEquals((await runtime.vault.lookup(alice.id, "openai")).api_key, replaced);
+    const deleted = await call(
+      { action: "delete", service: "openai", key: "api_key" },
+      alice.authorization,
+    );
+    assertEquals(deleted.json.removed, 1);
+    assertEquals(deleted.json.status, { api_key: false });
+    assertEquals(await runtime.vault.lookup(alice.id, "openai"), {});
+  },
+);
 
-dbTest("credentials-manager validate records valid and invalid keys from the provider's answer", async () => {
-  const alice = await newUser(db);
-  const good = `sk-good-${crypto.randomUUID()}`;
-  fake.validKeys.add(good);
-  await call({ action: "set", service: "openai", value: good }, alice.authorization);
-  const valid = await call({ action: "validate", service: "openai" }, alice.authorization);
-  assertEquals(valid.json.valid, true);
-  assertEquals(valid.json.validation_status, "valid");
-  assert(valid.json.last_validated_at);
-  const seen = fake.requests.at(-1)!;
-  assertEquals(seen.path, "/v1/models");
-  assertEquals(fake.keyOf(seen), good);
+dbTest(
+  "credentials-manager validate records valid and invalid keys from the provider's answer",
+  async () => {
+    const alice = await newUser(db);
+    const good = `sk-good-${crypto.randomUUID()}`;
+    fake.validKeys.add(good);
+    await call({ action: "set", service: "openai", value: good }, alice.authorization);
+    const valid = await call({ action: "validate", service: "openai" }, alice.authorization);
+    assertEquals(valid.json.valid, true);
+    assertEquals(valid.json.validation_status, "valid");
+    assert(valid.json.last_validated_at);
+    const seen = fake.requests.at(-1)!;
+    assertEquals(seen.path, "/v1/models");
+    assertEquals(fake.keyOf(seen), good);
 
-  await call({ action: "set", service: "openai", value: "sk-revoked-123456789" }, alice.authorization);
-  const invalid = await call({ action: "validate", service: "openai" }, alice.authorization);
-  assertEquals(invalid.json.valid, false);
-  assertEquals(invalid.json.validation_status, "invalid");
-  assertEquals(invalid.json.error.code, "OPENAI_INVALID_KEY");
-  assert(!invalid.text.includes("sk-revoked"));
-});
+    await call(
+      { action: "set", service: "openai", value: "sk-revoked-123456789" },
+      alice.authorization,
+    );
+    const invalid = await call({ action: "validate", service: "openai" }, alice.authorization);
+    assertEquals(invalid.json.valid, false);
+    assertEquals(invalid.json.validation_status, "invalid");
+    assertEquals(invalid.json.error.code, "OPENAI_INVALID_KEY");
+    assert(!invalid.text.includes("sk-revoked"));
+  },
+);
 
 dbTest("credentials-manager validate sends Anthropic keys in x-api-key", async () => {
   const alice = await newUser(db);
@@ -108,7 +138,10 @@ dbTest("credentials-manager stores a custom endpoint's base URL and key", async 
   const alice = await newUser(db);
   const key = `custom-${crypto.randomUUID()}`;
   fake.validKeys.add(key);
-  await call({ action: "set", service: "custom", key: "base_url", value: fake.baseUrl }, alice.authorization);
+  await call(
+    { action: "set", service: "custom", key: "base_url", value: fake.baseUrl },
+    alice.authorization,
+  );
   const set = await call({ action: "set", service: "custom", value: key }, alice.authorization);
   assertEquals(set.json.status, { api_key: true, base_url: true });
   const result = await call({ action: "validate", service: "custom" }, alice.authorization);
@@ -126,7 +159,11 @@ dbTest("credentials-manager refuses malformed bodies with INVALID_REQUEST", asyn
     { action: "set", service: "openai", value: `sk-${"x".repeat(600)}` },
     { action: "set", service: "openai", value: "sk-valid-123456", extra: true },
     { action: "set", service: "OpenAI", value: "sk-valid-123456" },
-    { action: "set", service: "openai'; drop table public.user_credentials; --", value: "sk-1234567890" },
+    {
+      action: "set",
+      service: "openai'; drop table public.user_credentials; --",
+      value: "sk-1234567890",
+    },
     { action: "set", service: "custom", key: "base_url", value: "ftp://example.com" },
     { action: "set", service: "openai", key: "base_url", value: "https://example.com" },
     { action: "explode" },
@@ -142,11 +179,15 @@ dbTest("credentials-manager refuses malformed bodies with INVALID_REQUEST", asyn
     assertEquals(result.json.error.recoverable, false);
   }
   const notJson = await handler(
-    new Request(URL_, { method: "POST", headers: { "content-type": "application/json", authorization: alice.authorization }, body: "{nope" }),
+    new Request(URL_, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: alice.authorization },
+      body: "{nope",
+    }),
   );
   assertEquals(notJson.status, 400);
   assertEquals((await notJson.json()).error.code, "INVALID_REQUEST");
-  assertEquals((await runtime.vault.lookup(alice.id, "openai")), {});
+  assertEquals(await runtime.vault.lookup(alice.id, "openai"), {});
 });
 
 dbTest("credentials-manager answers 401 UNAUTHORIZED to bad tokens and deleted users", async () => {
@@ -159,10 +200,15 @@ dbTest("credentials-manager answers 401 UNAUTHORIZED to bad tokens and deleted u
 });
 
 dbTest("credentials-manager answers CORS preflight", async () => {
-  const response = await handler(new Request(URL_, {
-    method: "OPTIONS",
-    headers: { origin: "http://app.test", "access-control-request-headers": "authorization, content-type" },
-  }));
+  const response = await handler(
+    new Request(URL_, {
+      method: "OPTIONS",
+      headers: {
+        origin: "http://app.test",
+        "access-control-request-headers": "authorization, content-type",
+      },
+    }),
+  );
   assertEquals(response.status, 204);
   assertEquals(response.headers.get("access-control-allow-origin"), "*");
   assertMatch(response.headers.get("access-control-allow-headers")!, /authorization/);
@@ -170,7 +216,11 @@ dbTest("credentials-manager answers CORS preflight", async () => {
 
 dbTest("credentials-manager refuses a body over 1 MB with 413", async () => {
   const alice = await newUser(db);
-  const result = await call({ action: "set", service: "openai", value: "sk-" + "a".repeat(1_100_000) }, alice.authorization);
+  const result = await call({
+    action: "set",
+    service: "openai",
+    value: "sk-" + "a".repeat(1_100_000),
+  }, alice.authorization);
   assertEquals(result.status, 413);
   assertEquals(result.json.error.code, "PAYLOAD_TOO_LARGE");
 });

@@ -19,8 +19,11 @@ await storeCredential(db, aliceDb, config, "openai", "api_key", "sk-alice-rls-00
 const permissionDenied = (error: unknown) => /permission denied/i.test((error as Error).message);
 
 dbTest(`user_credentials hides Alice's row from Bob's SQL (${DATABASE_KIND})`, async () => {
-  const rows = await asUser(db, bobDb, (tx) =>
-    tx.query("select id from public.user_credentials where user_id = $1::uuid", [alice.id]));
+  const rows = await asUser(
+    db,
+    bobDb,
+    (tx) => tx.query("select id from public.user_credentials where user_id = $1::uuid", [alice.id]),
+  );
   assertEquals(rows, []);
 });
 
@@ -31,8 +34,14 @@ dbTest("user_credentials lets Bob neither update nor delete Alice's row", async 
       [alice.id],
     ));
   assertEquals(updated, []);
-  const deleted = await asUser(db, bobDb, (tx) =>
-    tx.query("delete from public.user_credentials where user_id = $1::uuid returning id", [alice.id]));
+  const deleted = await asUser(
+    db,
+    bobDb,
+    (tx) =>
+      tx.query("delete from public.user_credentials where user_id = $1::uuid returning id", [
+        alice.id,
+      ]),
+  );
   assertEquals(deleted, []);
   const [row] = await db.query<{ last_four: string }>(
     "select last_four from public.user_credentials where user_id = $1::uuid",
@@ -53,12 +62,28 @@ dbTest("user_credentials refuses a row Bob inserts in Alice's name", async () =>
   );
 });
 
-dbTest("user_credentials never lets authenticated select the ciphertext, even of its own row", async () => {
-  await rejects(asUser(db, aliceDb, (tx) => tx.query("select ciphertext from public.user_credentials", [])), permissionDenied);
-  await rejects(asUser(db, aliceDb, (tx) => tx.query("select * from public.user_credentials", [])), permissionDenied);
-  const own = await asUser(db, aliceDb, (tx) => tx.query<{ last_four: string }>("select last_four from public.user_credentials", []));
-  assertEquals(own.map((r) => r.last_four), ["0001"]);
-});
+dbTest(
+  "user_credentials never lets authenticated select the ciphertext, even of its own row",
+  async () => {
+    await rejects(
+      asUser(db, aliceDb, (tx) => tx.query("select ciphertext from public.user_credentials", [])),
+      permissionDenied,
+    );
+    await rejects(
+      asUser(db, aliceDb, (tx) => tx.query("select * from public.user_credentials", [])),
+      permissionDenied,
+    );
+    const own = await asUser(
+      db,
+      aliceDb,
+      (tx) => tx.query<{ last_four: string }>("select last_four from public.user_credentials", []),
+    );
+    assertEquals(
+      own.map((r) => r.last_four),
+      ["0001"],
+    );
+  },
+);
 
 dbTest("user_credentials keeps anon out entirely", async () => {
   await rejects(
@@ -72,8 +97,14 @@ dbTest("user_credentials keeps anon out entirely", async () => {
 
 dbTest("credentials_for cannot be called by authenticated", async () => {
   await rejects(
-    asUser(db, aliceDb, (tx) =>
-      tx.query("select * from private.credentials_for($1::uuid, 'openai', 'guess', 1, null)", [alice.id])),
+    asUser(
+      db,
+      aliceDb,
+      (tx) =>
+        tx.query("select * from private.credentials_for($1::uuid, 'openai', 'guess', 1, null)", [
+          alice.id,
+        ]),
+    ),
     permissionDenied,
   );
 });

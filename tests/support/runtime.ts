@@ -24,7 +24,12 @@ export function testRuntime(
   db: Database,
   options: { env?: Record<string, string>; fetch?: typeof fetch; now?: () => number } = {},
 ): Runtime {
-  return createRuntime({ config: testConfig(options.env), db, fetch: options.fetch, now: options.now });
+  return createRuntime({
+    config: testConfig(options.env),
+    db,
+    fetch: options.fetch,
+    now: options.now,
+  });
 }
 
 /** Signs a token with the test secret; `claims` override the signed-in-user defaults. */
@@ -54,7 +59,9 @@ export async function newUser(db: Database): Promise<TestUser> {
 }
 
 /** Captures every log line written while `work` runs. */
-export async function captureLogs<T>(work: () => Promise<T>): Promise<{ result: T; lines: string[] }> {
+export async function captureLogs<T>(
+  work: () => Promise<T>,
+): Promise<{ result: T; lines: string[] }> {
   const lines: string[] = [];
   const restore = setLogSink((_level, line) => lines.push(line));
   try {

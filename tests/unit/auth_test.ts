@@ -7,7 +7,8 @@ import { JWT_SECRET, signToken } from "../support/runtime.ts";
 const userId = crypto.randomUUID();
 const authenticate = createAuthenticator({ secret: JWT_SECRET, jwks: null, jwksUrl: null });
 
-const isUnauthorized = (error: unknown) => error instanceof AppError && error.code === "UNAUTHORIZED";
+const isUnauthorized = (error: unknown) =>
+  error instanceof AppError && error.code === "UNAUTHORIZED";
 
 function b64url(value: unknown): string {
   return btoa(JSON.stringify(value)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
@@ -40,7 +41,9 @@ Deno.test("authenticate refuses every forged, expired or non-user token with UNA
     "alg none": `Bearer ${b64url({ alg: "none", typ: "JWT" })}.${
       b64url({ sub: userId, role: "authenticated", aud: "authenticated", exp: now + 3600 })
     }.`,
-    "wrong secret": `Bearer ${await signToken({ sub: userId }, { secret: "another-secret-entirely" })}`,
+    "wrong secret": `Bearer ${await signToken({ sub: userId }, {
+      secret: "another-secret-entirely",
+    })}`,
     "expired": `Bearer ${await signToken({ sub: userId }, { expiresIn: now - 10 })}`,
     "nbf in the future": `Bearer ${await signToken({ sub: userId, nbf: now + 3600 })}`,
     "wrong aud": `Bearer ${await signToken({ sub: userId, aud: "someone-else" })}`,
@@ -51,7 +54,14 @@ Deno.test("authenticate refuses every forged, expired or non-user token with UNA
     "sub not a uuid": `Bearer ${await signToken({ sub: "admin" })}`,
     "tampered payload": await (async () => {
       const [h, , s] = (await signToken({ sub: userId })).split(".");
-      return `Bearer ${h}.${b64url({ sub: crypto.randomUUID(), role: "authenticated", aud: "authenticated", exp: now + 60 })}.${s}`;
+      return `Bearer ${h}.${
+        b64url({
+          sub: crypto.randomUUID(),
+          role: "authenticated",
+          aud: "authenticated",
+          exp: now + 60,
+        })
+      }.${s}`;
     })(),
   };
   for (const [name, header] of Object.entries(cases)) {

@@ -4,7 +4,10 @@ import { loadConfig as load } from "../../supabase/functions/_shared/config.ts";
 import { captureLogs } from "../support/runtime.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 
-const base = { CREDENTIALS_ENCRYPTION_KEY: "a-long-enough-passphrase", SUPABASE_JWT_SECRET: "jwt-secret" };
+const base = {
+  CREDENTIALS_ENCRYPTION_KEY: "a-long-enough-passphrase",
+  SUPABASE_JWT_SECRET: "jwt-secret",
+};
 
 function configError(env: Record<string, string>): string | null {
   try {
@@ -17,16 +20,32 @@ function configError(env: Record<string, string>): string | null {
 
 Deno.test("loadConfig names the missing or malformed variable", () => {
   assertEquals(configError({ SUPABASE_JWT_SECRET: "x" }), "CREDENTIALS_ENCRYPTION_KEY");
-  assertEquals(configError({ ...base, CREDENTIALS_ENCRYPTION_KEY: "   " }), "CREDENTIALS_ENCRYPTION_KEY");
-  assertEquals(configError({ ...base, CREDENTIALS_ENCRYPTION_KEY: "short" }), "CREDENTIALS_ENCRYPTION_KEY");
-  assertEquals(configError({ CREDENTIALS_ENCRYPTION_KEY: base.CREDENTIALS_ENCRYPTION_KEY }), "SUPABASE_JWT_SECRET");
-  assertEquals(configError({ ...base, CREDENTIALS_LOOKUP_TIMEOUT_MS: "soon" }), "CREDENTIALS_LOOKUP_TIMEOUT_MS");
+  assertEquals(
+    configError({ ...base, CREDENTIALS_ENCRYPTION_KEY: "   " }),
+    "CREDENTIALS_ENCRYPTION_KEY",
+  );
+  assertEquals(
+    configError({ ...base, CREDENTIALS_ENCRYPTION_KEY: "short" }),
+    "CREDENTIALS_ENCRYPTION_KEY",
+  );
+  assertEquals(
+    configError({ CREDENTIALS_ENCRYPTION_KEY: base.CREDENTIALS_ENCRYPTION_KEY }),
+    "SUPABASE_JWT_SECRET",
+  );
+  assertEquals(
+    configError({ ...base, CREDENTIALS_LOOKUP_TIMEOUT_MS: "soon" }),
+    "CREDENTIALS_LOOKUP_TIMEOUT_MS",
+  );
   assertEquals(configError({ ...base, SUPABASE_JWKS: "{not json" }), "SUPABASE_JWKS");
   assertEquals(configError(base), null);
 });
 
 Deno.test("loadConfig trims values and points providers at their deployment settings", () => {
-  const config = load({ ...base, OPENAI_BASE_URL: "  http://gateway.internal/v1/  ", SUPABASE_URL: "https://x.supabase.co" });
+  const config = load({
+    ...base,
+    OPENAI_BASE_URL: "  http://gateway.internal/v1/  ",
+    SUPABASE_URL: "https://x.supabase.co",
+  });
   assertEquals(config.providerBaseUrls.openai, "http://gateway.internal/v1");
   assertEquals(config.providerBaseUrls.anthropic, "https://api.anthropic.com/v1");
   assertEquals(config.jwt.secret, "jwt-secret");

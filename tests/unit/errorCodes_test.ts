@@ -1,4 +1,4 @@
-import { assertEquals, assert } from "../support/assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import {
   buildErrorResponse,
   ERROR_CODES,
@@ -36,7 +36,11 @@ Deno.test("errorCodes messages say where to fix a missing key", () => {
     buildErrorResponse("OPENAI_NOT_CONFIGURED").error.message,
     "OpenAI API key not configured. Add your key in Settings → Integrations → OpenAI.",
   );
-  assert(buildErrorResponse("MANUS_NOT_CONFIGURED").error.message.includes("Settings → Integrations → Manus"));
+  assert(
+    buildErrorResponse("MANUS_NOT_CONFIGURED").error.message.includes(
+      "Settings → Integrations → Manus",
+    ),
+  );
 });
 
 Deno.test("buildErrorResponse builds the one envelope", () => {

@@ -9,8 +9,8 @@ import {
   createRemoteJWKSet,
   decodeProtectedHeader,
   type JWTPayload,
-  type JWTVerifyGetKey,
   jwtVerify,
+  type JWTVerifyGetKey,
 } from "jose";
 import type { JwtConfig } from "./config.ts";
 import { AppError } from "./errors.ts";
@@ -62,7 +62,10 @@ export function createAuthenticator(config: JwtConfig): Authenticator {
       if (alg === "HS256" && hmacKey) {
         ({ payload } = await jwtVerify(token, hmacKey, { ...options, algorithms: ["HS256"] }));
       } else if (alg && ASYMMETRIC_ALGORITHMS.includes(alg) && keySet) {
-        ({ payload } = await jwtVerify(token, keySet, { ...options, algorithms: ASYMMETRIC_ALGORITHMS }));
+        ({ payload } = await jwtVerify(token, keySet, {
+          ...options,
+          algorithms: ASYMMETRIC_ALGORITHMS,
+        }));
       } else {
         throw new Error(`unsupported alg ${alg}`);
       }

@@ -62,7 +62,9 @@ function positiveInt(read: (n: string) => string | undefined, name: string, fall
   const raw = read(name);
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new ConfigError(name, "must be a positive integer");
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new ConfigError(name, "must be a positive integer");
+  }
   return value;
 }
 
@@ -97,7 +99,11 @@ export function loadConfig(source: EnvSource = (name) => Deno.env.get(name)): Co
   const jwt: JwtConfig = {
     secret: read("SUPABASE_JWT_SECRET") ?? null,
     jwks,
-    jwksUrl: jwks ? null : supabaseUrl ? `${supabaseUrl.replace(/\/+$/, "")}/auth/v1/.well-known/jwks.json` : null,
+    jwksUrl: jwks
+      ? null
+      : supabaseUrl
+      ? `${supabaseUrl.replace(/\/+$/, "")}/auth/v1/.well-known/jwks.json`
+      : null,
   };
   if (!jwt.secret && !jwt.jwks && !jwt.jwksUrl) {
     throw new ConfigError("SUPABASE_JWT_SECRET", "is not set (nor SUPABASE_JWKS or SUPABASE_URL)");

@@ -32,7 +32,9 @@ export interface ServiceStatus {
 const STATUS_COLUMNS =
   "service, credential_key, last_four, updated_at, last_validated_at, validation_status, last_used_at";
 
-const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
+const iso = (
+  value: Date | string | null,
+) => (value === null ? null : new Date(value).toISOString());
 
 /** Summarizes one service's rows the way the panel shows it. Never includes a secret. */
 export function summarize(service: Service, rows: CredentialRow[]): ServiceStatus {
@@ -95,15 +97,21 @@ export async function deleteCredential(
 }
 
 /** The caller's rows, optionally for one service. */
-export async function readStatusRows(db: Database, user: DbUser, service?: Service): Promise<CredentialRow[]> {
+export async function readStatusRows(
+  db: Database,
+  user: DbUser,
+  service?: Service,
+): Promise<CredentialRow[]> {
   return await asUser(db, user, (tx) =>
     service
       ? tx.query<CredentialRow>(
         `select ${STATUS_COLUMNS} from public.user_credentials where service = $1`,
         [service],
       )
-      : tx.query<CredentialRow>(`select ${STATUS_COLUMNS} from public.user_credentials where true`, [])
-  );
+      : tx.query<CredentialRow>(
+        `select ${STATUS_COLUMNS} from public.user_credentials where true`,
+        [],
+      ));
 }
 
 /** Records the outcome of a key check on the caller's api_key row. */

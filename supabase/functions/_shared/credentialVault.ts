@@ -60,7 +60,10 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new AppError("CREDENTIALS_UNAVAILABLE", { cause: new Error(`lookup exceeded ${ms} ms`) })),
+      () =>
+        reject(
+          new AppError("CREDENTIALS_UNAVAILABLE", { cause: new Error(`lookup exceeded ${ms} ms`) }),
+        ),
       ms,
     );
   });
@@ -112,7 +115,9 @@ export function createCredentialVault(options: VaultOptions): CredentialVault {
         .catch((error: unknown) => {
           if (isAppError(error, "UNAUTHORIZED")) throw error;
           log.warn("credential lookup failed", { service, error: describeError(error) });
-          throw isAppError(error) ? error : new AppError("CREDENTIALS_UNAVAILABLE", { cause: error });
+          throw isAppError(error)
+            ? error
+            : new AppError("CREDENTIALS_UNAVAILABLE", { cause: error });
         })
         .finally(() => {
           if (inFlight.get(key) === load) inFlight.delete(key);

@@ -9,7 +9,7 @@ import { providerErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
 import { describeError, log } from "./log.ts";
 import type { Service } from "./providers.ts";
-import { resolveRuntime, type RuntimeSource, runtimeFromEnv } from "./runtime.ts";
+import { resolveRuntime, runtimeFromEnv, type RuntimeSource } from "./runtime.ts";
 import type { StoredCredentials } from "./credentialVault.ts";
 
 /** The user's credentials for `service`; throws `<SERVICE>_NOT_CONFIGURED` when there is no key. */

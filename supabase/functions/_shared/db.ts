@@ -60,8 +60,14 @@ export function connectPostgres(url: string, options: PostgresOptions = {}): Dat
     connect_timeout: options.connectTimeoutSeconds ?? 5,
     onnotice: () => {},
   });
-  const run = <T>(client: postgres.Sql | postgres.TransactionSql, text: string, params?: readonly unknown[]) =>
-    client.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[]) as unknown as Promise<T[]>;
+  const run = <T>(
+    client: postgres.Sql | postgres.TransactionSql,
+    text: string,
+    params?: readonly unknown[],
+  ) =>
+    client.unsafe(text, (params ?? []) as postgres.ParameterOrJSON<never>[]) as unknown as Promise<
+      T[]
+    >;
   return {
     query: (text, params) => run(sql, text, params),
     transaction: (work) =>

@@ -177,7 +177,12 @@ export const ERROR_CODES = Object.freeze(
   Object.fromEntries(Object.keys(ERROR_TABLE).map((code) => [code, code])),
 ) as { readonly [C in ErrorCode]: C };
 
-export type ProviderErrorKind = "NOT_CONFIGURED" | "INVALID_KEY" | "API_ERROR" | "RATE_LIMITED" | "TIMEOUT";
+export type ProviderErrorKind =
+  | "NOT_CONFIGURED"
+  | "INVALID_KEY"
+  | "API_ERROR"
+  | "RATE_LIMITED"
+  | "TIMEOUT";
 
 /** The code for one provider and one kind of failure, e.g. ("gemini", "INVALID_KEY"). */
 export function providerErrorCode(service: Service, kind: ProviderErrorKind): ErrorCode {

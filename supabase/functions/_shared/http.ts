@@ -20,7 +20,8 @@ export function corsHeaders(request: Request): Record<string, string> {
     // The OpenAI SDK sends x-stainless-* headers; echo what the browser asked for.
     "access-control-allow-headers": request.headers.get("access-control-request-headers") ??
       CORS_ALLOW_HEADERS,
-    "access-control-expose-headers": "x-key-source, retry-after, x-request-id, x-ratelimit-remaining-minute, x-ratelimit-remaining-day",
+    "access-control-expose-headers":
+      "x-key-source, retry-after, x-request-id, x-ratelimit-remaining-minute, x-ratelimit-remaining-day",
     "access-control-max-age": "86400",
   };
 }
@@ -43,7 +44,11 @@ export function errorResponse(error: AppError): Response {
 export function toAppError(error: unknown, context: string): AppError {
   if (error instanceof AppError) return error;
   if (error instanceof ConfigError) {
-    log.error("missing or invalid setting", { context, variable: error.variable, error: error.message });
+    log.error("missing or invalid setting", {
+      context,
+      variable: error.variable,
+      error: error.message,
+    });
     return new AppError("CONFIG_ERROR", { cause: error });
   }
   log.error("unexpected error", { context, error: describeError(error) });
@@ -124,7 +129,9 @@ export function describeIssues(
   const parts = issues.slice(0, 5).map((issue) => {
     const where = issue.path.map(String).join(".") || "body";
     // zod names unknown keys in its message; a key name can be anything the caller sent.
-    const message = issue.code === "unrecognized_keys" ? "unknown fields are not allowed" : issue.message;
+    const message = issue.code === "unrecognized_keys"
+      ? "unknown fields are not allowed"
+      : issue.message;
     return `${where}: ${message}`;
   });
   return `Invalid request: ${parts.join("; ")}`;

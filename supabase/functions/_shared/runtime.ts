@@ -5,7 +5,7 @@
  */
 import { type Authenticator, createAuthenticator } from "./auth.ts";
 import { type Config, loadConfig } from "./config.ts";
-import { type CredentialVault, createCredentialVault } from "./credentialVault.ts";
+import { createCredentialVault, type CredentialVault } from "./credentialVault.ts";
 import { connectPostgres, type Database } from "./db.ts";
 import { ConfigError } from "./config.ts";
 

@@ -20,7 +20,8 @@ export function upstreamBaseUrl(
   const raw = stored.base_url;
   if (!raw || baseUrlProblem(raw, config.allowPrivateBaseUrls)) {
     throw new AppError("CUSTOM_NOT_CONFIGURED", {
-      message: "Custom endpoint base URL not configured. Add it in Settings → Integrations → Custom endpoint.",
+      message:
+        "Custom endpoint base URL not configured. Add it in Settings → Integrations → Custom endpoint.",
     });
   }
   return normalizeBaseUrl(raw);
@@ -50,7 +51,9 @@ export function codeForUpstreamStatus(service: Service, status: number): ErrorCo
 /** The error code for a fetch that threw: our timeout, or a network failure. */
 export function codeForFetchFailure(service: Service, error: unknown): ErrorCode {
   const name = (error as { name?: string })?.name;
-  return name === "TimeoutError" ? providerErrorCode(service, "TIMEOUT") : providerErrorCode(service, "API_ERROR");
+  return name === "TimeoutError"
+    ? providerErrorCode(service, "TIMEOUT")
+    : providerErrorCode(service, "API_ERROR");
 }
 
 export type ValidationStatus = "valid" | "invalid" | "unreachable";
@@ -85,7 +88,11 @@ export async function validateKey(
     });
     await response.body?.cancel();
   } catch (error) {
-    return { status: "unreachable", code: codeForFetchFailure(service, error), upstreamStatus: null };
+    return {
+      status: "unreachable",
+      code: codeForFetchFailure(service, error),
+      upstreamStatus: null,
+    };
   }
   const code = codeForUpstreamStatus(service, response.status);
   const status: ValidationStatus = code === null
@@ -94,4 +101,65 @@ export async function validateKey(
     ? "invalid"
     : "unreachable";
   return { status, code, upstreamStatus: response.status };
+}
+
+/** The envelope error for a failed upstream response, keeping its request id and `retry-after`. */
+export function upstreamFailure(service: Service, response: Response): AppError {
+  const code = codeForUpstreamStatus(service, response.status) ??
+    providerErrorCode(service, "API_ERROR");
+  const retryAfter = response.headers.get("retry-after");
+  const requestId = response.headers.get("x-request-id");
+  return new AppError(code, {
+    cause: new Error(`upstream answered ${response.status}`),
+    headers: retryAfter ? { "retry-after": retryAfter } : {},
+    details: {
+      upstream_status: response.status,
+      ...(requestId ? { upstream_request_id: requestId } : {}),
+    },
+  });
+}
+
+/**
+ * One JSON request to an OpenAI-compatible endpoint with the user's key, bounded by `timeoutMs`
+ * (and `signal` when given). Resolves to the parsed body; throws the mapped envelope error.
+ */
+export async function fetchUpstreamJson<T>(
+  options: {
+    config: Pick<Config, "providerBaseUrls" | "allowPrivateBaseUrls">;
+    fetch: typeof fetch;
+    service: Service;
+    stored: StoredCredentials & { api_key: string };
+    path: string;
+    method: "GET" | "POST";
+    body?: unknown;
+    timeoutMs: number;
+    signal?: AbortSignal;
+  },
+): Promise<T> {
+  const { service, stored } = options;
+  const url = upstreamBaseUrl(options.config, service, stored) + options.path;
+  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const headers: Record<string, string> = keyHeaders(
+    PROVIDERS[service].validation.keyHeader,
+    stored.api_key,
+  );
+  if (options.body !== undefined) headers["content-type"] = "application/json";
+  let response: Response;
+  try {
+    response = await options.fetch(url, {
+      method: options.method,
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      signal: options.signal ? AbortSignal.any([timeout, options.signal]) : timeout,
+    });
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw upstreamFailure(service, response);
+    }
+    return await response.json() as T;
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    const reason = timeout.aborted ? timeout.reason : error;
+    throw new AppError(codeForFetchFailure(service, reason), { cause: error });
+  }
 }

@@ -14,9 +14,16 @@ import {
 } from "../_shared/credentialStore.ts";
 import { requireApiKey } from "../_shared/credentials.ts";
 import { buildErrorResponse } from "../_shared/errorCodes.ts";
-import { describeIssues, fail, type Handler, defineHandler, jsonResponse, readJsonBody } from "../_shared/http.ts";
+import {
+  defineHandler,
+  describeIssues,
+  fail,
+  type Handler,
+  jsonResponse,
+  readJsonBody,
+} from "../_shared/http.ts";
 import { apiKeyFormatProblem, CREDENTIAL_KEYS, SERVICES } from "../_shared/providers.ts";
-import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 import { validateKey } from "../_shared/upstream.ts";
 
 const service = z.enum(SERVICES);
@@ -70,7 +77,9 @@ export function createHandler(runtime: RuntimeSource): Handler {
       }
       case "list": {
         const rows = await readStatusRows(rt.db, user);
-        return jsonResponse({ services: Object.fromEntries(SERVICES.map((s) => [s, summarize(s, rows)])) });
+        return jsonResponse({
+          services: Object.fromEntries(SERVICES.map((s) => [s, summarize(s, rows)])),
+        });
       }
       case "validate": {
         const stored = await requireApiKey(rt, user.id, body.service);
