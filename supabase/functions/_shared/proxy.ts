@@ -1,0 +1,169 @@
+/**
+ * The pass-through behind `openai-proxy` and `llm-proxy`: verify the caller, resolve whose key
+ * pays, swap the caller's JWT for that key, forward to the provider and stream the answer back
+ * byte for byte. Upstream failures become the envelope (`<PROVIDER>_INVALID_KEY`, ...).
+ * Per request: one JWT verification, one cached key lookup, one upstream fetch; usage is
+ * recorded in memory and written later.
+ */
+import { type ErrorCode } from "./errorCodes.ts";
+import { AppError } from "./errors.ts";
+import { fail } from "./http.ts";
+import { resolveProviderKey } from "./keyResolution.ts";
+import { PROVIDERS, type Service } from "./providers.ts";
+import { relayBody, usageFromTail } from "./proxyStream.ts";
+import type { Runtime } from "./runtime.ts";
+import { codeForFetchFailure, codeForUpstreamStatus, keyHeaders, upstreamBaseUrl } from "./upstream.ts";
+import { usageRecorderFor } from "./usageRecorder.ts";
+
+/** The OpenAI-style endpoints the proxy forwards, relative to the provider's `/v1` base. */
+const ROUTES: { method: string; path: RegExp }[] = [
+  { method: "POST", path: /^\/(?:chat\/completions|completions|embeddings|moderations|responses)$/ },
+  { method: "GET", path: /^\/models(?:\/[\w.:@\/-]+)?$/ },
+];
+
+/** Request headers a client may pass on; everything else (its JWT above all) stays here. */
+const FORWARDED_REQUEST_HEADERS = ["content-type", "accept", "openai-beta", "anthropic-beta", "anthropic-version"];
+
+/** Response headers worth passing back to the client. */
+const FORWARDED_RESPONSE_HEADERS = [
+  "content-type",
+  "x-request-id",
+  "openai-processing-ms",
+  "openai-version",
+  "openai-model",
+  "x-ratelimit-limit-requests",
+  "x-ratelimit-limit-tokens",
+  "x-ratelimit-remaining-requests",
+  "x-ratelimit-remaining-tokens",
+  "x-ratelimit-reset-requests",
+  "x-ratelimit-reset-tokens",
+];
+
+/** Upstream 4xx answers that are about the request itself, passed through as the provider wrote them. */
+function isClientError(status: number): boolean {
+  return status >= 400 && status < 500 && ![401, 403, 408, 429].includes(status);
+}
+
+/** Request bodies larger than this are refused before anything is sent upstream. */
+export const MAX_PROXY_BODY_BYTES = 10 * 1024 * 1024;
+
+export interface ProxyTarget {
+  service: Service;
+  /** The OpenAI-style path after `/v1`, e.g. `/chat/completions`. */
+  path: string;
+}
+
+/** Refuses paths and methods outside the proxied endpoints. */
+export function checkRoute(method: string, path: string): void {
+  const matches = ROUTES.filter((route) => route.path.test(path));
+  if (matches.length === 0) fail("NOT_FOUND");
+  if (!matches.some((route) => route.method === method)) fail("METHOD_NOT_ALLOWED");
+}
+
+async function readBody(request: Request): Promise<ArrayBuffer | null> {
+  if (request.method === "GET" || !request.body) return null;
+  if (Number(request.headers.get("content-length") ?? "0") > MAX_PROXY_BODY_BYTES) fail("PAYLOAD_TOO_LARGE");
+  const body = await request.arrayBuffer();
+  if (body.byteLength > MAX_PROXY_BODY_BYTES) fail("PAYLOAD_TOO_LARGE");
+  return body;
+}
+
+function upstreamError(
+  code: ErrorCode,
+  upstream: Response | null,
+  headers: Record<string, string>,
+  cause?: unknown,
+): AppError {
+  const retryAfter = upstream?.headers.get("retry-after");
+  if (retryAfter) headers["retry-after"] = retryAfter;
+  const requestId = upstream?.headers.get("x-request-id");
+  const details: Record<string, unknown> = {};
+  if (upstream) details.upstream_status = upstream.status;
+  if (requestId) details.upstream_request_id = requestId;
+  return new AppError(code, { headers, details, cause });
+}
+
+/**
+ * Forwards `request` to `target` with the caller's own key and returns the provider's answer.
+ * Throws `AppError` for anything that ends before the upstream answered successfully.
+ */
+export async function proxyRequest(request: Request, rt: Runtime, target: ProxyTarget): Promise<Response> {
+  const { service } = target;
+  checkRoute(request.method, target.path);
+  const user = await rt.authenticate(request.headers.get("authorization"));
+  const { credentials, source } = await resolveProviderKey(rt, user, service);
+  const keySource = { "x-key-source": source };
+  const url = upstreamBaseUrl(rt.config, service, credentials) + target.path + new URL(request.url).search;
+
+  const headers = new Headers(keyHeaders(PROVIDERS[service].validation.keyHeader, credentials.api_key));
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const value = request.headers.get(name);
+    if (value !== null && !headers.has(name)) headers.set(name, value);
+  }
+
+  const abort = new AbortController();
+  let settled = false;
+  // Deno also aborts request.signal once a response has been fully sent; by then `settled` is set.
+  const onClientGone = () => {
+    if (!settled) abort.abort(request.signal.reason);
+  };
+  request.signal.addEventListener("abort", onClientGone, { once: true });
+  const finish = () => {
+    settled = true;
+    request.signal.removeEventListener("abort", onClientGone);
+  };
+
+  let upstream: Response;
+  const headerTimer = setTimeout(
+    () => abort.abort(new DOMException("no upstream response in time", "TimeoutError")),
+    rt.config.upstreamTimeoutMs,
+  );
+  try {
+    upstream = await rt.fetch(url, {
+      method: request.method,
+      headers,
+      body: await readBody(request),
+      signal: abort.signal,
+    });
+  } catch (error) {
+    finish();
+    const reason = abort.signal.aborted ? abort.signal.reason : error;
+    throw upstreamError(codeForFetchFailure(service, reason), null, { ...keySource }, reason);
+  } finally {
+    clearTimeout(headerTimer);
+  }
+
+  const code = codeForUpstreamStatus(service, upstream.status);
+  if (code && !isClientError(upstream.status)) {
+    finish();
+    await upstream.body?.cancel().catch(() => {});
+    throw upstreamError(code, upstream, { ...keySource });
+  }
+
+  const responseHeaders = new Headers(keySource);
+  for (const name of FORWARDED_RESPONSE_HEADERS) {
+    const value = upstream.headers.get(name);
+    if (value !== null) responseHeaders.set(name, value);
+  }
+  if (!upstream.body || code) {
+    // A 4xx about the request itself: pass the provider's own explanation through.
+    finish();
+    return new Response(upstream.body, { status: upstream.status, headers: responseHeaders });
+  }
+  const eventStream = (upstream.headers.get("content-type") ?? "").startsWith("text/event-stream");
+  if (eventStream) responseHeaders.set("cache-control", "no-cache");
+
+  const usage = usageRecorderFor(rt.db);
+  const body = relayBody({
+    upstream: upstream.body,
+    abort,
+    idleTimeoutMs: rt.config.upstreamTimeoutMs,
+    eventStream,
+    codeForFailure: (error) => codeForFetchFailure(service, error),
+    onEnd: (tail) => {
+      finish();
+      usage.record({ userId: user.id, service, source, usage: usageFromTail(tail) });
+    },
+  });
+  return new Response(body, { status: upstream.status, headers: responseHeaders });
+}

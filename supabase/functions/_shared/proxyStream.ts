@@ -1,0 +1,111 @@
+/**
+ * The body of a proxied response: upstream bytes go to the client chunk by chunk as they arrive.
+ * On the way it watches for a stalled upstream (idle timeout), turns a mid-stream failure into
+ * an SSE error event for event streams, aborts the upstream when the client goes away, and keeps
+ * a short tail of the bytes so `usage` can be read once the body ends.
+ */
+import type { ErrorCode } from "./errorCodes.ts";
+import { buildErrorResponse } from "./errorCodes.ts";
+import type { TokenUsage } from "./usageRecorder.ts";
+
+export interface RelayOptions {
+  upstream: ReadableStream<Uint8Array>;
+  /** Aborting it cancels the upstream request. */
+  abort: AbortController;
+  /** A chunk must arrive within this many ms, or the upstream counts as stalled. */
+  idleTimeoutMs: number;
+  /** Event streams end with an SSE `error` event on failure instead of a broken connection. */
+  eventStream: boolean;
+  /** The error code for a failure while reading (timeout or network). */
+  codeForFailure(error: unknown): ErrorCode;
+  /** Called once when the body ends for any reason, with the tail of the bytes sent. */
+  onEnd(tail: Uint8Array[]): void;
+}
+
+/** How much of the end of a body is kept for reading `usage`: it is always near the end. */
+const TAIL_BYTES = 64 * 1024;
+const encoder = new TextEncoder();
+
+/** The client-facing body stream for an upstream body. */
+export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
+  const reader = options.upstream.getReader();
+  const tail: Uint8Array[] = [];
+  let tailBytes = 0;
+  let ended = false;
+
+  function end(): void {
+    if (ended) return;
+    ended = true;
+    options.onEnd(tail);
+  }
+
+  function keep(chunk: Uint8Array): void {
+    tail.push(chunk);
+    tailBytes += chunk.byteLength;
+    while (tail.length > 1 && tailBytes - tail[0].byteLength >= TAIL_BYTES) {
+      tailBytes -= tail.shift()!.byteLength;
+    }
+  }
+
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const idle = setTimeout(
+        () => options.abort.abort(new DOMException("upstream stalled", "TimeoutError")),
+        options.idleTimeoutMs,
+      );
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          end();
+          controller.close();
+          return;
+        }
+        keep(value);
+        controller.enqueue(value);
+      } catch (error) {
+        const reason = options.abort.signal.aborted ? options.abort.signal.reason : error;
+        end();
+        if (!options.eventStream) {
+          controller.error(reason);
+          return;
+        }
+        const envelope = buildErrorResponse(options.codeForFailure(reason));
+        controller.enqueue(encoder.encode(`data: ${JSON.stringify({ type: "error", ...envelope })}\n\n`));
+        controller.close();
+      } finally {
+        clearTimeout(idle);
+      }
+    },
+    cancel(reason) {
+      end();
+      options.abort.abort(reason);
+      return reader.cancel(reason).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+}
+
+const USAGE_FIELDS = {
+  prompt: /"(?:prompt_tokens|input_tokens)"\s*:\s*(\d+)/,
+  completion: /"(?:completion_tokens|output_tokens)"\s*:\s*(\d+)/,
+  total: /"total_tokens"\s*:\s*(\d+)/,
+};
+
+/**
+ * The last `usage` object in a body tail: OpenAI-style (`prompt_tokens`, `completion_tokens`)
+ * or Responses/Anthropic-style (`input_tokens`, `output_tokens`). Null when there is none.
+ */
+export function usageFromTail(tail: Uint8Array[]): TokenUsage | null {
+  if (tail.length === 0) return null;
+  const decoder = new TextDecoder();
+  let text = "";
+  for (const chunk of tail) text += decoder.decode(chunk, { stream: true });
+  const at = text.lastIndexOf('"usage"');
+  if (at < 0) return null;
+  const object = text.slice(at, at + 2_048);
+  const number = (pattern: RegExp) => Number(object.match(pattern)?.[1] ?? 0);
+  const promptTokens = number(USAGE_FIELDS.prompt);
+  const completionTokens = number(USAGE_FIELDS.completion);
+  const totalTokens = number(USAGE_FIELDS.total) || promptTokens + completionTokens;
+  if (promptTokens + completionTokens + totalTokens === 0) return null;
+  return { promptTokens, completionTokens, totalTokens };
+}

@@ -1,0 +1,19 @@
+/**
+ * openai-proxy: an OpenAI-compatible endpoint at `/openai-proxy/v1/*`. Point the official SDK at
+ * `<functions url>/openai-proxy/v1` with the user's Supabase access token as the API key; the
+ * request goes to OpenAI with that user's own key.
+ */
+import { defineHandler, fail, type Handler } from "../_shared/http.ts";
+import { proxyRequest } from "../_shared/proxy.ts";
+import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+
+const PATH = /^\/openai-proxy\/v1(\/.*)$/;
+
+export function createHandler(runtime: RuntimeSource): Handler {
+  return defineHandler("openai-proxy", runtime, (request, rt) => {
+    const path = new URL(request.url).pathname.match(PATH)?.[1] ?? fail("NOT_FOUND");
+    return proxyRequest(request, rt, { service: "openai", path });
+  });
+}
+
+export const handler: Handler = createHandler(runtimeFromEnv);
