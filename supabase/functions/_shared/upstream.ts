@@ -8,7 +8,7 @@ import type { Config } from "./config.ts";
 import type { StoredCredentials } from "./credentialVault.ts";
 import { type ErrorCode, providerErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
-import { type KeyHeaderStyle, PROVIDERS, type Service } from "./providers.ts";
+import { type KeyHeaderStyle, PROVIDERS, type Service, SERVICES } from "./providers.ts";
 
 /** The upstream base URL for a service: the deployment's setting, or the user's own for `custom`. */
 export function upstreamBaseUrl(
@@ -163,3 +163,9 @@ export async function fetchUpstreamJson<T>(
     throw new AppError(codeForFetchFailure(service, reason), { cause: error });
   }
 }
+
+/** Services that speak the OpenAI wire format (chat completions, embeddings, models). */
+export const OPENAI_COMPATIBLE_SERVICES = SERVICES.filter((s) => PROVIDERS[s].openAICompatible) as [
+  Service,
+  ...Service[],
+];

@@ -1,0 +1,130 @@
+/**
+ * One streamed chat completion from an OpenAI-compatible provider, read incrementally with
+ * `eventsource-parser`: each content delta is handed on as soon as its chunk arrives.
+ */
+import { createParser } from "eventsource-parser";
+import type { Config } from "./config.ts";
+import type { StoredCredentials } from "./credentialVault.ts";
+import type { ChatMessage, Usage } from "./conversationStore.ts";
+import { providerErrorCode } from "./errorCodes.ts";
+import { AppError } from "./errors.ts";
+import { PROVIDERS, type Service } from "./providers.ts";
+import { codeForFetchFailure, keyHeaders, upstreamBaseUrl, upstreamFailure } from "./upstream.ts";
+
+export interface ChatStreamOptions {
+  config: Pick<Config, "providerBaseUrls" | "allowPrivateBaseUrls">;
+  fetch: typeof fetch;
+  service: Service;
+  stored: StoredCredentials & { api_key: string };
+  model: string;
+  messages: ChatMessage[];
+  /** Aborts the upstream request (cancel, client gone, stall). */
+  signal: AbortSignal;
+  /** Longest silence from upstream (before headers or between chunks) before `onStall`. */
+  idleTimeoutMs: number;
+  onStall(): void;
+  onDelta(content: string): void;
+  onUsage(usage: Usage): void;
+}
+
+interface ChunkJson {
+  choices?: { delta?: { content?: string | null } }[];
+  usage?: Partial<Usage> | null;
+  error?: unknown;
+}
+
+function upstreamStreamError(service: Service, cause: unknown): AppError {
+  return new AppError(providerErrorCode(service, "API_ERROR"), { cause });
+}
+
+/**
+ * Streams one completion. Resolves when upstream finishes; throws the mapped envelope error on
+ * an HTTP failure or a broken stream. When `signal` aborts, the rejection is whatever fetch
+ * raised; the caller reads `signal.reason` to tell cancel, stall and disconnect apart.
+ */
+export async function streamChatCompletion(options: ChatStreamOptions): Promise<void> {
+  const { service, stored } = options;
+  const url = upstreamBaseUrl(options.config, service, stored) + "/chat/completions";
+  let idle = setTimeout(options.onStall, options.idleTimeoutMs);
+  const stillAlive = () => {
+    clearTimeout(idle);
+    idle = setTimeout(options.onStall, options.idleTimeoutMs);
+  };
+
+  try {
+    let response: Response;
+    try {
+      response = await options.fetch(url, {
+        method: "POST",
+        headers: {
+          ...keyHeaders(PROVIDERS[service].validation.keyHeader, stored.api_key),
+          "content-type": "application/json",
+          accept: "text/event-stream",
+        },
+        body: JSON.stringify({
+          model: options.model,
+          messages: options.messages,
+          stream: true,
+          stream_options: { include_usage: true },
+        }),
+        signal: options.signal,
+      });
+    } catch (error) {
+      if (options.signal.aborted) throw error;
+      throw new AppError(codeForFetchFailure(service, error), { cause: error });
+    }
+    if (!response.ok || !response.body) {
+      await response.body?.cancel();
+      throw upstreamFailure(service, response);
+    }
+    stillAlive();
+
+    const state: { failure: AppError | null } = { failure: null };
+    const parser = createParser({
+      onEvent(event) {
+        if (state.failure || event.data === "[DONE]") return;
+        let chunk: ChunkJson;
+        try {
+          chunk = JSON.parse(event.data);
+        } catch (cause) {
+          state.failure = upstreamStreamError(service, cause);
+          return;
+        }
+        if (chunk.error) {
+          state.failure = upstreamStreamError(service, new Error("upstream sent an error event"));
+          return;
+        }
+        const content = chunk.choices?.[0]?.delta?.content;
+        if (content) options.onDelta(content);
+        if (chunk.usage) {
+          options.onUsage({
+            prompt_tokens: chunk.usage.prompt_tokens ?? null,
+            completion_tokens: chunk.usage.completion_tokens ?? null,
+            total_tokens: chunk.usage.total_tokens ?? null,
+          });
+        }
+      },
+    });
+
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      while (true) {
+        let result: ReadableStreamReadResult<string>;
+        try {
+          result = await reader.read();
+        } catch (error) {
+          if (options.signal.aborted) throw error;
+          throw upstreamStreamError(service, error);
+        }
+        if (result.done) break;
+        stillAlive();
+        parser.feed(result.value);
+        if (state.failure) throw state.failure;
+      }
+    } finally {
+      reader.cancel().catch(() => {});
+    }
+  } finally {
+    clearTimeout(idle);
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * batch-embeddings: POST `{inputs, model?, provider?, chunk_size?}` embeds many texts with the
+ * user's own key. Inputs are split into chunks within provider limits (2048 inputs and 400,000
+ * characters per request), at most 4 chunks run at once, and a failure is reported per item
+ * (`failures: [{index, error}]`) while every successful vector is kept. When not a single input
+ * succeeded, the answer is the first error itself (e.g. 401 OPENAI_INVALID_KEY).
+ */
+import { z } from "zod";
+import { DEFAULT_EMBEDDING_MODEL } from "../_shared/embeddings.ts";
+import {
+  DEFAULT_CONCURRENCY,
+  embedBatch,
+  MAX_CHARACTERS_PER_REQUEST,
+  MAX_INPUTS_PER_REQUEST,
+} from "../_shared/embeddingsBatch.ts";
+import { defineHandler, describeIssues, fail, type Handler, jsonResponse, readJsonBody } from "../_shared/http.ts";
+import { resolveProviderKey } from "../_shared/keyResolution.ts";
+import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream.ts";
+
+/** The 1 MB body limit already bounds the total; this bounds the bookkeeping. */
+const MAX_INPUTS = 10_000;
+
+const requestSchema = z.strictObject({
+  inputs: z.array(z.string().min(1)).min(1).max(MAX_INPUTS),
+  model: z.string().trim().min(1).max(200).default(DEFAULT_EMBEDDING_MODEL),
+  provider: z.enum(OPENAI_COMPATIBLE_SERVICES).default("openai"),
+  chunk_size: z.int().min(1).max(MAX_INPUTS_PER_REQUEST).default(MAX_INPUTS_PER_REQUEST),
+});
+
+export function createHandler(runtime: RuntimeSource): Handler {
+  return defineHandler("batch-embeddings", runtime, async (request, rt) => {
+    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
+    const user = await rt.authenticate(request.headers.get("authorization"));
+    const parsed = requestSchema.safeParse(await readJsonBody(request));
+    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
+    const { inputs, model, provider, chunk_size } = parsed.data;
+
+    const { credentials, source } = await resolveProviderKey(rt, user, provider);
+    const result = await embedBatch(
+      { config: rt.config, fetch: rt.fetch, service: provider, stored: credentials, model },
+      inputs,
+      {
+        limits: { maxInputs: chunk_size, maxCharacters: MAX_CHARACTERS_PER_REQUEST },
+        concurrency: DEFAULT_CONCURRENCY,
+      },
+    );
+    if (result.firstError && result.failures.length === inputs.length) throw result.firstError;
+    return jsonResponse({
+      provider,
+      model,
+      keySource: source,
+      embeddings: result.embeddings,
+      failures: result.failures,
+      usage: result.usage,
+      chunks: result.chunks,
+    }, { headers: { "x-key-source": source } });
+  });
+}
+
+export const handler: Handler = createHandler(runtimeFromEnv);

@@ -1,0 +1,26 @@
+/**
+ * conversation-cancel: POST `{run_id}` sets the run's cancel flag in the database, so it reaches
+ * the run from any request or isolate. The streaming run polls the flag (RUN_CANCEL_POLL_MS,
+ * 250 ms by default), aborts its upstream request, emits `cancelled` and closes. Only the run's
+ * owner can set it: anyone else's run, like an unknown one, is RUN_NOT_FOUND.
+ */
+import { z } from "zod";
+import { requestCancel } from "../_shared/conversationStore.ts";
+import { defineHandler, describeIssues, fail, type Handler, jsonResponse, readJsonBody } from "../_shared/http.ts";
+import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+
+const requestSchema = z.strictObject({ run_id: z.uuid() });
+
+export function createHandler(runtime: RuntimeSource): Handler {
+  return defineHandler("conversation-cancel", runtime, async (request, rt) => {
+    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
+    const user = await rt.authenticate(request.headers.get("authorization"));
+    const parsed = requestSchema.safeParse(await readJsonBody(request));
+    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
+    const status = await requestCancel(rt.db, user, parsed.data.run_id);
+    // A run that already ended keeps its outcome; the flag only matters while it is running.
+    return jsonResponse({ run_id: parsed.data.run_id, status, cancel_requested: status === "running" });
+  });
+}
+
+export const handler: Handler = createHandler(runtimeFromEnv);

@@ -1,0 +1,37 @@
+/**
+ * conversation-manager: POST `{action: "list"}`, `{action: "get", conversation_id}` (with its
+ * messages and runs) or `{action: "delete", conversation_id}`. Row level security limits every
+ * action to the caller's own conversations.
+ */
+import { z } from "zod";
+import { deleteConversation, getConversation, listConversations } from "../_shared/conversationStore.ts";
+import { defineHandler, describeIssues, fail, type Handler, jsonResponse, readJsonBody } from "../_shared/http.ts";
+import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+
+const requestSchema = z.discriminatedUnion("action", [
+  z.strictObject({ action: z.literal("list") }),
+  z.strictObject({ action: z.literal("get"), conversation_id: z.uuid() }),
+  z.strictObject({ action: z.literal("delete"), conversation_id: z.uuid() }),
+]);
+
+export function createHandler(runtime: RuntimeSource): Handler {
+  return defineHandler("conversation-manager", runtime, async (request, rt) => {
+    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
+    const user = await rt.authenticate(request.headers.get("authorization"));
+    const parsed = requestSchema.safeParse(await readJsonBody(request));
+    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
+    const body = parsed.data;
+
+    switch (body.action) {
+      case "list":
+        return jsonResponse({ conversations: await listConversations(rt.db, user) });
+      case "get":
+        return jsonResponse({ conversation: await getConversation(rt.db, user, body.conversation_id) });
+      case "delete":
+        await deleteConversation(rt.db, user, body.conversation_id);
+        return jsonResponse({ ok: true, deleted: body.conversation_id });
+    }
+  });
+}
+
+export const handler: Handler = createHandler(runtimeFromEnv);

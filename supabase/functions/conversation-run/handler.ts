@@ -1,0 +1,156 @@
+/**
+ * conversation-run: POST `{conversation_id?, messages, model, provider?}` and read the reply as
+ * Server-Sent Events: `run.started`, `delta`..., `usage`, then `done`, `cancelled` or `error`.
+ * Auth and body problems are plain JSON errors before the stream starts; everything after
+ * `run.started` (including a missing key) is an event. The conversation, the user's message and
+ * the assistant's reply (partial on cancel or error) are stored as the user.
+ */
+import { z } from "zod";
+import type { AuthenticatedUser } from "../_shared/auth.ts";
+import {
+  type ChatMessage,
+  finishRun,
+  isCancelRequested,
+  openRun,
+  type RunStatus,
+  type Usage,
+} from "../_shared/conversationStore.ts";
+import { streamChatCompletion } from "../_shared/conversationUpstream.ts";
+import { buildErrorResponse, providerErrorCode } from "../_shared/errorCodes.ts";
+import { AppError } from "../_shared/errors.ts";
+import { defineHandler, describeIssues, fail, type Handler, readJsonBody, toAppError } from "../_shared/http.ts";
+import { resolveProviderKey } from "../_shared/keyResolution.ts";
+import { describeError, log } from "../_shared/log.ts";
+import type { Service } from "../_shared/providers.ts";
+import { type Runtime, type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import { streamSse, type SseWriter } from "../_shared/sse.ts";
+import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream.ts";
+
+const requestSchema = z.strictObject({
+  conversation_id: z.uuid().optional(),
+  messages: z.array(
+    z.strictObject({ role: z.enum(["system", "user", "assistant"]), content: z.string().min(1) }),
+  ).min(1).max(1_000),
+  model: z.string().trim().min(1).max(200),
+  provider: z.enum(OPENAI_COMPATIBLE_SERVICES).default("openai"),
+});
+
+type RunRequest = z.infer<typeof requestSchema>;
+
+/** Why the run loop aborted the upstream request. */
+const CANCEL_REQUESTED = new DOMException("run cancelled", "AbortError");
+const STALLED = new DOMException("upstream stalled", "TimeoutError");
+
+/** Polls the run's cancel flag until stopped; a cancel takes effect within one interval plus one query. */
+function watchCancelFlag(rt: Runtime, runId: string, onCancel: () => void): () => void {
+  let active = true;
+  let timer: ReturnType<typeof setTimeout>;
+  const tick = async () => {
+    try {
+      if (active && await isCancelRequested(rt.db, runId)) {
+        onCancel();
+        return;
+      }
+    } catch (error) {
+      log.warn("cancel poll failed", { runId, error: describeError(error) });
+    }
+    if (active) timer = setTimeout(tick, rt.config.runCancelPollMs);
+  };
+  timer = setTimeout(tick, rt.config.runCancelPollMs);
+  return () => {
+    active = false;
+    clearTimeout(timer);
+  };
+}
+
+async function runConversation(
+  rt: Runtime,
+  user: AuthenticatedUser,
+  body: RunRequest,
+  run: { runId: string; conversationId: string },
+  writer: SseWriter,
+): Promise<void> {
+  writer.send({ type: "run.started", run_id: run.runId, conversation_id: run.conversationId });
+  const service: Service = body.provider;
+  const stop = new AbortController();
+  const clientGone = () => stop.abort(writer.signal.reason);
+  writer.signal.addEventListener("abort", clientGone, { once: true });
+  const stopWatching = watchCancelFlag(rt, run.runId, () => stop.abort(CANCEL_REQUESTED));
+
+  let output = "";
+  let usage: Usage | null = null;
+  let status: Exclude<RunStatus, "running">;
+  let failure: AppError | null = null;
+  try {
+    const { credentials } = await resolveProviderKey(rt, user, service);
+    await streamChatCompletion({
+      config: rt.config,
+      fetch: rt.fetch,
+      service,
+      stored: credentials,
+      model: body.model,
+      messages: body.messages as ChatMessage[],
+      signal: stop.signal,
+      idleTimeoutMs: rt.config.upstreamTimeoutMs,
+      onStall: () => stop.abort(STALLED),
+      onDelta: (content) => {
+        output += content;
+        writer.send({ type: "delta", content });
+      },
+      onUsage: (reported) => {
+        usage = reported;
+      },
+    });
+    status = "done";
+  } catch (error) {
+    const reason = stop.signal.aborted ? stop.signal.reason : null;
+    if (reason === STALLED) {
+      status = "error";
+      failure = new AppError(providerErrorCode(service, "TIMEOUT"), { cause: error });
+    } else if (stop.signal.aborted) {
+      // Cancelled through conversation-cancel, or the client went away.
+      status = "cancelled";
+    } else {
+      status = "error";
+      failure = toAppError(error, "conversation-run");
+    }
+  } finally {
+    stopWatching();
+    writer.signal.removeEventListener("abort", clientGone);
+  }
+
+  try {
+    await finishRun(rt.db, user, run, { status, output, errorCode: failure?.code ?? null, usage });
+  } catch (error) {
+    log.error("could not record the run's outcome", { runId: run.runId, error: describeError(error) });
+  }
+
+  if (usage) writer.send({ type: "usage", usage });
+  if (status === "done") writer.send({ type: "done", run_id: run.runId, conversation_id: run.conversationId });
+  else if (status === "cancelled") writer.send({ type: "cancelled", run_id: run.runId });
+  else if (failure) {
+    writer.send({ type: "error", ...buildErrorResponse(failure.code, failure.userMessage, failure.details) });
+  }
+}
+
+export function createHandler(runtime: RuntimeSource): Handler {
+  return defineHandler("conversation-run", runtime, async (request, rt) => {
+    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
+    const user = await rt.authenticate(request.headers.get("authorization"));
+    const parsed = requestSchema.safeParse(await readJsonBody(request));
+    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
+    const body = parsed.data;
+    const run = await openRun(rt.db, user, {
+      conversationId: body.conversation_id,
+      messages: body.messages as ChatMessage[],
+      provider: body.provider,
+      model: body.model,
+    });
+    return streamSse((writer) => runConversation(rt, user, body, run, writer), {
+      heartbeatMs: rt.config.sseHeartbeatMs,
+      context: "conversation-run",
+    });
+  });
+}
+
+export const handler: Handler = createHandler(runtimeFromEnv);

@@ -1,0 +1,37 @@
+/**
+ * generate-embedding: POST `{input, model?, provider?}` embeds one text with the user's own key
+ * (OpenAI by default, or any OpenAI-compatible provider).
+ */
+import { z } from "zod";
+import { DEFAULT_EMBEDDING_MODEL, embed } from "../_shared/embeddings.ts";
+import { defineHandler, describeIssues, fail, type Handler, jsonResponse, readJsonBody } from "../_shared/http.ts";
+import { resolveProviderKey } from "../_shared/keyResolution.ts";
+import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream.ts";
+
+const requestSchema = z.strictObject({
+  input: z.string().min(1),
+  model: z.string().trim().min(1).max(200).default(DEFAULT_EMBEDDING_MODEL),
+  provider: z.enum(OPENAI_COMPATIBLE_SERVICES).default("openai"),
+});
+
+export function createHandler(runtime: RuntimeSource): Handler {
+  return defineHandler("generate-embedding", runtime, async (request, rt) => {
+    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
+    const user = await rt.authenticate(request.headers.get("authorization"));
+    const parsed = requestSchema.safeParse(await readJsonBody(request));
+    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
+    const { input, model, provider } = parsed.data;
+
+    const { credentials, source } = await resolveProviderKey(rt, user, provider);
+    const result = await embed({ config: rt.config, fetch: rt.fetch, service: provider, stored: credentials, model }, [
+      input,
+    ]);
+    return jsonResponse(
+      { provider, model, keySource: source, embedding: result.vectors[0], usage: result.usage },
+      { headers: { "x-key-source": source } },
+    );
+  });
+}
+
+export const handler: Handler = createHandler(runtimeFromEnv);

@@ -1,0 +1,59 @@
+/**
+ * manus-key-validate: POST (empty body or `{}`) checks the user's own Manus key against the Manus
+ * API (MANUS_BASE_URL). `keySource` is always "user": there is no server key to fall back to.
+ */
+import { z } from "zod";
+import { readStatusRows, recordValidation, summarize } from "../_shared/credentialStore.ts";
+import { buildErrorResponse } from "../_shared/errorCodes.ts";
+import { defineHandler, describeIssues, fail, type Handler, jsonResponse, readJsonBody, toAppError } from "../_shared/http.ts";
+import { resolveProviderKey } from "../_shared/keyResolution.ts";
+import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import { validateKey } from "../_shared/upstream.ts";
+
+const requestSchema = z.strictObject({});
+const KEY_SOURCE_HEADER = { "x-key-source": "user" };
+
+/** An empty body means `{}`; anything else must be a JSON object with no fields. */
+async function readOptionalBody(request: Request): Promise<unknown> {
+  const length = request.headers.get("content-length");
+  if (!request.body || length === "0") return {};
+  if (!request.headers.get("content-type")) {
+    const text = await request.text();
+    if (text.trim() === "") return {};
+    fail("UNSUPPORTED_MEDIA_TYPE");
+  }
+  return await readJsonBody(request);
+}
+
+export function createHandler(runtime: RuntimeSource): Handler {
+  return defineHandler("manus-key-validate", runtime, async (request, rt) => {
+    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
+    const user = await rt.authenticate(request.headers.get("authorization"));
+    const parsed = requestSchema.safeParse(await readOptionalBody(request));
+    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
+
+    try {
+      const { credentials } = await resolveProviderKey(rt, user, "manus");
+      const outcome = await validateKey(rt.config, rt.fetch, "manus", credentials);
+      await recordValidation(rt.db, user, "manus", outcome.status);
+      const status = summarize("manus", await readStatusRows(rt.db, user, "manus"));
+      return jsonResponse({
+        ...status,
+        keySource: "user",
+        valid: outcome.status === "valid",
+        upstream_status: outcome.upstreamStatus,
+        ...(outcome.code ? { error: buildErrorResponse(outcome.code).error } : {}),
+      }, { headers: KEY_SOURCE_HEADER });
+    } catch (error) {
+      // Error answers say whose key was (not) used too, e.g. MANUS_NOT_CONFIGURED.
+      const appError = toAppError(error, "manus-key-validate");
+      const body = buildErrorResponse(appError.code, appError.userMessage, appError.details);
+      return jsonResponse({ ...body, keySource: "user" }, {
+        status: appError.status,
+        headers: { ...appError.headers, ...KEY_SOURCE_HEADER },
+      });
+    }
+  });
+}
+
+export const handler: Handler = createHandler(runtimeFromEnv);
