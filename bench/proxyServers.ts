@@ -1,0 +1,104 @@
+/**
+ * The servers the proxy benchmark measures, each run as its own child process so its RSS can be
+ * read and it does not share an event loop with the load generator:
+ *   upstream         a minimal fast OpenAI-style fake
+ *   bare <upstream>  a bare Deno fetch pass-through (the floor for this runtime)
+ *   ours <upstream>  the local stack (PGlite, real JWT verification and key lookup) with openai-proxy
+ * Each prints one JSON line `{url, token?}` on stdout once it listens.
+ */
+import { startLocalStack } from "../local/stack.ts";
+
+const encoder = new TextEncoder();
+const COMPLETION = JSON.stringify({
+  id: "chatcmpl-bench",
+  object: "chat.completion",
+  created: 1,
+  model: "bench",
+  choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }],
+  usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+});
+const SMALL_EVENTS = Array.from({ length: 5 }, (_, i) =>
+  encoder.encode(`data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"t${i}"}}]}\n\n`));
+const BULK_CHUNK = encoder.encode(`data: ${JSON.stringify({ pad: "x".repeat(64 * 1024 - 20) })}\n\n`);
+
+function bulkStream(bytes: number): ReadableStream<Uint8Array> {
+  let sent = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (sent >= bytes) {
+        controller.enqueue(encoder.encode("data: [DONE]\n\n"));
+        controller.close();
+        return;
+      }
+      controller.enqueue(BULK_CHUNK);
+      sent += BULK_CHUNK.byteLength;
+    },
+  }, { highWaterMark: 0 });
+}
+
+function serveUpstream(): string {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const body = request.method === "POST" ? await request.json() : {};
+    if (!body.stream) return new Response(COMPLETION, { headers: { "content-type": "application/json" } });
+    const stream = body.bench_bytes ? bulkStream(body.bench_bytes) : ReadableStream.from([
+      ...SMALL_EVENTS,
+      encoder.encode("data: [DONE]\n\n"),
+    ]);
+    return new Response(stream, { headers: { "content-type": "text/event-stream" } });
+  });
+  return `http://127.0.0.1:${server.addr.port}/v1`;
+}
+
+function serveBare(upstream: string): string {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const path = new URL(request.url).pathname.replace(/^\/v1/, "");
+    const response = await fetch(upstream + path, {
+      method: request.method,
+      headers: {
+        "content-type": request.headers.get("content-type") ?? "application/json",
+        authorization: request.headers.get("authorization") ?? "",
+      },
+      body: request.method === "GET" ? null : await request.arrayBuffer(),
+      signal: request.signal,
+    });
+    return new Response(response.body, {
+      status: response.status,
+      headers: { "content-type": response.headers.get("content-type") ?? "application/json" },
+    });
+  });
+  return `http://127.0.0.1:${server.addr.port}/v1`;
+}
+
+async function serveOurs(upstream: string): Promise<{ url: string; token: string }> {
+  const stack = await startLocalStack({
+    dataDir: await Deno.makeTempDir({ prefix: "byok-proxy-bench-" }),
+    port: 0,
+    env: { OPENAI_BASE_URL: upstream },
+  });
+  const signIn = await fetch(`${stack.url}/auth/v1/dev/token`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: "bench@proxy.local" }),
+  });
+  const token = (await signIn.json()).access_token as string;
+  const stored = await fetch(`${stack.functionsUrl}/credentials-manager`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    body: JSON.stringify({ action: "set", service: "openai", value: "sk-bench-user-key-0000" }),
+  });
+  if (!stored.ok) throw new Error(`storing the bench key failed: ${stored.status}`);
+  return { url: `${stack.functionsUrl}/openai-proxy/v1`, token };
+}
+
+if (import.meta.main) {
+  const [mode, upstream] = Deno.args;
+  const ready = mode === "upstream"
+    ? { url: serveUpstream() }
+    : mode === "bare"
+    ? { url: serveBare(upstream) }
+    : mode === "ours"
+    ? await serveOurs(upstream)
+    : null;
+  if (!ready) throw new Error(`unknown mode ${mode}`);
+  console.log(JSON.stringify(ready));
+}
