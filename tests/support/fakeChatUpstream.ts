@@ -30,6 +30,10 @@ export interface FakeChatUpstream {
   chat: ChatBehaviour;
   /** How GET /v1/models is answered: a list, a status, or never. */
   models: "list" | "stall" | number;
+  /** Delay before each embeddings answer, to observe concurrency. */
+  embeddingsDelayMs: number;
+  /** Most embeddings requests the fake has held at once. */
+  maxEmbeddingsInFlight: number;
   /** Lets a `gated` stream send its next chunk. */
   release(): void;
   /** Resolves when a streaming response's connection has closed (finished, aborted or reset). */
@@ -68,6 +72,7 @@ export function startFakeChatUpstream(): FakeChatUpstream {
   let gateOpened = 0;
   let closedWaiters: ((at: number) => void)[] = [];
   let lastClosedAt: number | null = null;
+  let inFlight = 0;
 
   const waitGate = () =>
     new Promise<void>((resolve) => {
@@ -165,6 +170,10 @@ export function startFakeChatUpstream(): FakeChatUpstream {
     if (request.method === "POST" && url.pathname === "/v1/embeddings") {
       const body = JSON.parse(recorded.body) as { input: string[] | string; model: string };
       const inputs = Array.isArray(body.input) ? body.input : [body.input];
+      inFlight++;
+      fake.maxEmbeddingsInFlight = Math.max(fake.maxEmbeddingsInFlight, inFlight);
+      await sleep(fake.embeddingsDelayMs);
+      inFlight--;
       if (inputs.some((input) => input.includes("REJECT"))) {
         return Response.json({ error: { message: "input rejected" } }, { status: 400 });
       }
@@ -191,6 +200,8 @@ export function startFakeChatUpstream(): FakeChatUpstream {
     requests,
     chat: { kind: "stream", chunks: ["Hello", " world"] },
     models: "list",
+    embeddingsDelayMs: 0,
+    maxEmbeddingsInFlight: 0,
     chunkSentAt: [],
     release() {
       if (gate) {
