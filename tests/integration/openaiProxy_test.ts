@@ -401,7 +401,7 @@ dbTest("openai-proxy records usage per user per day after a flush", async () => 
        from public.usage_daily where user_id = $1`,
     [user.id],
   );
-  assertEquals(rows, [{
+  assertEquals([...rows], [{
     day: new Date().toISOString().slice(0, 10),
     service: "openai",
     key_source: "user",

@@ -83,7 +83,8 @@ export function createUsageRecorder(db: Database, options: UsageRecorderOptions 
   async function write(batch: Map<string, Totals>): Promise<void> {
     if (batch.size === 0) return;
     try {
-      await db.query("select private.record_usage($1::jsonb)", [JSON.stringify([...batch.values()])]);
+      // Sent as text: a driver may JSON-encode a string bound to a jsonb parameter a second time.
+      await db.query("select private.record_usage($1::text::jsonb)", [JSON.stringify([...batch.values()])]);
     } catch (error) {
       log.warn("usage flush failed; keeping the batch", { rows: batch.size, error: describeError(error) });
       for (const row of batch.values()) add(pending, row);
