@@ -12,7 +12,7 @@ import { startLocalStack } from "../../local/stack.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { fakeVector, startFakeChatUpstream } from "../support/fakeChatUpstream.ts";
 import { sseClient } from "../support/sseClient.ts";
-import { dbTest, jsonRequest, newUser, type TestUser, testRuntime } from "../support/runtime.ts";
+import { dbTest, jsonRequest, newUser, testRuntime, type TestUser } from "../support/runtime.ts";
 
 const db = await openTestDatabase();
 const fake = startFakeChatUpstream();
@@ -26,7 +26,11 @@ const runtime = testRuntime(db, { env });
 
 async function giveKey(rt: Runtime, user: TestUser, service: string, value: string) {
   const response = await createCredentialsHandler(rt)(
-    jsonRequest("http://local/credentials-manager", { action: "set", service, value }, user.authorization),
+    jsonRequest(
+      "http://local/credentials-manager",
+      { action: "set", service, value },
+      user.authorization,
+    ),
   );
   assertEquals(response.status, 200, await response.text());
 }
@@ -37,60 +41,97 @@ async function call(
   body: unknown,
   user?: TestUser,
 ) {
-  const response = await create(runtime)(jsonRequest(`http://local/${name}`, body, user?.authorization));
+  const response = await create(runtime)(
+    jsonRequest(`http://local/${name}`, body, user?.authorization),
+  );
   return { status: response.status, headers: response.headers, json: await response.json() };
 }
 
 const newKey = () => `sk-user-${crypto.randomUUID()}`;
 
-dbTest(`conversation-manager lists, gets and deletes only the caller's conversations (${DATABASE_KIND})`, async () => {
-  const alice = await newUser(db);
-  const bob = await newUser(db);
-  await giveKey(runtime, alice, "openai", newKey());
-  fake.chat = { kind: "stream", chunks: ["Hi"] };
-  const run = createRunHandler(runtime);
-  const events = await sseClient(
-    await run(jsonRequest("http://local/conversation-run", {
-      messages: [{ role: "user", content: "Tell me a joke" }],
-      model: "m",
-    }, alice.authorization)),
-  ).rest();
-  const conversationId = events[0].conversation_id;
+dbTest(
+  `conversation-manager lists, gets and deletes only the caller's conversations (${DATABASE_KIND})`,
+  async () => {
+    const alice = await newUser(db);
+    const bob = await newUser(db);
+    await giveKey(runtime, alice, "openai", newKey());
+    fake.chat = { kind: "stream", chunks: ["Hi"] };
+    const run = createRunHandler(runtime);
+    const events = await sseClient(
+      await run(jsonRequest("http://local/conversation-run", {
+        messages: [{ role: "user", content: "Tell me a joke" }],
+        model: "m",
+      }, alice.authorization)),
+    ).rest();
+    const conversationId = events[0].conversation_id;
 
-  const list = await call(createManagerHandler, "conversation-manager", { action: "list" }, alice);
-  assertEquals(list.status, 200);
-  assertEquals(list.json.conversations.length, 1);
-  assertEquals(list.json.conversations[0].id, conversationId);
-  assertEquals(list.json.conversations[0].title, "Tell me a joke");
-  assertEquals(list.json.conversations[0].message_count, 2);
+    const list = await call(
+      createManagerHandler,
+      "conversation-manager",
+      { action: "list" },
+      alice,
+    );
+    assertEquals(list.status, 200);
+    assertEquals(list.json.conversations.length, 1);
+    assertEquals(list.json.conversations[0].id, conversationId);
+    assertEquals(list.json.conversations[0].title, "Tell me a joke");
+    assertEquals(list.json.conversations[0].message_count, 2);
 
-  const bobList = await call(createManagerHandler, "conversation-manager", { action: "list" }, bob);
-  assertEquals(bobList.json.conversations, []);
-  for (const action of ["get", "delete"]) {
-    const denied = await call(createManagerHandler, "conversation-manager", { action, conversation_id: conversationId }, bob);
-    assertEquals(denied.status, 404);
-    assertEquals(denied.json.error.code, "NOT_FOUND");
-  }
+    const bobList = await call(
+      createManagerHandler,
+      "conversation-manager",
+      { action: "list" },
+      bob,
+    );
+    assertEquals(bobList.json.conversations, []);
+    for (const action of ["get", "delete"]) {
+      const denied = await call(createManagerHandler, "conversation-manager", {
+        action,
+        conversation_id: conversationId,
+      }, bob);
+      assertEquals(denied.status, 404);
+      assertEquals(denied.json.error.code, "NOT_FOUND");
+    }
 
-  const got = await call(createManagerHandler, "conversation-manager", { action: "get", conversation_id: conversationId }, alice);
-  assertEquals(got.json.conversation.messages.map((m: { content: string }) => m.content), ["Tell me a joke", "Hi"]);
-  const deleted = await call(createManagerHandler, "conversation-manager", { action: "delete", conversation_id: conversationId }, alice);
-  assertEquals(deleted.json, { ok: true, deleted: conversationId });
-  const [left] = await db.query<{ n: number }>(
-    "select count(*)::int as n from public.conversation_messages where conversation_id = $1",
-    [conversationId],
-  );
-  assertEquals(left.n, 0);
-  const bad = await call(createManagerHandler, "conversation-manager", { action: "rename" }, alice);
-  assertEquals(bad.status, 400);
-});
+    const got = await call(createManagerHandler, "conversation-manager", {
+      action: "get",
+      conversation_id: conversationId,
+    }, alice);
+    assertEquals(got.json.conversation.messages.map((m: { content: string }) => m.content), [
+      "Tell me a joke",
+      "Hi",
+    ]);
+    const deleted = await call(createManagerHandler, "conversation-manager", {
+      action: "delete",
+      conversation_id: conversationId,
+    }, alice);
+    assertEquals(deleted.json, { ok: true, deleted: conversationId });
+    const [left] = await db.query<{ n: number }>(
+      "select count(*)::int as n from public.conversation_messages where conversation_id = $1",
+      [conversationId],
+    );
+    assertEquals(left.n, 0);
+    const bad = await call(
+      createManagerHandler,
+      "conversation-manager",
+      { action: "rename" },
+      alice,
+    );
+    assertEquals(bad.status, 400);
+  },
+);
 
 dbTest("fetch-provider-models lists models with the user's own key", async () => {
   const alice = await newUser(db);
   const key = newKey();
   await giveKey(runtime, alice, "openai", key);
   fake.models = "list";
-  const result = await call(createModelsHandler, "fetch-provider-models", { provider: "openai" }, alice);
+  const result = await call(
+    createModelsHandler,
+    "fetch-provider-models",
+    { provider: "openai" },
+    alice,
+  );
   assertEquals(result.status, 200);
   assertEquals(result.json.keySource, "user");
   assertEquals(result.headers.get("x-key-source"), "user");
@@ -100,40 +141,62 @@ dbTest("fetch-provider-models lists models with the user's own key", async () =>
   assertEquals(fake.keyOf(seen), key);
 });
 
-dbTest("fetch-provider-models maps a missing key, a bad key and a stalled provider to codes", async () => {
-  const alice = await newUser(db);
-  const missing = await call(createModelsHandler, "fetch-provider-models", { provider: "openrouter" }, alice);
-  assertEquals(missing.status, 400);
-  assertEquals(missing.json.error.code, "OPENROUTER_NOT_CONFIGURED");
+dbTest(
+  "fetch-provider-models maps a missing key, a bad key and a stalled provider to codes",
+  async () => {
+    const alice = await newUser(db);
+    const missing = await call(createModelsHandler, "fetch-provider-models", {
+      provider: "openrouter",
+    }, alice);
+    assertEquals(missing.status, 400);
+    assertEquals(missing.json.error.code, "OPENROUTER_NOT_CONFIGURED");
 
-  await giveKey(runtime, alice, "openrouter", `sk-or-invalid-${crypto.randomUUID()}`);
-  const invalid = await call(createModelsHandler, "fetch-provider-models", { provider: "openrouter" }, alice);
-  assertEquals(invalid.status, 401);
-  assertEquals(invalid.json.error.code, "OPENROUTER_INVALID_KEY");
+    await giveKey(runtime, alice, "openrouter", `sk-or-invalid-${crypto.randomUUID()}`);
+    const invalid = await call(createModelsHandler, "fetch-provider-models", {
+      provider: "openrouter",
+    }, alice);
+    assertEquals(invalid.status, 401);
+    assertEquals(invalid.json.error.code, "OPENROUTER_INVALID_KEY");
 
-  await giveKey(runtime, alice, "openai", newKey());
-  fake.models = "stall";
-  const startedAt = performance.now();
-  const stalled = await call(createModelsHandler, "fetch-provider-models", { provider: "openai" }, alice);
-  const elapsed = performance.now() - startedAt;
-  fake.models = "list";
-  assertEquals(stalled.status, 504);
-  assertEquals(stalled.json.error.code, "OPENAI_TIMEOUT");
-  assertEquals(stalled.json.error.recoverable, true);
-  assert(elapsed >= 300 && elapsed < 3_000, `timed out after ${elapsed} ms`);
+    await giveKey(runtime, alice, "openai", newKey());
+    fake.models = "stall";
+    const startedAt = performance.now();
+    const stalled = await call(
+      createModelsHandler,
+      "fetch-provider-models",
+      { provider: "openai" },
+      alice,
+    );
+    const elapsed = performance.now() - startedAt;
+    fake.models = "list";
+    assertEquals(stalled.status, 504);
+    assertEquals(stalled.json.error.code, "OPENAI_TIMEOUT");
+    assertEquals(stalled.json.error.recoverable, true);
+    assert(elapsed >= 300 && elapsed < 3_000, `timed out after ${elapsed} ms`);
 
-  fake.models = 500;
-  const outage = await call(createModelsHandler, "fetch-provider-models", { provider: "openai" }, alice);
-  fake.models = "list";
-  assertEquals(outage.status, 502);
-  assertEquals(outage.json.error.code, "OPENAI_API_ERROR");
-});
+    fake.models = 500;
+    const outage = await call(
+      createModelsHandler,
+      "fetch-provider-models",
+      { provider: "openai" },
+      alice,
+    );
+    fake.models = "list";
+    assertEquals(outage.status, 502);
+    assertEquals(outage.json.error.code, "OPENAI_API_ERROR");
+  },
+);
 
 dbTest("generate-embedding embeds one input with the user's key", async () => {
   const alice = await newUser(db);
   const key = newKey();
   await giveKey(runtime, alice, "openai", key);
-  const result = await call(createEmbeddingHandler, "generate-embedding", { input: "hello" }, alice);
+  const result = await call(
+    createEmbeddingHandler,
+    "generate-embedding",
+    { input: "hello" },
+    alice,
+  );
   assertEquals(result.status, 200);
   assertEquals(result.json.embedding, fakeVector("hello"));
   assertEquals(result.json.model, "text-embedding-3-small");
@@ -154,7 +217,12 @@ dbTest("batch-embeddings splits into chunks and runs at most four at once", asyn
   const before = fake.requests.length;
   fake.embeddingsDelayMs = 60;
   fake.maxEmbeddingsInFlight = 0;
-  const result = await call(createBatchHandler, "batch-embeddings", { inputs, chunk_size: 2 }, alice);
+  const result = await call(
+    createBatchHandler,
+    "batch-embeddings",
+    { inputs, chunk_size: 2 },
+    alice,
+  );
   fake.embeddingsDelayMs = 0;
   assertEquals(result.status, 200);
   assertEquals(result.json.chunks, 10);
@@ -167,34 +235,48 @@ dbTest("batch-embeddings splits into chunks and runs at most four at once", asyn
   assertEquals(fake.maxEmbeddingsInFlight, 4);
 });
 
-dbTest("batch-embeddings reports failures per item and keeps the successful embeddings", async () => {
-  const alice = await newUser(db);
-  await giveKey(runtime, alice, "openai", newKey());
-  const inputs = ["a1", "a2 REJECT", "a3", "b1", "b2", "b3", "c1 OUTAGE", "c2"];
-  const result = await call(createBatchHandler, "batch-embeddings", { inputs, chunk_size: 3 }, alice);
-  assertEquals(result.status, 200);
-  assertEquals(result.json.chunks, 3);
-  // Chunk 1 was refused for one input's content, so it was retried item by item; chunk 3 met an
-  // outage, which fails its items together.
-  assertEquals(result.json.failures.map((f: { index: number }) => f.index), [1, 6, 7]);
-  const byIndex = Object.fromEntries(
-    result.json.failures.map((f: { index: number; error: { code: string; upstream_status: number } }) => [
-      f.index,
-      [f.error.code, f.error.upstream_status],
-    ]),
-  );
-  assertEquals(byIndex, { 1: ["OPENAI_API_ERROR", 400], 6: ["OPENAI_API_ERROR", 503], 7: ["OPENAI_API_ERROR", 503] });
-  assertEquals(result.json.embeddings, [
-    fakeVector("a1"),
-    null,
-    fakeVector("a3"),
-    fakeVector("b1"),
-    fakeVector("b2"),
-    fakeVector("b3"),
-    null,
-    null,
-  ]);
-});
+dbTest(
+  "batch-embeddings reports failures per item and keeps the successful embeddings",
+  async () => {
+    const alice = await newUser(db);
+    await giveKey(runtime, alice, "openai", newKey());
+    const inputs = ["a1", "a2 REJECT", "a3", "b1", "b2", "b3", "c1 OUTAGE", "c2"];
+    const result = await call(
+      createBatchHandler,
+      "batch-embeddings",
+      { inputs, chunk_size: 3 },
+      alice,
+    );
+    assertEquals(result.status, 200);
+    assertEquals(result.json.chunks, 3);
+    // Chunk 1 was refused for one input's content, so it was retried item by item; chunk 3 met an
+    // outage, which fails its items together.
+    assertEquals(result.json.failures.map((f: { index: number }) => f.index), [1, 6, 7]);
+    const byIndex = Object.fromEntries(
+      result.json.failures.map((
+        f: { index: number; error: { code: string; upstream_status: number } },
+      ) => [
+        f.index,
+        [f.error.code, f.error.upstream_status],
+      ]),
+    );
+    assertEquals(byIndex, {
+      1: ["OPENAI_API_ERROR", 400],
+      6: ["OPENAI_API_ERROR", 503],
+      7: ["OPENAI_API_ERROR", 503],
+    });
+    assertEquals(result.json.embeddings, [
+      fakeVector("a1"),
+      null,
+      fakeVector("a3"),
+      fakeVector("b1"),
+      fakeVector("b2"),
+      fakeVector("b3"),
+      null,
+      null,
+    ]);
+  },
+);
 
 dbTest("batch-embeddings answers with the error itself when no input succeeded", async () => {
   const alice = await newUser(db);
@@ -202,95 +284,120 @@ dbTest("batch-embeddings answers with the error itself when no input succeeded",
   const result = await call(createBatchHandler, "batch-embeddings", { inputs: ["x", "y"] }, alice);
   assertEquals(result.status, 401);
   assertEquals(result.json.error.code, "OPENAI_INVALID_KEY");
-  const tooBig = await call(createBatchHandler, "batch-embeddings", { inputs: ["x"], chunk_size: 4096 }, alice);
+  const tooBig = await call(createBatchHandler, "batch-embeddings", {
+    inputs: ["x"],
+    chunk_size: 4096,
+  }, alice);
   assertEquals(tooBig.status, 400);
 });
 
-dbTest("manus-key-validate checks the user's Manus key and always reports keySource user", async () => {
-  const alice = await newUser(db);
-  const handler = createManusHandler(runtime);
-  const empty = (user: TestUser) =>
-    handler(new Request("http://local/manus-key-validate", { method: "POST", headers: { authorization: user.authorization } }));
+dbTest(
+  "manus-key-validate checks the user's Manus key and always reports keySource user",
+  async () => {
+    const alice = await newUser(db);
+    const handler = createManusHandler(runtime);
+    const empty = (user: TestUser) =>
+      handler(
+        new Request("http://local/manus-key-validate", {
+          method: "POST",
+          headers: { authorization: user.authorization },
+        }),
+      );
 
-  const missing = await empty(alice);
-  assertEquals(missing.status, 400);
-  const missingBody = await missing.json();
-  assertEquals(missingBody.error.code, "MANUS_NOT_CONFIGURED");
-  assertEquals(missingBody.keySource, "user");
+    const missing = await empty(alice);
+    assertEquals(missing.status, 400);
+    const missingBody = await missing.json();
+    assertEquals(missingBody.error.code, "MANUS_NOT_CONFIGURED");
+    assertEquals(missingBody.keySource, "user");
 
-  const key = `manus-${crypto.randomUUID()}`;
-  await giveKey(runtime, alice, "manus", key);
-  const valid = await call(createManusHandler, "manus-key-validate", {}, alice);
-  assertEquals(valid.status, 200);
-  assertEquals(valid.json.keySource, "user");
-  assertEquals(valid.json.valid, true);
-  assertEquals(valid.json.validation_status, "valid");
-  const seen = fake.requests.at(-1)!;
-  assertEquals(seen.path, "/v1/tasks?limit=1");
-  assertEquals(seen.headers["api_key"], key);
+    const key = `manus-${crypto.randomUUID()}`;
+    await giveKey(runtime, alice, "manus", key);
+    const valid = await call(createManusHandler, "manus-key-validate", {}, alice);
+    assertEquals(valid.status, 200);
+    assertEquals(valid.json.keySource, "user");
+    assertEquals(valid.json.valid, true);
+    assertEquals(valid.json.validation_status, "valid");
+    const seen = fake.requests.at(-1)!;
+    assertEquals(seen.path, "/v1/tasks?limit=1");
+    assertEquals(seen.headers["api_key"], key);
 
-  await giveKey(runtime, alice, "manus", `manus-invalid-${crypto.randomUUID()}`);
-  const invalid = await (await empty(alice)).json();
-  assertEquals(invalid.keySource, "user");
-  assertEquals(invalid.valid, false);
-  assertEquals(invalid.error.code, "MANUS_INVALID_KEY");
+    await giveKey(runtime, alice, "manus", `manus-invalid-${crypto.randomUUID()}`);
+    const invalid = await (await empty(alice)).json();
+    assertEquals(invalid.keySource, "user");
+    assertEquals(invalid.valid, false);
+    assertEquals(invalid.error.code, "MANUS_INVALID_KEY");
 
-  const extra = await call(createManusHandler, "manus-key-validate", { service: "openai" }, alice);
-  assertEquals(extra.status, 400);
-});
+    const extra = await call(
+      createManusHandler,
+      "manus-key-validate",
+      { service: "openai" },
+      alice,
+    );
+    assertEquals(extra.status, 400);
+  },
+);
 
-dbTest("supabase-js functions.invoke works against the local stack for the non-streaming functions", async () => {
-  const dataDir = await Deno.makeTempDir({ prefix: "conversation-functions-" });
-  const stack = await startLocalStack({ dataDir, port: 0, db, env });
-  try {
-    const tokenResponse = await fetch(`${stack.url}/auth/v1/dev/token`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: `${crypto.randomUUID()}@test.local` }),
-    });
-    const { access_token: token } = await tokenResponse.json();
-    const supabase = createClient(stack.url, stack.anonKey, { auth: { persistSession: false } });
-    supabase.functions.setAuth(token);
+dbTest(
+  "supabase-js functions.invoke works against the local stack for the non-streaming functions",
+  async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "conversation-functions-" });
+    const stack = await startLocalStack({ dataDir, port: 0, db, env });
+    try {
+      const tokenResponse = await fetch(`${stack.url}/auth/v1/dev/token`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ email: `${crypto.randomUUID()}@test.local` }),
+      });
+      const { access_token: token } = await tokenResponse.json();
+      const supabase = createClient(stack.url, stack.anonKey, { auth: { persistSession: false } });
+      supabase.functions.setAuth(token);
 
-    const key = newKey();
-    const set = await supabase.functions.invoke("credentials-manager", {
-      body: { action: "set", service: "openai", value: key },
-    });
-    assertEquals(set.error, null);
-    await supabase.functions.invoke("credentials-manager", {
-      body: { action: "set", service: "manus", value: `manus-${crypto.randomUUID()}` },
-    });
+      const key = newKey();
+      const set = await supabase.functions.invoke("credentials-manager", {
+        body: { action: "set", service: "openai", value: key },
+      });
+      assertEquals(set.error, null);
+      await supabase.functions.invoke("credentials-manager", {
+        body: { action: "set", service: "manus", value: `manus-${crypto.randomUUID()}` },
+      });
 
-    const models = await supabase.functions.invoke("fetch-provider-models", { body: { provider: "openai" } });
-    assertEquals(models.error, null);
-    assertEquals(models.data.models[0].id, "gpt-fake-1");
-    assertEquals(fake.keyOf(fake.requests.at(-1)!), key);
+      const models = await supabase.functions.invoke("fetch-provider-models", {
+        body: { provider: "openai" },
+      });
+      assertEquals(models.error, null);
+      assertEquals(models.data.models[0].id, "gpt-fake-1");
+      assertEquals(fake.keyOf(fake.requests.at(-1)!), key);
 
-    const one = await supabase.functions.invoke("generate-embedding", { body: { input: "hey" } });
-    assertEquals(one.data.embedding, fakeVector("hey"));
+      const one = await supabase.functions.invoke("generate-embedding", { body: { input: "hey" } });
+      assertEquals(one.data.embedding, fakeVector("hey"));
 
-    const batch = await supabase.functions.invoke("batch-embeddings", { body: { inputs: ["a", "bb"] } });
-    assertEquals(batch.data.embeddings, [fakeVector("a"), fakeVector("bb")]);
+      const batch = await supabase.functions.invoke("batch-embeddings", {
+        body: { inputs: ["a", "bb"] },
+      });
+      assertEquals(batch.data.embeddings, [fakeVector("a"), fakeVector("bb")]);
 
-    const manus = await supabase.functions.invoke("manus-key-validate");
-    assertEquals(manus.error, null);
-    assertEquals(manus.data.keySource, "user");
-    assertEquals(manus.data.valid, true);
+      const manus = await supabase.functions.invoke("manus-key-validate");
+      assertEquals(manus.error, null);
+      assertEquals(manus.data.keySource, "user");
+      assertEquals(manus.data.valid, true);
 
-    const list = await supabase.functions.invoke("conversation-manager", { body: { action: "list" } });
-    assertEquals(list.data, { conversations: [] });
+      const list = await supabase.functions.invoke("conversation-manager", {
+        body: { action: "list" },
+      });
+      assertEquals(list.data, { conversations: [] });
 
-    const missing = await supabase.functions.invoke("conversation-manager", {
-      body: { action: "get", conversation_id: crypto.randomUUID() },
-    });
-    assert(missing.error instanceof FunctionsHttpError);
-    assertEquals(missing.error.context.status, 404);
-    assertEquals((await missing.error.context.json()).error.code, "NOT_FOUND");
-  } finally {
-    await stack.close();
-    await Deno.remove(dataDir, { recursive: true });
-  }
-});
+      const missing = await supabase.functions.invoke("conversation-manager", {
+        body: { action: "get", conversation_id: crypto.randomUUID() },
+      });
+      assert(missing.error instanceof FunctionsHttpError);
+      assertEquals(missing.error.context.status, 404);
+      assertEquals((await missing.error.context.json()).error.code, "NOT_FOUND");
+    } finally {
+      await stack.close();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+);
 
 dbTest("conversationFunctions_test closes its database and fake", async () => {
   await fake.close();

@@ -7,18 +7,33 @@ import type { Runtime } from "../../supabase/functions/_shared/runtime.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { startFakeChatUpstream } from "../support/fakeChatUpstream.ts";
 import { sseClient } from "../support/sseClient.ts";
-import { captureLogs, dbTest, jsonRequest, newUser, type TestUser, testRuntime } from "../support/runtime.ts";
+import {
+  captureLogs,
+  dbTest,
+  jsonRequest,
+  newUser,
+  testRuntime,
+  type TestUser,
+} from "../support/runtime.ts";
 
 const db = await openTestDatabase();
 const fake = startFakeChatUpstream();
-const env = { OPENAI_BASE_URL: fake.baseUrl, GEMINI_BASE_URL: fake.baseUrl, RUN_CANCEL_POLL_MS: "50" };
+const env = {
+  OPENAI_BASE_URL: fake.baseUrl,
+  GEMINI_BASE_URL: fake.baseUrl,
+  RUN_CANCEL_POLL_MS: "50",
+};
 const runtime = testRuntime(db, { env });
 const runHandler = createRunHandler(runtime);
 const messages = [{ role: "user", content: "Say hello" }];
 
 async function giveKey(rt: Runtime, user: TestUser, service: string, value: string) {
   const response = await createCredentialsHandler(rt)(
-    jsonRequest("http://local/credentials-manager", { action: "set", service, value }, user.authorization),
+    jsonRequest(
+      "http://local/credentials-manager",
+      { action: "set", service, value },
+      user.authorization,
+    ),
   );
   assertEquals(response.status, 200, await response.text());
 }
@@ -29,99 +44,123 @@ function startRun(body: unknown, user: TestUser, handler = runHandler) {
 
 async function managerGet(user: TestUser, conversationId: string) {
   const response = await createManagerHandler(runtime)(
-    jsonRequest("http://local/conversation-manager", { action: "get", conversation_id: conversationId }, user.authorization),
+    jsonRequest("http://local/conversation-manager", {
+      action: "get",
+      conversation_id: conversationId,
+    }, user.authorization),
   );
   return await response.json();
 }
 
 const newKey = () => `sk-user-${crypto.randomUUID()}`;
 
-dbTest(`conversation-run streams deltas to an eventsource-parser client as they arrive (${DATABASE_KIND})`, async () => {
-  const alice = await newUser(db);
-  const key = newKey();
-  await giveKey(runtime, alice, "openai", key);
-  fake.chat = { kind: "gated", chunks: ["Hel", "lo", " there"] };
-  const before = fake.requests.length;
+dbTest(
+  `conversation-run streams deltas to an eventsource-parser client as they arrive (${DATABASE_KIND})`,
+  async () => {
+    const alice = await newUser(db);
+    const key = newKey();
+    await giveKey(runtime, alice, "openai", key);
+    fake.chat = { kind: "gated", chunks: ["Hel", "lo", " there"] };
+    const before = fake.requests.length;
 
-  const response = await startRun({ messages, model: "gpt-fake-1" }, alice);
-  assertEquals(response.status, 200);
-  assertEquals(response.headers.get("content-type"), "text/event-stream; charset=utf-8");
-  assertEquals(response.headers.get("cache-control"), "no-cache");
-  const client = sseClient(response);
+    const response = await startRun({ messages, model: "gpt-fake-1" }, alice);
+    assertEquals(response.status, 200);
+    assertEquals(response.headers.get("content-type"), "text/event-stream; charset=utf-8");
+    assertEquals(response.headers.get("cache-control"), "no-cache");
+    const client = sseClient(response);
 
-  const started = await client.next();
-  assertEquals(started?.type, "run.started");
-  assert(started?.run_id && started?.conversation_id);
-  assertEquals(await client.next(), { type: "delta", content: "Hel" });
-  assertEquals(fake.chunkSentAt.length, 1, "the first delta arrived before upstream sent its second chunk");
-  fake.release();
-  assertEquals(await client.next(), { type: "delta", content: "lo" });
-  assertEquals(fake.chunkSentAt.length, 2);
-  fake.release();
-  const rest = await client.rest();
-  assertEquals(rest, [
-    { type: "delta", content: " there" },
-    { type: "usage", usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 } },
-    { type: "done", run_id: started.run_id, conversation_id: started.conversation_id },
-  ]);
+    const started = await client.next();
+    assertEquals(started?.type, "run.started");
+    assert(started?.run_id && started?.conversation_id);
+    assertEquals(await client.next(), { type: "delta", content: "Hel" });
+    assertEquals(
+      fake.chunkSentAt.length,
+      1,
+      "the first delta arrived before upstream sent its second chunk",
+    );
+    fake.release();
+    assertEquals(await client.next(), { type: "delta", content: "lo" });
+    assertEquals(fake.chunkSentAt.length, 2);
+    fake.release();
+    const rest = await client.rest();
+    assertEquals(rest, [
+      { type: "delta", content: " there" },
+      { type: "usage", usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 } },
+      { type: "done", run_id: started.run_id, conversation_id: started.conversation_id },
+    ]);
 
-  const seen = fake.requests.slice(before).find((r) => r.path === "/v1/chat/completions")!;
-  assertEquals(fake.keyOf(seen), key);
-  const sent = JSON.parse(seen.body);
-  assertEquals(sent.stream, true);
-  assertEquals(sent.stream_options, { include_usage: true });
-  assertEquals(sent.model, "gpt-fake-1");
-  assertEquals(sent.messages, messages);
+    const seen = fake.requests.slice(before).find((r) => r.path === "/v1/chat/completions")!;
+    assertEquals(fake.keyOf(seen), key);
+    const sent = JSON.parse(seen.body);
+    assertEquals(sent.stream, true);
+    assertEquals(sent.stream_options, { include_usage: true });
+    assertEquals(sent.model, "gpt-fake-1");
+    assertEquals(sent.messages, messages);
 
-  const { conversation } = await managerGet(alice, started.conversation_id);
-  assertEquals(conversation.messages.map((m: { role: string; content: string }) => [m.role, m.content]), [
-    ["user", "Say hello"],
-    ["assistant", "Hello there"],
-  ]);
-  assertEquals(conversation.runs[0].status, "done");
-  assertEquals(conversation.runs[0].total_tokens, 10);
-});
+    const { conversation } = await managerGet(alice, started.conversation_id);
+    assertEquals(
+      conversation.messages.map((m: { role: string; content: string }) => [m.role, m.content]),
+      [
+        ["user", "Say hello"],
+        ["assistant", "Hello there"],
+      ],
+    );
+    assertEquals(conversation.runs[0].status, "done");
+    assertEquals(conversation.runs[0].total_tokens, 10);
+  },
+);
 
-dbTest("conversation-run without a key sends the error event first after run.started, then closes", async () => {
-  const alice = await newUser(db);
-  const before = fake.requests.length;
-  const events = await sseClient(await startRun({ messages, model: "gpt-fake-1" }, alice)).rest();
-  assertEquals(events.length, 2);
-  assertEquals(events[0].type, "run.started");
-  assertEquals(events[1].type, "error");
-  assertEquals(events[1].error.code, "OPENAI_NOT_CONFIGURED");
-  assertEquals(events[1].error.recoverable, false);
-  assertEquals(fake.requests.length, before, "nothing went upstream");
-});
+dbTest(
+  "conversation-run without a key sends the error event first after run.started, then closes",
+  async () => {
+    const alice = await newUser(db);
+    const before = fake.requests.length;
+    const events = await sseClient(await startRun({ messages, model: "gpt-fake-1" }, alice)).rest();
+    assertEquals(events.length, 2);
+    assertEquals(events[0].type, "run.started");
+    assertEquals(events[1].type, "error");
+    assertEquals(events[1].error.code, "OPENAI_NOT_CONFIGURED");
+    assertEquals(events[1].error.recoverable, false);
+    assertEquals(fake.requests.length, before, "nothing went upstream");
+  },
+);
 
-dbTest("conversation-run turns a reset mid-stream into an error event, closes, and keeps the partial output", async () => {
-  const alice = await newUser(db);
-  await giveKey(runtime, alice, "openai", newKey());
-  fake.chat = { kind: "reset", chunks: ["par", "tial"] };
-  const events = await sseClient(await startRun({ messages, model: "m" }, alice)).rest();
-  assertEquals(events.map((e) => e.type), ["run.started", "delta", "delta", "error"]);
-  assertEquals(events[3].error.code, "OPENAI_API_ERROR");
-  assertEquals(events[3].error.recoverable, true);
-  const { conversation } = await managerGet(alice, events[0].conversation_id);
-  assertEquals(conversation.runs[0].status, "error");
-  assertEquals(conversation.runs[0].error_code, "OPENAI_API_ERROR");
-  assertEquals(conversation.messages.at(-1).content, "partial");
-});
+dbTest(
+  "conversation-run turns a reset mid-stream into an error event, closes, and keeps the partial output",
+  async () => {
+    const alice = await newUser(db);
+    await giveKey(runtime, alice, "openai", newKey());
+    fake.chat = { kind: "reset", chunks: ["par", "tial"] };
+    const events = await sseClient(await startRun({ messages, model: "m" }, alice)).rest();
+    assertEquals(events.map((e) => e.type), ["run.started", "delta", "delta", "error"]);
+    assertEquals(events[3].error.code, "OPENAI_API_ERROR");
+    assertEquals(events[3].error.recoverable, true);
+    const { conversation } = await managerGet(alice, events[0].conversation_id);
+    assertEquals(conversation.runs[0].status, "error");
+    assertEquals(conversation.runs[0].error_code, "OPENAI_API_ERROR");
+    assertEquals(conversation.messages.at(-1).content, "partial");
+  },
+);
 
-dbTest("conversation-run times out a stalled upstream with the provider's timeout code", async () => {
-  const stallRuntime = testRuntime(db, { env: { ...env, UPSTREAM_TIMEOUT_MS: "300" } });
-  const alice = await newUser(db);
-  await giveKey(stallRuntime, alice, "openai", newKey());
-  fake.chat = { kind: "stall", chunks: ["slow"] };
-  const startedAt = performance.now();
-  const events = await sseClient(await startRun({ messages, model: "m" }, alice, createRunHandler(stallRuntime)))
-    .rest();
-  const elapsed = performance.now() - startedAt;
-  assertEquals(events.map((e) => e.type), ["run.started", "delta", "error"]);
-  assertEquals(events[2].error.code, "OPENAI_TIMEOUT");
-  assert(elapsed >= 300 && elapsed < 3_000, `timed out after ${elapsed} ms`);
-  await fake.streamClosed();
-});
+dbTest(
+  "conversation-run times out a stalled upstream with the provider's timeout code",
+  async () => {
+    const stallRuntime = testRuntime(db, { env: { ...env, UPSTREAM_TIMEOUT_MS: "300" } });
+    const alice = await newUser(db);
+    await giveKey(stallRuntime, alice, "openai", newKey());
+    fake.chat = { kind: "stall", chunks: ["slow"] };
+    const startedAt = performance.now();
+    const events = await sseClient(
+      await startRun({ messages, model: "m" }, alice, createRunHandler(stallRuntime)),
+    )
+      .rest();
+    const elapsed = performance.now() - startedAt;
+    assertEquals(events.map((e) => e.type), ["run.started", "delta", "error"]);
+    assertEquals(events[2].error.code, "OPENAI_TIMEOUT");
+    assert(elapsed >= 300 && elapsed < 3_000, `timed out after ${elapsed} ms`);
+    await fake.streamClosed();
+  },
+);
 
 dbTest("conversation-run maps upstream 401, 429 and 500 to the provider's codes", async () => {
   const alice = await newUser(db);
@@ -133,7 +172,9 @@ dbTest("conversation-run maps upstream 401, 429 and 500 to the provider's codes"
   ];
   for (const [status, code, recoverable] of cases) {
     fake.chat = { kind: "status", status };
-    const events = await sseClient(await startRun({ messages, model: "m", provider: "gemini" }, alice)).rest();
+    const events = await sseClient(
+      await startRun({ messages, model: "m", provider: "gemini" }, alice),
+    ).rest();
     assertEquals(events.map((e) => e.type), ["run.started", "error"]);
     assertEquals(events[1].error.code, code);
     assertEquals(events[1].error.recoverable, recoverable);
@@ -153,10 +194,18 @@ dbTest("conversation-cancel from another request and runtime stops a running str
   const otherIsolate = createCancelHandler(testRuntime(db, { env }));
   const cancelledAt = performance.now();
   const response = await otherIsolate(
-    jsonRequest("http://local/conversation-cancel", { run_id: started.run_id }, alice.authorization),
+    jsonRequest(
+      "http://local/conversation-cancel",
+      { run_id: started.run_id },
+      alice.authorization,
+    ),
   );
   assertEquals(response.status, 200);
-  assertEquals(await response.json(), { run_id: started.run_id, status: "running", cancel_requested: true });
+  assertEquals(await response.json(), {
+    run_id: started.run_id,
+    status: "running",
+    cancel_requested: true,
+  });
 
   const rest = await client.rest();
   const stoppedAfter = performance.now() - cancelledAt;
@@ -181,11 +230,17 @@ dbTest("conversation-cancel never lets Bob cancel Alice's run", async () => {
   await client.next();
 
   const cancel = createCancelHandler(runtime);
-  const byBob = await cancel(jsonRequest("http://local/conversation-cancel", { run_id: started.run_id }, bob.authorization));
+  const byBob = await cancel(
+    jsonRequest("http://local/conversation-cancel", { run_id: started.run_id }, bob.authorization),
+  );
   assertEquals(byBob.status, 404);
   assertEquals((await byBob.json()).error.code, "RUN_NOT_FOUND");
   const unknown = await cancel(
-    jsonRequest("http://local/conversation-cancel", { run_id: crypto.randomUUID() }, alice.authorization),
+    jsonRequest(
+      "http://local/conversation-cancel",
+      { run_id: crypto.randomUUID() },
+      alice.authorization,
+    ),
   );
   assertEquals(unknown.status, 404);
 
@@ -204,7 +259,10 @@ dbTest("conversation-run aborts the upstream request when the client disconnects
   const disconnectedAt = performance.now();
   await client.cancel();
   const closedAt = await fake.streamClosed();
-  assert(closedAt - disconnectedAt < 100, `upstream closed ${closedAt - disconnectedAt} ms after the client left`);
+  assert(
+    closedAt - disconnectedAt < 100,
+    `upstream closed ${closedAt - disconnectedAt} ms after the client left`,
+  );
   fake.release();
   // The run records the cancellation once its loop has unwound.
   for (let i = 0; i < 50; i++) {
@@ -223,55 +281,80 @@ dbTest("conversation-run sends comment heartbeats while upstream is quiet", asyn
   const alice = await newUser(db);
   await giveKey(beatRuntime, alice, "openai", newKey());
   fake.chat = { kind: "gated", chunks: ["x", "y"] };
-  const client = sseClient(await startRun({ messages, model: "m" }, alice, createRunHandler(beatRuntime)));
+  const client = sseClient(
+    await startRun({ messages, model: "m" }, alice, createRunHandler(beatRuntime)),
+  );
   await client.next();
   await client.next();
   await new Promise((resolve) => setTimeout(resolve, 200));
   fake.release();
   await client.rest();
-  assert(client.comments.filter((c) => c.trim() === "ping").length >= 2, `comments: ${client.comments}`);
+  assert(
+    client.comments.filter((c) => c.trim() === "ping").length >= 2,
+    `comments: ${client.comments}`,
+  );
 });
 
-dbTest("conversation-run continues the user's own conversation and refuses someone else's", async () => {
-  const alice = await newUser(db);
-  const bob = await newUser(db);
-  await giveKey(runtime, alice, "openai", newKey());
-  await giveKey(runtime, bob, "openai", newKey());
-  fake.chat = { kind: "stream", chunks: ["ok"] };
-  const first = await sseClient(await startRun({ messages, model: "m" }, alice)).rest();
-  const conversationId = first[0].conversation_id;
-  const second = await sseClient(
-    await startRun({
-      conversation_id: conversationId,
-      messages: [...messages, { role: "assistant", content: "ok" }, { role: "user", content: "Again" }],
-      model: "m",
-    }, alice),
-  ).rest();
-  assertEquals(second.at(-1)?.type, "done");
-  const { conversation } = await managerGet(alice, conversationId);
-  assertEquals(conversation.messages.map((m: { content: string }) => m.content), ["Say hello", "ok", "Again", "ok"]);
+dbTest(
+  "conversation-run continues the user's own conversation and refuses someone else's",
+  async () => {
+    const alice = await newUser(db);
+    const bob = await newUser(db);
+    await giveKey(runtime, alice, "openai", newKey());
+    await giveKey(runtime, bob, "openai", newKey());
+    fake.chat = { kind: "stream", chunks: ["ok"] };
+    const first = await sseClient(await startRun({ messages, model: "m" }, alice)).rest();
+    const conversationId = first[0].conversation_id;
+    const second = await sseClient(
+      await startRun({
+        conversation_id: conversationId,
+        messages: [...messages, { role: "assistant", content: "ok" }, {
+          role: "user",
+          content: "Again",
+        }],
+        model: "m",
+      }, alice),
+    ).rest();
+    assertEquals(second.at(-1)?.type, "done");
+    const { conversation } = await managerGet(alice, conversationId);
+    assertEquals(conversation.messages.map((m: { content: string }) => m.content), [
+      "Say hello",
+      "ok",
+      "Again",
+      "ok",
+    ]);
 
-  const intruder = await startRun({ conversation_id: conversationId, messages, model: "m" }, bob);
-  assertEquals(intruder.status, 404);
-  assertEquals(intruder.headers.get("content-type"), "application/json; charset=utf-8");
-  assertEquals((await intruder.json()).error.code, "NOT_FOUND");
-});
+    const intruder = await startRun({ conversation_id: conversationId, messages, model: "m" }, bob);
+    assertEquals(intruder.status, 404);
+    assertEquals(intruder.headers.get("content-type"), "application/json; charset=utf-8");
+    assertEquals((await intruder.json()).error.code, "NOT_FOUND");
+  },
+);
 
-dbTest("conversation-run answers auth and body problems as plain JSON before any stream", async () => {
-  const alice = await newUser(db);
-  const noAuth = await runHandler(jsonRequest("http://local/conversation-run", { messages, model: "m" }));
-  assertEquals(noAuth.status, 401);
-  assertEquals((await noAuth.json()).error.code, "UNAUTHORIZED");
-  for (const body of [{ messages: [], model: "m" }, { messages, model: "m", provider: "manus" }, { messages }, {
-    messages,
-    model: "m",
-    extra: 1,
-  }]) {
-    const response = await startRun(body, alice);
-    assertEquals(response.status, 400);
-    assertEquals((await response.json()).error.code, "INVALID_REQUEST");
-  }
-});
+dbTest(
+  "conversation-run answers auth and body problems as plain JSON before any stream",
+  async () => {
+    const alice = await newUser(db);
+    const noAuth = await runHandler(
+      jsonRequest("http://local/conversation-run", { messages, model: "m" }),
+    );
+    assertEquals(noAuth.status, 401);
+    assertEquals((await noAuth.json()).error.code, "UNAUTHORIZED");
+    for (
+      const body of [{ messages: [], model: "m" }, { messages, model: "m", provider: "manus" }, {
+        messages,
+      }, {
+        messages,
+        model: "m",
+        extra: 1,
+      }]
+    ) {
+      const response = await startRun(body, alice);
+      assertEquals(response.status, 400);
+      assertEquals((await response.json()).error.code, "INVALID_REQUEST");
+    }
+  },
+);
 
 dbTest("conversation-run never puts the key in an event or a log line", async () => {
   const alice = await newUser(db);

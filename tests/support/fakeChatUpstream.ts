@@ -48,16 +48,27 @@ const encoder = new TextEncoder();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function chunkEvent(content: string): Uint8Array {
-  const json = { id: "chatcmpl-fake", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content } }] };
+  const json = {
+    id: "chatcmpl-fake",
+    object: "chat.completion.chunk",
+    choices: [{ index: 0, delta: { content } }],
+  };
   return encoder.encode(`data: ${JSON.stringify(json)}\n\n`);
 }
 
 const USAGE_EVENT = encoder.encode(
-  `data: ${JSON.stringify({ id: "chatcmpl-fake", choices: [], usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 } })}\n\n`,
+  `data: ${
+    JSON.stringify({
+      id: "chatcmpl-fake",
+      choices: [],
+      usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 },
+    })
+  }\n\n`,
 );
 
 function keyFrom(headers: Record<string, string>): string | null {
-  return headers["authorization"]?.match(/^Bearer\s+(.+)$/i)?.[1] ?? headers["x-api-key"] ?? headers["api_key"] ??
+  return headers["authorization"]?.match(/^Bearer\s+(.+)$/i)?.[1] ?? headers["x-api-key"] ??
+    headers["api_key"] ??
     null;
 }
 
@@ -104,7 +115,9 @@ export function startFakeChatUpstream(): FakeChatUpstream {
         if (behaviour.kind === "status") return;
         for (const [i, content] of behaviour.chunks.entries()) {
           if (i > 0 && behaviour.kind === "gated") await waitGate();
-          if (i > 0 && behaviour.kind === "stream" && behaviour.delayMs) await sleep(behaviour.delayMs);
+          if (i > 0 && behaviour.kind === "stream" && behaviour.delayMs) {
+            await sleep(behaviour.delayMs);
+          }
           if (!send(chunkEvent(content))) return;
         }
         if (behaviour.kind === "stall") return;
@@ -125,73 +138,87 @@ export function startFakeChatUpstream(): FakeChatUpstream {
     });
   };
 
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
-    const url = new URL(request.url);
-    const recorded: ChatRecordedRequest = {
-      method: request.method,
-      path: url.pathname + url.search,
-      headers: Object.fromEntries(request.headers),
-      body: request.body ? await request.text() : "",
-    };
-    requests.push(recorded);
-    const key = keyFrom(recorded.headers);
-    if (!key || key.includes("invalid")) {
-      return Response.json({ error: { message: "Incorrect API key provided.", type: "invalid_request_error" } }, {
-        status: 401,
-        headers: { "x-request-id": "req_fake_401" },
-      });
-    }
-
-    if (request.method === "POST" && url.pathname === "/v1/chat/completions") {
-      const behaviour = fake.chat;
-      if (behaviour.kind === "status") {
-        return Response.json({ error: { message: "fake failure", type: "fake" } }, {
-          status: behaviour.status,
-          headers: { "x-request-id": `req_fake_${behaviour.status}`, ...behaviour.headers },
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      const url = new URL(request.url);
+      const recorded: ChatRecordedRequest = {
+        method: request.method,
+        path: url.pathname + url.search,
+        headers: Object.fromEntries(request.headers),
+        body: request.body ? await request.text() : "",
+      };
+      requests.push(recorded);
+      const key = keyFrom(recorded.headers);
+      if (!key || key.includes("invalid")) {
+        return Response.json({
+          error: { message: "Incorrect API key provided.", type: "invalid_request_error" },
+        }, {
+          status: 401,
+          headers: { "x-request-id": "req_fake_401" },
         });
       }
-      return new Response(streamed(behaviour), {
-        headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
-      });
-    }
-    if (request.method === "GET" && url.pathname === "/v1/models") {
-      if (fake.models === "stall") {
-        await new Promise((resolve) => request.signal.addEventListener("abort", resolve, { once: true }));
-        return new Response(null, { status: 499 });
+
+      if (request.method === "POST" && url.pathname === "/v1/chat/completions") {
+        const behaviour = fake.chat;
+        if (behaviour.kind === "status") {
+          return Response.json({ error: { message: "fake failure", type: "fake" } }, {
+            status: behaviour.status,
+            headers: { "x-request-id": `req_fake_${behaviour.status}`, ...behaviour.headers },
+          });
+        }
+        return new Response(streamed(behaviour), {
+          headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
+        });
       }
-      if (typeof fake.models === "number") {
-        return Response.json({ error: { message: "fake failure" } }, { status: fake.models });
+      if (request.method === "GET" && url.pathname === "/v1/models") {
+        if (fake.models === "stall") {
+          await new Promise((resolve) =>
+            request.signal.addEventListener("abort", resolve, { once: true })
+          );
+          return new Response(null, { status: 499 });
+        }
+        if (typeof fake.models === "number") {
+          return Response.json({ error: { message: "fake failure" } }, { status: fake.models });
+        }
+        return Response.json({
+          object: "list",
+          data: [{ id: "gpt-fake-1", object: "model", owned_by: "fake" }, {
+            id: "gpt-fake-2",
+            object: "model",
+          }],
+        });
       }
-      return Response.json({
-        object: "list",
-        data: [{ id: "gpt-fake-1", object: "model", owned_by: "fake" }, { id: "gpt-fake-2", object: "model" }],
-      });
-    }
-    if (request.method === "POST" && url.pathname === "/v1/embeddings") {
-      const body = JSON.parse(recorded.body) as { input: string[] | string; model: string };
-      const inputs = Array.isArray(body.input) ? body.input : [body.input];
-      inFlight++;
-      fake.maxEmbeddingsInFlight = Math.max(fake.maxEmbeddingsInFlight, inFlight);
-      await sleep(fake.embeddingsDelayMs);
-      inFlight--;
-      if (inputs.some((input) => input.includes("REJECT"))) {
-        return Response.json({ error: { message: "input rejected" } }, { status: 400 });
+      if (request.method === "POST" && url.pathname === "/v1/embeddings") {
+        const body = JSON.parse(recorded.body) as { input: string[] | string; model: string };
+        const inputs = Array.isArray(body.input) ? body.input : [body.input];
+        inFlight++;
+        fake.maxEmbeddingsInFlight = Math.max(fake.maxEmbeddingsInFlight, inFlight);
+        await sleep(fake.embeddingsDelayMs);
+        inFlight--;
+        if (inputs.some((input) => input.includes("REJECT"))) {
+          return Response.json({ error: { message: "input rejected" } }, { status: 400 });
+        }
+        if (inputs.some((input) => input.includes("OUTAGE"))) {
+          return Response.json({ error: { message: "outage" } }, { status: 503 });
+        }
+        return Response.json({
+          object: "list",
+          model: body.model,
+          data: inputs.map((input, index) => ({
+            object: "embedding",
+            index,
+            embedding: fakeVector(input),
+          })),
+          usage: { prompt_tokens: inputs.length, total_tokens: inputs.length },
+        });
       }
-      if (inputs.some((input) => input.includes("OUTAGE"))) {
-        return Response.json({ error: { message: "outage" } }, { status: 503 });
+      if (request.method === "GET" && url.pathname === "/v1/tasks") {
+        return Response.json({ data: [] });
       }
-      return Response.json({
-        object: "list",
-        model: body.model,
-        data: inputs.map((input, index) => ({ object: "embedding", index, embedding: fakeVector(input) })),
-        usage: { prompt_tokens: inputs.length, total_tokens: inputs.length },
-      });
-    }
-    if (request.method === "GET" && url.pathname === "/v1/tasks") {
-      return Response.json({ data: [] });
-    }
-    return Response.json({ error: { message: "no route" } }, { status: 404 });
-  });
+      return Response.json({ error: { message: "no route" } }, { status: 404 });
+    },
+  );
 
   const url = `http://127.0.0.1:${server.addr.port}`;
   const fake: FakeChatUpstream = {
@@ -211,7 +238,9 @@ export function startFakeChatUpstream(): FakeChatUpstream {
       } else gateOpened++;
     },
     streamClosed: () =>
-      lastClosedAt !== null ? Promise.resolve(lastClosedAt) : new Promise((resolve) => closedWaiters.push(resolve)),
+      lastClosedAt !== null
+        ? Promise.resolve(lastClosedAt)
+        : new Promise((resolve) => closedWaiters.push(resolve)),
     keyOf: (request) => keyFrom(request.headers),
     close: () => server.shutdown(),
   };

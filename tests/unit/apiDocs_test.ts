@@ -20,17 +20,22 @@ Deno.test("the generated error-code table lists every code with its status", () 
 
 Deno.test("docs/api.md documents every deployed function", async () => {
   const docs = await Deno.readTextFile(API_DOCS);
-  for (const name of [
-    "credentials-manager",
-    "conversation-run",
-    "conversation-cancel",
-    "conversation-manager",
-    "fetch-provider-models",
-    "generate-embedding",
-    "batch-embeddings",
-    "manus-key-validate",
-    "openai-proxy",
-  ]) {
-    assert(docs.includes(`## ${name}`) || docs.includes(`## \`${name}\``), `${name} is not documented`);
+  for (
+    const name of [
+      "credentials-manager",
+      "conversation-run",
+      "conversation-cancel",
+      "conversation-manager",
+      "fetch-provider-models",
+      "generate-embedding",
+      "batch-embeddings",
+      "manus-key-validate",
+      "openai-proxy",
+    ]
+  ) {
+    assert(
+      docs.includes(`## ${name}`) || docs.includes(`## \`${name}\``),
+      `${name} is not documented`,
+    );
   }
 });

@@ -1,8 +1,15 @@
 import { assertEquals } from "../support/assert.ts";
-import { mapWithConcurrency, planChunks } from "../../supabase/functions/_shared/embeddingsBatch.ts";
+import {
+  mapWithConcurrency,
+  planChunks,
+} from "../../supabase/functions/_shared/embeddingsBatch.ts";
 
 Deno.test("planChunks caps inputs per chunk", () => {
-  assertEquals(planChunks(["a", "b", "c", "d", "e"], { maxInputs: 2, maxCharacters: 100 }), [[0, 1], [2, 3], [4]]);
+  assertEquals(planChunks(["a", "b", "c", "d", "e"], { maxInputs: 2, maxCharacters: 100 }), [
+    [0, 1],
+    [2, 3],
+    [4],
+  ]);
 });
 
 Deno.test("planChunks caps characters per chunk and sends an oversized input alone", () => {

@@ -9,7 +9,10 @@ async function encode(...events: object[]): Promise<string> {
 }
 
 Deno.test("ServerSentEventStream writes JSON data lines and comments", async () => {
-  assertEquals(await encode({ data: { type: "delta", content: "a\nb" } }), 'data: {"type":"delta","content":"a\\nb"}\n\n');
+  assertEquals(
+    await encode({ data: { type: "delta", content: "a\nb" } }),
+    'data: {"type":"delta","content":"a\\nb"}\n\n',
+  );
   assertEquals(await encode({ comment: "ping" }), ": ping\n\n");
   assertEquals(await encode({ event: "x", id: "1", data: 1 }), "event: x\nid: 1\ndata: 1\n\n");
 });
@@ -48,7 +51,10 @@ Deno.test("streamSse turns a failure mid-stream into the error envelope and clos
 
 Deno.test("streamSse hides an unexpected error behind INTERNAL_ERROR without a stack", async () => {
   const { result } = await captureLogs(() =>
-    streamSse(() => Promise.reject(new Error("secret internals at line 42")), { heartbeatMs: 10_000, context: "test" })
+    streamSse(() => Promise.reject(new Error("secret internals at line 42")), {
+      heartbeatMs: 10_000,
+      context: "test",
+    })
       .text()
   );
   assert(result.includes('"code":"INTERNAL_ERROR"'));
@@ -61,7 +67,9 @@ Deno.test("streamSse cancel aborts the producer's signal", async () => {
   const response = streamSse(async (writer) => {
     seen = writer.signal;
     writer.send({ type: "run.started" });
-    await new Promise((resolve) => writer.signal.addEventListener("abort", resolve, { once: true }));
+    await new Promise((resolve) =>
+      writer.signal.addEventListener("abort", resolve, { once: true })
+    );
     producerDone.resolve();
   }, { heartbeatMs: 10_000, context: "test" });
   const reader = response.body!.getReader();

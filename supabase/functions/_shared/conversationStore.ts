@@ -46,7 +46,11 @@ export async function openRun(
         "update public.conversations set updated_at = now() where id = $1::uuid returning id",
         [conversationId],
       );
-      if (!found) throw new AppError("NOT_FOUND", { message: "No conversation with that id belongs to you." });
+      if (!found) {
+        throw new AppError("NOT_FOUND", {
+          message: "No conversation with that id belongs to you.",
+        });
+      }
       stored = input.messages.slice(-1);
     } else {
       const [created] = await tx.query<{ id: string }>(
@@ -80,7 +84,12 @@ export async function finishRun(
   db: Database,
   user: DbUser,
   run: { runId: string; conversationId: string },
-  outcome: { status: Exclude<RunStatus, "running">; output: string; errorCode: string | null; usage: Usage | null },
+  outcome: {
+    status: Exclude<RunStatus, "running">;
+    output: string;
+    errorCode: string | null;
+    usage: Usage | null;
+  },
 ): Promise<void> {
   await asUser(db, user, async (tx) => {
     await tx.query(
@@ -149,7 +158,10 @@ export interface ConversationSummary {
 const LIST_LIMIT = 200;
 
 /** The user's conversations, most recently active first. */
-export async function listConversations(db: Database, user: DbUser): Promise<ConversationSummary[]> {
+export async function listConversations(
+  db: Database,
+  user: DbUser,
+): Promise<ConversationSummary[]> {
   return await asUser(db, user, (tx) =>
     tx.query<ConversationSummary>(
       `select c.id, c.title, c.created_at, c.updated_at,
@@ -169,7 +181,9 @@ export async function getConversation(db: Database, user: DbUser, conversationId
       "select id, title, created_at, updated_at from public.conversations where id = $1::uuid",
       [conversationId],
     );
-    if (!conversation) throw new AppError("NOT_FOUND", { message: "No conversation with that id belongs to you." });
+    if (!conversation) {
+      throw new AppError("NOT_FOUND", { message: "No conversation with that id belongs to you." });
+    }
     const messages = await tx.query(
       `select id, role, content, run_id, created_at from public.conversation_messages
         where conversation_id = $1::uuid order by created_at, id`,
@@ -186,8 +200,20 @@ export async function getConversation(db: Database, user: DbUser, conversationId
 }
 
 /** Deletes one of the user's conversations (messages and runs go with it); NOT_FOUND otherwise. */
-export async function deleteConversation(db: Database, user: DbUser, conversationId: string): Promise<void> {
-  const [row] = await asUser(db, user, (tx) =>
-    tx.query("delete from public.conversations where id = $1::uuid returning id", [conversationId]));
-  if (!row) throw new AppError("NOT_FOUND", { message: "No conversation with that id belongs to you." });
+export async function deleteConversation(
+  db: Database,
+  user: DbUser,
+  conversationId: string,
+): Promise<void> {
+  const [row] = await asUser(
+    db,
+    user,
+    (tx) =>
+      tx.query("delete from public.conversations where id = $1::uuid returning id", [
+        conversationId,
+      ]),
+  );
+  if (!row) {
+    throw new AppError("NOT_FOUND", { message: "No conversation with that id belongs to you." });
+  }
 }

@@ -47,7 +47,9 @@ export async function embed(
   const vectors: number[][] = new Array(inputs.length);
   for (const [position, item] of (body?.data ?? []).entries()) {
     const index = typeof item?.index === "number" ? item.index : position;
-    if (Array.isArray(item?.embedding) && index >= 0 && index < inputs.length) vectors[index] = item.embedding;
+    if (Array.isArray(item?.embedding) && index >= 0 && index < inputs.length) {
+      vectors[index] = item.embedding;
+    }
   }
   if (vectors.filter(Boolean).length !== inputs.length) {
     throw new AppError(providerErrorCode(target.service, "API_ERROR"), {
@@ -56,6 +58,9 @@ export async function embed(
   }
   return {
     vectors,
-    usage: { prompt_tokens: body.usage?.prompt_tokens ?? 0, total_tokens: body.usage?.total_tokens ?? 0 },
+    usage: {
+      prompt_tokens: body.usage?.prompt_tokens ?? 0,
+      total_tokens: body.usage?.total_tokens ?? 0,
+    },
   };
 }

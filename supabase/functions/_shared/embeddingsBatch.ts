@@ -27,7 +27,8 @@ export function planChunks(inputs: readonly string[], limits: ChunkLimits): numb
   let current: number[] = [];
   let characters = 0;
   for (const [index, input] of inputs.entries()) {
-    const full = current.length >= limits.maxInputs || characters + input.length > limits.maxCharacters;
+    const full = current.length >= limits.maxInputs ||
+      characters + input.length > limits.maxCharacters;
     if (current.length > 0 && full) {
       chunks.push(current);
       current = [];
@@ -75,7 +76,8 @@ export interface BatchResult {
  */
 function worthSplitting(error: AppError, target: EmbeddingTarget): boolean {
   const status = error.details?.upstream_status;
-  return error.code === providerErrorCode(target.service, "API_ERROR") && typeof status === "number" &&
+  return error.code === providerErrorCode(target.service, "API_ERROR") &&
+    typeof status === "number" &&
     status >= 400 && status < 500;
 }
 
@@ -93,7 +95,10 @@ export async function embedBatch(
   const runChunk = async (indexes: number[]): Promise<AppError | null> => {
     try {
       const result = await embed(target, indexes.map((i) => inputs[i]));
-      indexes.forEach((inputIndex, position) => (embeddings[inputIndex] = result.vectors[position]));
+      indexes.forEach((
+        inputIndex,
+        position,
+      ) => (embeddings[inputIndex] = result.vectors[position]));
       usage.prompt_tokens += result.usage.prompt_tokens;
       usage.total_tokens += result.usage.total_tokens;
       return null;

@@ -73,7 +73,10 @@ export const SSE_HEADERS = {
  * Runs `produce` and streams what it sends. Anything it throws becomes
  * `{"type":"error","error":{code,message,recoverable}}`, after which the stream closes.
  */
-export function streamSse(produce: (writer: SseWriter) => Promise<void>, options: StreamSseOptions): Response {
+export function streamSse(
+  produce: (writer: SseWriter) => Promise<void>,
+  options: StreamSseOptions,
+): Response {
   const abort = new AbortController();
   let closed = false;
   let heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -102,7 +105,10 @@ export function streamSse(produce: (writer: SseWriter) => Promise<void>, options
         } catch (error) {
           const appError = toAppError(error, options.context);
           push({
-            data: { type: "error", ...buildErrorResponse(appError.code, appError.userMessage, appError.details) },
+            data: {
+              type: "error",
+              ...buildErrorResponse(appError.code, appError.userMessage, appError.details),
+            },
           });
         } finally {
           clearInterval(heartbeat);

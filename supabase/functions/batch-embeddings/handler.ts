@@ -13,9 +13,16 @@ import {
   MAX_CHARACTERS_PER_REQUEST,
   MAX_INPUTS_PER_REQUEST,
 } from "../_shared/embeddingsBatch.ts";
-import { defineHandler, describeIssues, fail, type Handler, jsonResponse, readJsonBody } from "../_shared/http.ts";
+import {
+  defineHandler,
+  describeIssues,
+  fail,
+  type Handler,
+  jsonResponse,
+  readJsonBody,
+} from "../_shared/http.ts";
 import { resolveProviderKey } from "../_shared/keyResolution.ts";
-import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream.ts";
 
 /** The 1 MB body limit already bounds the total; this bounds the bookkeeping. */

@@ -6,8 +6,15 @@
  */
 import { z } from "zod";
 import { requestCancel } from "../_shared/conversationStore.ts";
-import { defineHandler, describeIssues, fail, type Handler, jsonResponse, readJsonBody } from "../_shared/http.ts";
-import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import {
+  defineHandler,
+  describeIssues,
+  fail,
+  type Handler,
+  jsonResponse,
+  readJsonBody,
+} from "../_shared/http.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 
 const requestSchema = z.strictObject({ run_id: z.uuid() });
 
@@ -19,7 +26,11 @@ export function createHandler(runtime: RuntimeSource): Handler {
     if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
     const status = await requestCancel(rt.db, user, parsed.data.run_id);
     // A run that already ended keeps its outcome; the flag only matters while it is running.
-    return jsonResponse({ run_id: parsed.data.run_id, status, cancel_requested: status === "running" });
+    return jsonResponse({
+      run_id: parsed.data.run_id,
+      status,
+      cancel_requested: status === "running",
+    });
   });
 }
 

@@ -4,9 +4,20 @@
  * action to the caller's own conversations.
  */
 import { z } from "zod";
-import { deleteConversation, getConversation, listConversations } from "../_shared/conversationStore.ts";
-import { defineHandler, describeIssues, fail, type Handler, jsonResponse, readJsonBody } from "../_shared/http.ts";
-import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import {
+  deleteConversation,
+  getConversation,
+  listConversations,
+} from "../_shared/conversationStore.ts";
+import {
+  defineHandler,
+  describeIssues,
+  fail,
+  type Handler,
+  jsonResponse,
+  readJsonBody,
+} from "../_shared/http.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 
 const requestSchema = z.discriminatedUnion("action", [
   z.strictObject({ action: z.literal("list") }),
@@ -26,7 +37,9 @@ export function createHandler(runtime: RuntimeSource): Handler {
       case "list":
         return jsonResponse({ conversations: await listConversations(rt.db, user) });
       case "get":
-        return jsonResponse({ conversation: await getConversation(rt.db, user, body.conversation_id) });
+        return jsonResponse({
+          conversation: await getConversation(rt.db, user, body.conversation_id),
+        });
       case "delete":
         await deleteConversation(rt.db, user, body.conversation_id);
         return jsonResponse({ ok: true, deleted: body.conversation_id });

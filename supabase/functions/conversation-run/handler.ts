@@ -18,12 +18,19 @@ import {
 import { streamChatCompletion } from "../_shared/conversationUpstream.ts";
 import { buildErrorResponse, providerErrorCode } from "../_shared/errorCodes.ts";
 import { AppError } from "../_shared/errors.ts";
-import { defineHandler, describeIssues, fail, type Handler, readJsonBody, toAppError } from "../_shared/http.ts";
+import {
+  defineHandler,
+  describeIssues,
+  fail,
+  type Handler,
+  readJsonBody,
+  toAppError,
+} from "../_shared/http.ts";
 import { resolveProviderKey } from "../_shared/keyResolution.ts";
 import { describeError, log } from "../_shared/log.ts";
 import type { Service } from "../_shared/providers.ts";
-import { type Runtime, type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
-import { streamSse, type SseWriter } from "../_shared/sse.ts";
+import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
+import { type SseWriter, streamSse } from "../_shared/sse.ts";
 import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream.ts";
 
 const requestSchema = z.strictObject({
@@ -122,14 +129,21 @@ async function runConversation(
   try {
     await finishRun(rt.db, user, run, { status, output, errorCode: failure?.code ?? null, usage });
   } catch (error) {
-    log.error("could not record the run's outcome", { runId: run.runId, error: describeError(error) });
+    log.error("could not record the run's outcome", {
+      runId: run.runId,
+      error: describeError(error),
+    });
   }
 
   if (usage) writer.send({ type: "usage", usage });
-  if (status === "done") writer.send({ type: "done", run_id: run.runId, conversation_id: run.conversationId });
-  else if (status === "cancelled") writer.send({ type: "cancelled", run_id: run.runId });
+  if (status === "done") {
+    writer.send({ type: "done", run_id: run.runId, conversation_id: run.conversationId });
+  } else if (status === "cancelled") writer.send({ type: "cancelled", run_id: run.runId });
   else if (failure) {
-    writer.send({ type: "error", ...buildErrorResponse(failure.code, failure.userMessage, failure.details) });
+    writer.send({
+      type: "error",
+      ...buildErrorResponse(failure.code, failure.userMessage, failure.details),
+    });
   }
 }
 

@@ -4,9 +4,16 @@
  * provider's `*_TIMEOUT` code.
  */
 import { z } from "zod";
-import { defineHandler, describeIssues, fail, type Handler, jsonResponse, readJsonBody } from "../_shared/http.ts";
+import {
+  defineHandler,
+  describeIssues,
+  fail,
+  type Handler,
+  jsonResponse,
+  readJsonBody,
+} from "../_shared/http.ts";
 import { resolveProviderKey } from "../_shared/keyResolution.ts";
-import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 import { fetchUpstreamJson, OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream.ts";
 
 const requestSchema = z.strictObject({ provider: z.enum(OPENAI_COMPATIBLE_SERVICES) });
@@ -40,7 +47,9 @@ export function createHandler(runtime: RuntimeSource): Handler {
         owned_by: typeof model.owned_by === "string" ? model.owned_by : null,
         display_name: typeof model.display_name === "string" ? model.display_name : null,
       }));
-    return jsonResponse({ provider, keySource: source, models }, { headers: { "x-key-source": source } });
+    return jsonResponse({ provider, keySource: source, models }, {
+      headers: { "x-key-source": source },
+    });
   });
 }
 

@@ -4,9 +4,16 @@
  */
 import { z } from "zod";
 import { DEFAULT_EMBEDDING_MODEL, embed } from "../_shared/embeddings.ts";
-import { defineHandler, describeIssues, fail, type Handler, jsonResponse, readJsonBody } from "../_shared/http.ts";
+import {
+  defineHandler,
+  describeIssues,
+  fail,
+  type Handler,
+  jsonResponse,
+  readJsonBody,
+} from "../_shared/http.ts";
 import { resolveProviderKey } from "../_shared/keyResolution.ts";
-import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream.ts";
 
 const requestSchema = z.strictObject({
@@ -24,7 +31,13 @@ export function createHandler(runtime: RuntimeSource): Handler {
     const { input, model, provider } = parsed.data;
 
     const { credentials, source } = await resolveProviderKey(rt, user, provider);
-    const result = await embed({ config: rt.config, fetch: rt.fetch, service: provider, stored: credentials, model }, [
+    const result = await embed({
+      config: rt.config,
+      fetch: rt.fetch,
+      service: provider,
+      stored: credentials,
+      model,
+    }, [
       input,
     ]);
     return jsonResponse(

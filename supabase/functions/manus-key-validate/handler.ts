@@ -5,9 +5,17 @@
 import { z } from "zod";
 import { readStatusRows, recordValidation, summarize } from "../_shared/credentialStore.ts";
 import { buildErrorResponse } from "../_shared/errorCodes.ts";
-import { defineHandler, describeIssues, fail, type Handler, jsonResponse, readJsonBody, toAppError } from "../_shared/http.ts";
+import {
+  defineHandler,
+  describeIssues,
+  fail,
+  type Handler,
+  jsonResponse,
+  readJsonBody,
+  toAppError,
+} from "../_shared/http.ts";
 import { resolveProviderKey } from "../_shared/keyResolution.ts";
-import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 import { validateKey } from "../_shared/upstream.ts";
 
 const requestSchema = z.strictObject({});
