@@ -51,7 +51,9 @@ async function spawnServer(args: string[]): Promise<Child> {
   return { process, ready: JSON.parse(text.split("\n")[0]) };
 }
 
-function stop(child: { kill(signal?: Deno.Signal): void; status: Promise<unknown> }): Promise<unknown> {
+function stop(
+  child: { kill(signal?: Deno.Signal): void; status: Promise<unknown> },
+): Promise<unknown> {
   try {
     child.kill("SIGTERM");
   } catch { /* already gone */ }
@@ -69,11 +71,20 @@ async function exists(path: string): Promise<boolean> {
 
 /** Installs (once, outside the repo) and starts the Portkey gateway; a reason string when it cannot. */
 async function startPortkey(): Promise<{ process: Deno.ChildProcess; url: string } | string> {
-  const dir = Deno.env.get("PORTKEY_GATEWAY_DIR") ?? `${Deno.env.get("TMPDIR") ?? "/tmp"}/byok-bench-portkey`;
+  const dir = Deno.env.get("PORTKEY_GATEWAY_DIR") ??
+    `${Deno.env.get("TMPDIR") ?? "/tmp"}/byok-bench-portkey`;
   const entry = `${dir}/node_modules/@portkey-ai/gateway/build/start-server.js`;
   if (!(await exists(entry))) {
     const install = await new Deno.Command("npm", {
-      args: ["install", "--prefix", dir, "--no-audit", "--no-fund", "--ignore-scripts", `@portkey-ai/gateway@${PORTKEY_VERSION}`],
+      args: [
+        "install",
+        "--prefix",
+        dir,
+        "--no-audit",
+        "--no-fund",
+        "--ignore-scripts",
+        `@portkey-ai/gateway@${PORTKEY_VERSION}`,
+      ],
       stdout: "null",
       stderr: "null",
       signal: AbortSignal.timeout(180_000),
@@ -205,7 +216,12 @@ export async function runProxyBench(): Promise<void> {
     const targets: Target[] = [
       { name: "direct", url: upstream.ready.url, headers: key, pid: null },
       { name: "bare", url: bare.ready.url, headers: key, pid: bare.process.pid },
-      { name: "ours", url: ours.ready.url, headers: { authorization: `Bearer ${ours.ready.token}` }, pid: ours.process.pid },
+      {
+        name: "ours",
+        url: ours.ready.url,
+        headers: { authorization: `Bearer ${ours.ready.token}` },
+        pid: ours.process.pid,
+      },
     ];
     const portkey = await startPortkey();
     if (typeof portkey === "string") {
@@ -215,7 +231,11 @@ export async function runProxyBench(): Promise<void> {
       targets.push({
         name: "portkey",
         url: portkey.url,
-        headers: { ...key, "x-portkey-provider": "openai", "x-portkey-custom-host": upstream.ready.url },
+        headers: {
+          ...key,
+          "x-portkey-provider": "openai",
+          "x-portkey-custom-host": upstream.ready.url,
+        },
         pid: portkey.process.pid,
       });
     }
@@ -236,7 +256,8 @@ export async function runProxyBench(): Promise<void> {
         "| ------- | -------- | -------- | --------- | --------- | --------- | --------------- |",
     );
     for (const [name, row] of Object.entries(rows)) {
-      const added = (value: number, base: number) => name === "direct" ? "-" : ms(Math.max(0, value - base));
+      const added = (value: number, base: number) =>
+        name === "direct" ? "-" : ms(Math.max(0, value - base));
       console.log(
         `| ${name.padEnd(7)} | ${ms(row.p50)} | ${ms(row.p99)} | ${added(row.p50, direct.p50)} | ` +
           `${added(row.p99, direct.p99)} | ${row.rps.toFixed(0)} | ${ms(row.ttfb)} |`,
@@ -248,17 +269,29 @@ export async function runProxyBench(): Promise<void> {
       bulk[target.name] = await rssGrowth(target);
     }
     for (const [name, result] of Object.entries(bulk)) {
-      console.log(`${name}: streaming 100 MB raised the server's RSS by ${mb(result.growth)} (${result.seconds.toFixed(1)} s)`);
+      console.log(
+        `${name}: streaming 100 MB raised the server's RSS by ${mb(result.growth)} (${
+          result.seconds.toFixed(1)
+        } s)`,
+      );
     }
 
     const addedP50 = (name: string) => rows[name].p50 - direct.p50;
     console.log("\nTargets (ratios from this run):");
-    console.log(`- ours req/s / bare req/s = ${(rows.ours.rps / rows.bare.rps).toFixed(2)} (target >= 0.7)`);
+    console.log(
+      `- ours req/s / bare req/s = ${(rows.ours.rps / rows.bare.rps).toFixed(2)} (target >= 0.7)`,
+    );
     if (rows.portkey) {
-      console.log(`- ours req/s / portkey req/s = ${(rows.ours.rps / rows.portkey.rps).toFixed(2)} (target >= 10)`);
+      console.log(
+        `- ours req/s / portkey req/s = ${
+          (rows.ours.rps / rows.portkey.rps).toFixed(2)
+        } (target >= 10)`,
+      );
     }
     console.log(
-      `- ours added p50 / bare added p50 = ${(addedP50("ours") / Math.max(addedP50("bare"), 1e-6)).toFixed(2)} (target <= 1.3)`,
+      `- ours added p50 / bare added p50 = ${
+        (addedP50("ours") / Math.max(addedP50("bare"), 1e-6)).toFixed(2)
+      } (target <= 1.3)`,
     );
     console.log(`- ours RSS growth for 100 MB = ${mb(bulk.ours.growth)} (target < 20 MB)`);
   } finally {

@@ -17,9 +17,16 @@ const COMPLETION = JSON.stringify({
   choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }],
   usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
 });
-const SMALL_EVENTS = Array.from({ length: 5 }, (_, i) =>
-  encoder.encode(`data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"t${i}"}}]}\n\n`));
-const BULK_CHUNK = encoder.encode(`data: ${JSON.stringify({ pad: "x".repeat(64 * 1024 - 20) })}\n\n`);
+const SMALL_EVENTS = Array.from(
+  { length: 5 },
+  (_, i) =>
+    encoder.encode(
+      `data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"t${i}"}}]}\n\n`,
+    ),
+);
+const BULK_CHUNK = encoder.encode(
+  `data: ${JSON.stringify({ pad: "x".repeat(64 * 1024 - 20) })}\n\n`,
+);
 
 function bulkStream(bytes: number): ReadableStream<Uint8Array> {
   let sent = 0;
@@ -37,35 +44,45 @@ function bulkStream(bytes: number): ReadableStream<Uint8Array> {
 }
 
 function serveUpstream(): string {
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
-    const body = request.method === "POST" ? await request.json() : {};
-    if (!body.stream) return new Response(COMPLETION, { headers: { "content-type": "application/json" } });
-    const stream = body.bench_bytes ? bulkStream(body.bench_bytes) : ReadableStream.from([
-      ...SMALL_EVENTS,
-      encoder.encode("data: [DONE]\n\n"),
-    ]);
-    return new Response(stream, { headers: { "content-type": "text/event-stream" } });
-  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      const body = request.method === "POST" ? await request.json() : {};
+      if (!body.stream) {
+        return new Response(COMPLETION, {
+          headers: { "content-type": "application/json" },
+        });
+      }
+      const stream = body.bench_bytes ? bulkStream(body.bench_bytes) : ReadableStream.from([
+        ...SMALL_EVENTS,
+        encoder.encode("data: [DONE]\n\n"),
+      ]);
+      return new Response(stream, { headers: { "content-type": "text/event-stream" } });
+    },
+  );
   return `http://127.0.0.1:${server.addr.port}/v1`;
 }
 
 function serveBare(upstream: string): string {
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
-    const path = new URL(request.url).pathname.replace(/^\/v1/, "");
-    const response = await fetch(upstream + path, {
-      method: request.method,
-      headers: {
-        "content-type": request.headers.get("content-type") ?? "application/json",
-        authorization: request.headers.get("authorization") ?? "",
-      },
-      body: request.method === "GET" ? null : await request.arrayBuffer(),
-      signal: request.signal,
-    });
-    return new Response(response.body, {
-      status: response.status,
-      headers: { "content-type": response.headers.get("content-type") ?? "application/json" },
-    });
-  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      const path = new URL(request.url).pathname.replace(/^\/v1/, "");
+      const response = await fetch(upstream + path, {
+        method: request.method,
+        headers: {
+          "content-type": request.headers.get("content-type") ?? "application/json",
+          authorization: request.headers.get("authorization") ?? "",
+        },
+        body: request.method === "GET" ? null : await request.arrayBuffer(),
+        signal: request.signal,
+      });
+      return new Response(response.body, {
+        status: response.status,
+        headers: { "content-type": response.headers.get("content-type") ?? "application/json" },
+      });
+    },
+  );
   return `http://127.0.0.1:${server.addr.port}/v1`;
 }
 

@@ -51,7 +51,12 @@ async function signIn(): Promise<string> {
   return (await response.json()).access_token;
 }
 
-async function store(token: string, service: Service, value: string, key = "api_key"): Promise<void> {
+async function store(
+  token: string,
+  service: Service,
+  value: string,
+  key = "api_key",
+): Promise<void> {
   const response = await fetch(`${stack.functionsUrl}/credentials-manager`, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
@@ -61,7 +66,11 @@ async function store(token: string, service: Service, value: string, key = "api_
 }
 
 const clientFor = (token: string, provider: string) =>
-  new OpenAI({ baseURL: `${stack.functionsUrl}/llm-proxy/${provider}/v1`, apiKey: token, maxRetries: 0 });
+  new OpenAI({
+    baseURL: `${stack.functionsUrl}/llm-proxy/${provider}/v1`,
+    apiKey: token,
+    maxRetries: 0,
+  });
 
 async function expectApiError(work: Promise<unknown>): Promise<APIError> {
   try {
@@ -76,27 +85,33 @@ async function expectApiError(work: Promise<unknown>): Promise<APIError> {
 const chat = (openai: OpenAI) =>
   openai.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
 
-dbTest(`llm-proxy sends each provider's key in its own header to its own base URL (${DATABASE_KIND})`, async () => {
-  const token = await signIn();
-  for (const [service, base] of Object.entries(BASES) as [Service, string][]) {
-    const key = `${KEY_PREFIX[service]}${crypto.randomUUID()}`;
-    await store(token, service, key);
-    fake.validKeys.add(key);
-    const { data, response } = await chat(clientFor(token, service)).withResponse();
-    assertEquals(data.choices[0].message.content, `echo user= key=${key.slice(-6)}`);
-    assertEquals(response.headers.get("x-key-source"), "user");
-    const seen = fake.requests.at(-1)!;
-    assertEquals(`${fake.url}${seen.path}`, `${base}/chat/completions`);
-    if (service === "anthropic") {
-      assertEquals(seen.headers["x-api-key"], key);
-      assertEquals(seen.headers["authorization"], undefined);
-    } else {
-      assertEquals(seen.headers["authorization"], `Bearer ${key}`);
+dbTest(
+  `llm-proxy sends each provider's key in its own header to its own base URL (${DATABASE_KIND})`,
+  async () => {
+    const token = await signIn();
+    for (const [service, base] of Object.entries(BASES) as [Service, string][]) {
+      const key = `${KEY_PREFIX[service]}${crypto.randomUUID()}`;
+      await store(token, service, key);
+      fake.validKeys.add(key);
+      const { data, response } = await chat(clientFor(token, service)).withResponse();
+      assertEquals(data.choices[0].message.content, `echo user= key=${key.slice(-6)}`);
+      assertEquals(response.headers.get("x-key-source"), "user");
+      const seen = fake.requests.at(-1)!;
+      assertEquals(`${fake.url}${seen.path}`, `${base}/chat/completions`);
+      if (service === "anthropic") {
+        assertEquals(seen.headers["x-api-key"], key);
+        assertEquals(seen.headers["authorization"], undefined);
+      } else {
+        assertEquals(seen.headers["authorization"], `Bearer ${key}`);
+      }
+      assert(!JSON.stringify(seen.headers).includes(token), "the user's JWT went upstream");
+      assert(
+        !JSON.stringify(seen.headers).includes("global-must-never"),
+        "a global key went upstream",
+      );
     }
-    assert(!JSON.stringify(seen.headers).includes(token), "the user's JWT went upstream");
-    assert(!JSON.stringify(seen.headers).includes("global-must-never"), "a global key went upstream");
-  }
-});
+  },
+);
 
 dbTest("llm-proxy sends the custom endpoint's requests to the user's own base URL", async () => {
   const token = await signIn();
@@ -117,7 +132,16 @@ dbTest("llm-proxy sends the custom endpoint's requests to the user's own base UR
 dbTest("llm-proxy gives each provider its own NOT_CONFIGURED code", async () => {
   const token = await signIn();
   const before = fake.requests.length;
-  for (const service of ["openai", "gemini", "anthropic", "perplexity", "openrouter", "custom"] as const) {
+  for (
+    const service of [
+      "openai",
+      "gemini",
+      "anthropic",
+      "perplexity",
+      "openrouter",
+      "custom",
+    ] as const
+  ) {
     const error = await expectApiError(chat(clientFor(token, service)));
     assertEquals([error.status, error.code], [400, `${service.toUpperCase()}_NOT_CONFIGURED`]);
   }

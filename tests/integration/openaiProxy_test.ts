@@ -54,7 +54,8 @@ async function newProxyUser(withKey = true): Promise<ProxyUser> {
   return { id, token, key };
 }
 
-const client = (user: ProxyUser) => new OpenAI({ baseURL: proxyUrl, apiKey: user.token, maxRetries: 0 });
+const client = (user: ProxyUser) =>
+  new OpenAI({ baseURL: proxyUrl, apiKey: user.token, maxRetries: 0 });
 
 function assertNoLeaks(user: ProxyUser): void {
   for (const request of fake.requests) {
@@ -68,7 +69,11 @@ function postStream(user: ProxyUser, signal?: AbortSignal): Promise<Response> {
   return fetch(`${proxyUrl}/chat/completions`, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${user.token}` },
-    body: JSON.stringify({ model: "fake-model", stream: true, messages: [{ role: "user", content: "hi" }] }),
+    body: JSON.stringify({
+      model: "fake-model",
+      stream: true,
+      messages: [{ role: "user", content: "hi" }],
+    }),
     signal,
   });
 }
@@ -86,23 +91,29 @@ async function expectApiError(work: Promise<unknown>): Promise<APIError> {
 const sseEvents = (text: string) =>
   text.split("\n\n").filter((e) => e.startsWith("data: ")).map((e) => e.slice(6));
 
-dbTest(`openai-proxy serves the SDK's non-streaming call with the user's own key (${DATABASE_KIND})`, async () => {
-  const user = await newProxyUser();
-  const { data, response } = await client(user).chat.completions.create({
-    model: "fake-model",
-    messages: [{ role: "user", content: "hello" }],
-    user: user.id,
-  }).withResponse();
-  assertEquals(data.choices[0].message.content, `echo user=${user.id} key=${user.key!.slice(-6)}`);
-  assertEquals(data.usage, FAKE_USAGE);
-  assertEquals(response.headers.get("x-key-source"), "user");
-  assertEquals(response.headers.get("x-request-id"), "req_fake_ok");
-  const seen = fake.requests.at(-1)!;
-  assertEquals(seen.path, "/v1/chat/completions");
-  assertEquals(fake.keyOf(seen), user.key);
-  assertEquals(JSON.parse(seen.body).messages, [{ role: "user", content: "hello" }]);
-  assertNoLeaks(user);
-});
+dbTest(
+  `openai-proxy serves the SDK's non-streaming call with the user's own key (${DATABASE_KIND})`,
+  async () => {
+    const user = await newProxyUser();
+    const { data, response } = await client(user).chat.completions.create({
+      model: "fake-model",
+      messages: [{ role: "user", content: "hello" }],
+      user: user.id,
+    }).withResponse();
+    assertEquals(
+      data.choices[0].message.content,
+      `echo user=${user.id} key=${user.key!.slice(-6)}`,
+    );
+    assertEquals(data.usage, FAKE_USAGE);
+    assertEquals(response.headers.get("x-key-source"), "user");
+    assertEquals(response.headers.get("x-request-id"), "req_fake_ok");
+    const seen = fake.requests.at(-1)!;
+    assertEquals(seen.path, "/v1/chat/completions");
+    assertEquals(fake.keyOf(seen), user.key);
+    assertEquals(JSON.parse(seen.body).messages, [{ role: "user", content: "hello" }]);
+    assertNoLeaks(user);
+  },
+);
 
 dbTest("openai-proxy streams the SDK's streaming call exactly as the fake sent it", async () => {
   const user = await newProxyUser();
@@ -136,49 +147,81 @@ dbTest("openai-proxy streams the SDK's streaming call exactly as the fake sent i
   }
 });
 
-dbTest("openai-proxy covers models, model by id, embeddings, completions, responses and moderations", async () => {
-  const user = await newProxyUser();
-  const openai = client(user);
-  const models = await openai.models.list();
-  assertEquals(models.data[0].id, "fake-model");
-  fake.route("GET /v1/models/fake-model", () => Response.json({ id: "fake-model", object: "model" }));
-  for (const path of ["embeddings", "completions", "responses", "moderations"]) {
-    fake.route(`POST /v1/${path}`, () => Response.json({ object: path, usage: { prompt_tokens: 1, total_tokens: 1 } }));
-  }
-  try {
-    assertEquals((await openai.models.retrieve("fake-model")).id, "fake-model");
-    assertEquals((await openai.embeddings.create({ model: "e", input: "x" })).object, "embeddings");
-    assertEquals(((await openai.completions.create({ model: "c", prompt: "x" })) as { object: string }).object, "completions");
-    assertEquals(((await openai.responses.create({ model: "r", input: "x" })) as { object: string }).object, "responses");
-    assertEquals(((await openai.moderations.create({ input: "x" })) as unknown as { object: string }).object, "moderations");
-    const paths = fake.requests.slice(-6).map((r) => `${r.method} ${r.path}`);
-    assertEquals(paths, [
-      "GET /v1/models",
+dbTest(
+  "openai-proxy covers models, model by id, embeddings, completions, responses and moderations",
+  async () => {
+    const user = await newProxyUser();
+    const openai = client(user);
+    const models = await openai.models.list();
+    assertEquals(models.data[0].id, "fake-model");
+    fake.route(
       "GET /v1/models/fake-model",
-      "POST /v1/embeddings",
-      "POST /v1/completions",
-      "POST /v1/responses",
-      "POST /v1/moderations",
-    ]);
-    for (const request of fake.requests.slice(-6)) assertEquals(fake.keyOf(request), user.key);
-    const other = await fetch(`${proxyUrl}/files`, { headers: { authorization: `Bearer ${user.token}` } });
-    assertEquals(other.status, 404);
-    await other.body?.cancel();
-  } finally {
-    for (const path of ["embeddings", "completions", "responses", "moderations"]) fake.unroute(`POST /v1/${path}`);
-  }
-});
+      () => Response.json({ id: "fake-model", object: "model" }),
+    );
+    for (const path of ["embeddings", "completions", "responses", "moderations"]) {
+      fake.route(
+        `POST /v1/${path}`,
+        () => Response.json({ object: path, usage: { prompt_tokens: 1, total_tokens: 1 } }),
+      );
+    }
+    try {
+      assertEquals((await openai.models.retrieve("fake-model")).id, "fake-model");
+      assertEquals(
+        (await openai.embeddings.create({ model: "e", input: "x" })).object,
+        "embeddings",
+      );
+      assertEquals(
+        ((await openai.completions.create({ model: "c", prompt: "x" })) as { object: string })
+          .object,
+        "completions",
+      );
+      assertEquals(
+        ((await openai.responses.create({ model: "r", input: "x" })) as { object: string }).object,
+        "responses",
+      );
+      assertEquals(
+        ((await openai.moderations.create({ input: "x" })) as unknown as { object: string }).object,
+        "moderations",
+      );
+      const paths = fake.requests.slice(-6).map((r) => `${r.method} ${r.path}`);
+      assertEquals(paths, [
+        "GET /v1/models",
+        "GET /v1/models/fake-model",
+        "POST /v1/embeddings",
+        "POST /v1/completions",
+        "POST /v1/responses",
+        "POST /v1/moderations",
+      ]);
+      for (const request of fake.requests.slice(-6)) assertEquals(fake.keyOf(request), user.key);
+      const other = await fetch(`${proxyUrl}/files`, {
+        headers: { authorization: `Bearer ${user.token}` },
+      });
+      assertEquals(other.status, 404);
+      await other.body?.cancel();
+    } finally {
+      for (const path of ["embeddings", "completions", "responses", "moderations"]) {
+        fake.unroute(`POST /v1/${path}`);
+      }
+    }
+  },
+);
 
-dbTest("openai-proxy gives a user with no key OPENAI_NOT_CONFIGURED, never the global key", async () => {
-  const user = await newProxyUser(false);
-  const before = fake.requests.length;
-  const error = await expectApiError(
-    client(user).chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }] }),
-  );
-  assertEquals(error.status, 400);
-  assertEquals(error.code, "OPENAI_NOT_CONFIGURED");
-  assertEquals(fake.requests.length, before, "a request went upstream without a user key");
-});
+dbTest(
+  "openai-proxy gives a user with no key OPENAI_NOT_CONFIGURED, never the global key",
+  async () => {
+    const user = await newProxyUser(false);
+    const before = fake.requests.length;
+    const error = await expectApiError(
+      client(user).chat.completions.create({
+        model: "m",
+        messages: [{ role: "user", content: "x" }],
+      }),
+    );
+    assertEquals(error.status, 400);
+    assertEquals(error.code, "OPENAI_NOT_CONFIGURED");
+    assertEquals(fake.requests.length, before, "a request went upstream without a user key");
+  },
+);
 
 dbTest("openai-proxy refuses a request without a valid user token", async () => {
   const error = await expectApiError(
@@ -200,7 +243,10 @@ dbTest("openai-proxy maps upstream 401, 429 and 500 to the envelope the SDK pars
     for (const [upstream, headers, status, code, recoverable] of cases) {
       fake.route("POST /v1/chat/completions", statusRoute(upstream, headers));
       const error = await expectApiError(
-        client(user).chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }] }),
+        client(user).chat.completions.create({
+          model: "m",
+          messages: [{ role: "user", content: "x" }],
+        }),
       );
       assertEquals([error.status, error.code], [status, code]);
       const body = error.error as Record<string, unknown>;
@@ -212,7 +258,10 @@ dbTest("openai-proxy maps upstream 401, 429 and 500 to the envelope the SDK pars
     }
     fake.route("POST /v1/chat/completions", statusRoute(400));
     const badRequest = await expectApiError(
-      client(user).chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }] }),
+      client(user).chat.completions.create({
+        model: "m",
+        messages: [{ role: "user", content: "x" }],
+      }),
     );
     assertEquals(badRequest.status, 400, "a 400 about the request passes through");
   } finally {
@@ -227,7 +276,11 @@ dbTest("openai-proxy maps an unreachable upstream to OPENAI_API_ERROR 502", asyn
   try {
     const user = await newProxyUser();
     const error = await expectApiError(
-      new OpenAI({ baseURL: `${other.functionsUrl}/openai-proxy/v1`, apiKey: user.token, maxRetries: 0 }).models.list(),
+      new OpenAI({
+        baseURL: `${other.functionsUrl}/openai-proxy/v1`,
+        apiKey: user.token,
+        maxRetries: 0,
+      }).models.list(),
     );
     assertEquals([error.status, error.code], [502, "OPENAI_API_ERROR"]);
   } finally {
@@ -281,29 +334,37 @@ dbTest("openai-proxy passes chunk i to the client before the fake sends chunk i+
   }
 });
 
-dbTest("openai-proxy closes the upstream connection within 100 ms of the client aborting", async () => {
-  const user = await newProxyUser();
-  const streams: StreamRecord[] = [];
-  fake.route("POST /v1/chat/completions", sseChat({ chunks: Array(200).fill("x"), delayMs: 20, streams }));
-  try {
-    const controller = new AbortController();
-    const response = await postStream(user, controller.signal);
-    const reader = response.body!.getReader();
-    await reader.read();
-    await reader.read();
-    const abortedAt = performance.now();
-    controller.abort();
-    await reader.closed.catch(() => {});
-    const deadline = abortedAt + 1_000;
-    while (streams[0].closedAt === null && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    assert(streams[0].closedAt !== null, "the upstream never saw the abort");
-    const lag = streams[0].closedAt! - abortedAt;
-    assert(lag < 100, `upstream closed ${lag.toFixed(1)} ms after the abort`);
-    assert(!streams[0].completed);
-  } finally {
-    fake.unroute("POST /v1/chat/completions");
-  }
-});
+dbTest(
+  "openai-proxy closes the upstream connection within 100 ms of the client aborting",
+  async () => {
+    const user = await newProxyUser();
+    const streams: StreamRecord[] = [];
+    fake.route(
+      "POST /v1/chat/completions",
+      sseChat({ chunks: Array(200).fill("x"), delayMs: 20, streams }),
+    );
+    try {
+      const controller = new AbortController();
+      const response = await postStream(user, controller.signal);
+      const reader = response.body!.getReader();
+      await reader.read();
+      await reader.read();
+      const abortedAt = performance.now();
+      controller.abort();
+      await reader.closed.catch(() => {});
+      const deadline = abortedAt + 1_000;
+      while (streams[0].closedAt === null && performance.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert(streams[0].closedAt !== null, "the upstream never saw the abort");
+      const lag = streams[0].closedAt! - abortedAt;
+      assert(lag < 100, `upstream closed ${lag.toFixed(1)} ms after the abort`);
+      assert(!streams[0].completed);
+    } finally {
+      fake.unroute("POST /v1/chat/completions");
+    }
+  },
+);
 
 dbTest("openai-proxy ends a stream reset mid-way with an error event, then closes", async () => {
   const user = await newProxyUser();
@@ -355,33 +416,44 @@ dbTest("openai-proxy times out a stalled upstream with OPENAI_TIMEOUT", async ()
   }
 });
 
-dbTest("openai-proxy sends 100 users' 20 concurrent requests each with their own keys", async () => {
-  const users = await Promise.all(Array.from({ length: 100 }, () => newProxyUser()));
-  const first = fake.requests.length;
-  const results = await Promise.all(users.flatMap((user) =>
-    Array.from({ length: 20 }, async () => {
-      const response = await fetch(`${proxyUrl}/chat/completions`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${user.token}` },
-        body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "x" }], user: user.id }),
-      });
-      const body = await response.json();
-      return { user, status: response.status, content: body.choices?.[0]?.message?.content };
-    })
-  ));
-  let mixUps = 0;
-  for (const { user, status, content } of results) {
-    assertEquals(status, 200);
-    if (content !== `echo user=${user.id} key=${user.key!.slice(-6)}`) mixUps++;
-  }
-  const keyOf = new Map(users.map((u) => [u.id, u.key]));
-  const seen = fake.requests.slice(first);
-  assertEquals(seen.length, 2_000);
-  for (const request of seen) {
-    if (keyOf.get(JSON.parse(request.body).user) !== fake.keyOf(request)) mixUps++;
-  }
-  assertEquals(mixUps, 0);
-});
+dbTest(
+  "openai-proxy sends 100 users' 20 concurrent requests each with their own keys",
+  async () => {
+    const users = await Promise.all(Array.from({ length: 100 }, () => newProxyUser()));
+    const first = fake.requests.length;
+    const results = await Promise.all(
+      users.flatMap((user) =>
+        Array.from({ length: 20 }, async () => {
+          const response = await fetch(`${proxyUrl}/chat/completions`, {
+            method: "POST",
+            headers: { "content-type": "application/json", authorization: `Bearer ${user.token}` },
+            body: JSON.stringify({
+              model: "m",
+              messages: [{ role: "user", content: "x" }],
+              user: user.id,
+            }),
+          });
+          const body = await response.json();
+          return { user, status: response.status, content: body.choices?.[0]?.message?.content };
+        })
+      ),
+    );
+    let mixUps = 0;
+    for (const { user, status, content } of results) {
+      assertEquals(status, 200);
+      if (content !== `echo user=${user.id} key=${user.key!.slice(-6)}`) {
+        mixUps++;
+      }
+    }
+    const keyOf = new Map(users.map((u) => [u.id, u.key]));
+    const seen = fake.requests.slice(first);
+    assertEquals(seen.length, 2_000);
+    for (const request of seen) {
+      if (keyOf.get(JSON.parse(request.body).user) !== fake.keyOf(request)) mixUps++;
+    }
+    assertEquals(mixUps, 0);
+  },
+);
 
 dbTest("openai-proxy records usage per user per day after a flush", async () => {
   const user = await newProxyUser();

@@ -13,7 +13,10 @@ export interface RecordedRequest {
   receivedAt: number;
 }
 
-export type FakeRoute = (request: Request, recorded: RecordedRequest) => Response | Promise<Response>;
+export type FakeRoute = (
+  request: Request,
+  recorded: RecordedRequest,
+) => Response | Promise<Response>;
 
 export interface FakeUpstream {
   url: string;
@@ -47,32 +50,45 @@ export function startFakeUpstream(): FakeUpstream {
   const validKeys = new Set<string>();
   const routes = new Map<string, FakeRoute>();
 
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
-    const url = new URL(request.url);
-    const recorded: RecordedRequest = {
-      method: request.method,
-      path: url.pathname,
-      search: url.search,
-      headers: Object.fromEntries(request.headers),
-      body: request.body ? await request.text() : "",
-      receivedAt: performance.now(),
-    };
-    requests.push(recorded);
-    const custom = routes.get(`${request.method} ${url.pathname}`);
-    if (custom) return await custom(request, recorded);
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      const url = new URL(request.url);
+      const recorded: RecordedRequest = {
+        method: request.method,
+        path: url.pathname,
+        search: url.search,
+        headers: Object.fromEntries(request.headers),
+        body: request.body ? await request.text() : "",
+        receivedAt: performance.now(),
+      };
+      requests.push(recorded);
+      const custom = routes.get(`${request.method} ${url.pathname}`);
+      if (custom) return await custom(request, recorded);
 
-    const key = keyFrom(recorded.headers);
-    if (!key || !validKeys.has(key)) {
-      return openAIError(401, "Incorrect API key provided.", "invalid_request_error");
-    }
-    if (request.method === "POST" && url.pathname.endsWith("/chat/completions")) {
-      return chatCompletion(recorded);
-    }
-    if (url.pathname.endsWith("/models") || url.pathname.endsWith("/key") || url.pathname.endsWith("/tasks")) {
-      return Response.json({ object: "list", data: [{ id: "fake-model", object: "model", owned_by: "fake" }] });
-    }
-    return openAIError(404, `No route ${request.method} ${url.pathname}`, "invalid_request_error");
-  });
+      const key = keyFrom(recorded.headers);
+      if (!key || !validKeys.has(key)) {
+        return openAIError(401, "Incorrect API key provided.", "invalid_request_error");
+      }
+      if (request.method === "POST" && url.pathname.endsWith("/chat/completions")) {
+        return chatCompletion(recorded);
+      }
+      if (
+        url.pathname.endsWith("/models") || url.pathname.endsWith("/key") ||
+        url.pathname.endsWith("/tasks")
+      ) {
+        return Response.json({
+          object: "list",
+          data: [{ id: "fake-model", object: "model", owned_by: "fake" }],
+        });
+      }
+      return openAIError(
+        404,
+        `No route ${request.method} ${url.pathname}`,
+        "invalid_request_error",
+      );
+    },
+  );
 
   const url = `http://127.0.0.1:${server.addr.port}`;
   const fake: FakeUpstream = {
@@ -98,7 +114,10 @@ function chatCompletion(recorded: RecordedRequest): Response {
   const body = JSON.parse(recorded.body || "{}");
   const content = `echo user=${body.user ?? ""} key=${keyFrom(recorded.headers)?.slice(-6) ?? ""}`;
   if (body.stream) {
-    return sseChat({ chunks: [content], usage: body.stream_options?.include_usage ? FAKE_USAGE : undefined })(
+    return sseChat({
+      chunks: [content],
+      usage: body.stream_options?.include_usage ? FAKE_USAGE : undefined,
+    })(
       new Request("http://fake"),
       recorded,
     ) as Response;
@@ -108,7 +127,12 @@ function chatCompletion(recorded: RecordedRequest): Response {
     object: "chat.completion",
     created: 1,
     model: body.model ?? "fake-model",
-    choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop", logprobs: null }],
+    choices: [{
+      index: 0,
+      message: { role: "assistant", content },
+      finish_reason: "stop",
+      logprobs: null,
+    }],
     usage: FAKE_USAGE,
   }, { headers: { "x-request-id": "req_fake_ok" } });
 }
@@ -156,7 +180,12 @@ export function chatChunkEvent(index: number, content: string): string {
 /** A route streaming a chat completion as OpenAI does, with delays, gates, a reset or a stall. */
 export function sseChat(options: SseChatOptions): FakeRoute {
   return () => {
-    const record: StreamRecord = { openedAt: performance.now(), sentAt: [], closedAt: null, completed: false };
+    const record: StreamRecord = {
+      openedAt: performance.now(),
+      sentAt: [],
+      closedAt: null,
+      completed: false,
+    };
     options.streams?.push(record);
     const encoder = new TextEncoder();
     let index = 0;
@@ -182,9 +211,18 @@ export function sseChat(options: SseChatOptions): FakeRoute {
           return;
         }
         if (options.usage) {
-          controller.enqueue(encoder.encode(`data: ${
-            JSON.stringify({ id: "chatcmpl-fake", object: "chat.completion.chunk", choices: [], usage: options.usage })
-          }\n\n`));
+          controller.enqueue(
+            encoder.encode(
+              `data: ${
+                JSON.stringify({
+                  id: "chatcmpl-fake",
+                  object: "chat.completion.chunk",
+                  choices: [],
+                  usage: options.usage,
+                })
+              }\n\n`,
+            ),
+          );
         }
         controller.enqueue(encoder.encode("data: [DONE]\n\n"));
         finished = true;

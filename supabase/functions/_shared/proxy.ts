@@ -12,17 +12,31 @@ import { resolveProviderKey } from "./keyResolution.ts";
 import { PROVIDERS, type Service } from "./providers.ts";
 import { relayBody, usageFromTail } from "./proxyStream.ts";
 import type { Runtime } from "./runtime.ts";
-import { codeForFetchFailure, codeForUpstreamStatus, keyHeaders, upstreamBaseUrl } from "./upstream.ts";
+import {
+  codeForFetchFailure,
+  codeForUpstreamStatus,
+  keyHeaders,
+  upstreamBaseUrl,
+} from "./upstream.ts";
 import { usageRecorderFor } from "./usageRecorder.ts";
 
 /** The OpenAI-style endpoints the proxy forwards, relative to the provider's `/v1` base. */
 const ROUTES: { method: string; path: RegExp }[] = [
-  { method: "POST", path: /^\/(?:chat\/completions|completions|embeddings|moderations|responses)$/ },
+  {
+    method: "POST",
+    path: /^\/(?:chat\/completions|completions|embeddings|moderations|responses)$/,
+  },
   { method: "GET", path: /^\/models(?:\/[\w.:@\/-]+)?$/ },
 ];
 
 /** Request headers a client may pass on; everything else (its JWT above all) stays here. */
-const FORWARDED_REQUEST_HEADERS = ["content-type", "accept", "openai-beta", "anthropic-beta", "anthropic-version"];
+const FORWARDED_REQUEST_HEADERS = [
+  "content-type",
+  "accept",
+  "openai-beta",
+  "anthropic-beta",
+  "anthropic-version",
+];
 
 /** Response headers worth passing back to the client. */
 const FORWARDED_RESPONSE_HEADERS = [
@@ -62,7 +76,9 @@ export function checkRoute(method: string, path: string): void {
 
 async function readBody(request: Request): Promise<ArrayBuffer | null> {
   if (request.method === "GET" || !request.body) return null;
-  if (Number(request.headers.get("content-length") ?? "0") > MAX_PROXY_BODY_BYTES) fail("PAYLOAD_TOO_LARGE");
+  if (Number(request.headers.get("content-length") ?? "0") > MAX_PROXY_BODY_BYTES) {
+    fail("PAYLOAD_TOO_LARGE");
+  }
   const body = await request.arrayBuffer();
   if (body.byteLength > MAX_PROXY_BODY_BYTES) fail("PAYLOAD_TOO_LARGE");
   return body;
@@ -87,15 +103,22 @@ function upstreamError(
  * Forwards `request` to `target` with the caller's own key and returns the provider's answer.
  * Throws `AppError` for anything that ends before the upstream answered successfully.
  */
-export async function proxyRequest(request: Request, rt: Runtime, target: ProxyTarget): Promise<Response> {
+export async function proxyRequest(
+  request: Request,
+  rt: Runtime,
+  target: ProxyTarget,
+): Promise<Response> {
   const { service } = target;
   checkRoute(request.method, target.path);
   const user = await rt.authenticate(request.headers.get("authorization"));
   const { credentials, source } = await resolveProviderKey(rt, user, service);
   const keySource = { "x-key-source": source };
-  const url = upstreamBaseUrl(rt.config, service, credentials) + target.path + new URL(request.url).search;
+  const url = upstreamBaseUrl(rt.config, service, credentials) + target.path +
+    new URL(request.url).search;
 
-  const headers = new Headers(keyHeaders(PROVIDERS[service].validation.keyHeader, credentials.api_key));
+  const headers = new Headers(
+    keyHeaders(PROVIDERS[service].validation.keyHeader, credentials.api_key),
+  );
   for (const name of FORWARDED_REQUEST_HEADERS) {
     const value = request.headers.get(name);
     if (value !== null && !headers.has(name)) headers.set(name, value);

@@ -70,7 +70,9 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
           return;
         }
         const envelope = buildErrorResponse(options.codeForFailure(reason));
-        controller.enqueue(encoder.encode(`data: ${JSON.stringify({ type: "error", ...envelope })}\n\n`));
+        controller.enqueue(
+          encoder.encode(`data: ${JSON.stringify({ type: "error", ...envelope })}\n\n`),
+        );
         controller.close();
       } finally {
         clearTimeout(idle);

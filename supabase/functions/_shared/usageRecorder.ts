@@ -48,7 +48,10 @@ export interface UsageRecorderOptions {
 
 const MAX_PENDING_ROWS = 50_000;
 
-export function createUsageRecorder(db: Database, options: UsageRecorderOptions = {}): UsageRecorder {
+export function createUsageRecorder(
+  db: Database,
+  options: UsageRecorderOptions = {},
+): UsageRecorder {
   const interval = options.flushIntervalMs ?? 2_000;
   const now = options.now ?? (() => new Date());
   let pending = new Map<string, Totals>();
@@ -84,9 +87,14 @@ export function createUsageRecorder(db: Database, options: UsageRecorderOptions 
     if (batch.size === 0) return;
     try {
       // Sent as text: a driver may JSON-encode a string bound to a jsonb parameter a second time.
-      await db.query("select private.record_usage($1::text::jsonb)", [JSON.stringify([...batch.values()])]);
+      await db.query("select private.record_usage($1::text::jsonb)", [
+        JSON.stringify([...batch.values()]),
+      ]);
     } catch (error) {
-      log.warn("usage flush failed; keeping the batch", { rows: batch.size, error: describeError(error) });
+      log.warn("usage flush failed; keeping the batch", {
+        rows: batch.size,
+        error: describeError(error),
+      });
       for (const row of batch.values()) add(pending, row);
       schedule();
     }

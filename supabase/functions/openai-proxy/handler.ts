@@ -5,7 +5,7 @@
  */
 import { defineHandler, fail, type Handler } from "../_shared/http.ts";
 import { proxyRequest } from "../_shared/proxy.ts";
-import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 
 const PATH = /^\/openai-proxy\/v1(\/.*)$/;
 
