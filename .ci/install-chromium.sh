@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs Debian's chromium for the panel's browser tests when /usr/bin/chromium is missing.
+# Idempotent: does nothing when it is already there.
+set -euo pipefail
+if [ -x /usr/bin/chromium ]; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update
+$SUDO apt-get install -y chromium
+/usr/bin/chromium --version

@@ -1,0 +1,71 @@
+/**
+ * The standalone settings page the local stack serves at `/`: dev sign-in, then the panel with a
+ * supabase-js client that carries the demo user's token.
+ */
+import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import { useEffect, useMemo, useState } from "react";
+import { DEV_EMAIL_STORAGE_KEY, type DevSession, DevSignIn, requestDevToken } from "./components/DevSignIn.tsx";
+import { IntegrationsPanel } from "./components/IntegrationsPanel.tsx";
+import { SupabaseProvider } from "./supabaseContext.tsx";
+
+export interface LocalConfig {
+  supabaseUrl: string;
+  anonKey: string;
+}
+
+/** A client whose every request carries the user's token, as a signed-in supabase-js client would. */
+export function clientForToken(config: LocalConfig, accessToken: string): SupabaseClient {
+  return createClient(config.supabaseUrl, config.anonKey, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    global: { headers: { Authorization: `Bearer ${accessToken}` } },
+  });
+}
+
+export function App({ config }: { config: LocalConfig }) {
+  const [session, setSession] = useState<DevSession | null>(null);
+  const [resuming, setResuming] = useState(() => sessionStorage.getItem(DEV_EMAIL_STORAGE_KEY) !== null);
+
+  useEffect(() => {
+    const email = sessionStorage.getItem(DEV_EMAIL_STORAGE_KEY);
+    if (!email) return;
+    requestDevToken(config.supabaseUrl, email)
+      .then(setSession)
+      .catch(() => sessionStorage.removeItem(DEV_EMAIL_STORAGE_KEY))
+      .finally(() => setResuming(false));
+  }, [config.supabaseUrl]);
+
+  const client = useMemo(() => (session ? clientForToken(config, session.accessToken) : null), [config, session]);
+
+  function signOut() {
+    sessionStorage.removeItem(DEV_EMAIL_STORAGE_KEY);
+    setSession(null);
+  }
+
+  return (
+    <>
+      <a className="skip-link" href="#main">Skip to content</a>
+      <header className="app-header">
+        <h1>Settings</h1>
+        {session && (
+          <div className="who">
+            <span>
+              Signed in as <strong data-testid="signed-in-as">{session.email}</strong>
+            </span>
+            <button type="button" className="secondary" onClick={signOut}>Sign out</button>
+          </div>
+        )}
+      </header>
+      <main id="main" tabIndex={-1}>
+        {client
+          ? (
+            <SupabaseProvider client={client}>
+              <IntegrationsPanel key={session?.email} />
+            </SupabaseProvider>
+          )
+          : resuming
+          ? <p aria-live="polite">Signing you in…</p>
+          : <DevSignIn supabaseUrl={config.supabaseUrl} onSignedIn={setSession} />}
+      </main>
+    </>
+  );
+}

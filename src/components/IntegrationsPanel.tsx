@@ -1,0 +1,58 @@
+/**
+ * Settings → Integrations: one section per provider in providers.ts. Drop it into any React app
+ * inside a <SupabaseProvider client={supabase}> (or pass `client`), where `supabase` already has
+ * the signed-in user's session.
+ */
+import type { SupabaseClient } from "@supabase/supabase-js";
+import { SERVICES } from "../../supabase/functions/_shared/providers.ts";
+import { useUserCredentials } from "../hooks/useUserCredentials.ts";
+import { ProviderSection } from "./ProviderSection.tsx";
+import { ToastProvider } from "./Toasts.tsx";
+
+export interface IntegrationsPanelProps {
+  /** The app's supabase-js client; taken from <SupabaseProvider> when absent. */
+  client?: SupabaseClient;
+}
+
+export function IntegrationsPanel(props: IntegrationsPanelProps) {
+  return (
+    <ToastProvider>
+      <Sections client={props.client} />
+    </ToastProvider>
+  );
+}
+
+function Sections(props: IntegrationsPanelProps) {
+  const credentials = useUserCredentials(props.client);
+  const firstLoad = Object.keys(credentials.credentialStatus).length === 0;
+  const connectedCount = SERVICES.filter((s) => credentials.isServiceConfigured(s)).length;
+
+  return (
+    <div className="integrations" aria-busy={credentials.isLoading}>
+      <div className="integrations-intro">
+        <h2 id="integrations-heading">Integrations</h2>
+        <p>
+          Bring your own keys. Each key is encrypted before it is stored and is only ever used for your own requests.
+        </p>
+        <p className="summary" aria-live="polite">
+          {firstLoad && credentials.isLoading
+            ? "Loading your keys…"
+            : credentials.loadError
+            ? null
+            : `${connectedCount} of ${SERVICES.length} providers connected.`}
+        </p>
+        {credentials.loadError && (
+          <div className="load-error" role="alert">
+            <p>{credentials.loadError.message}</p>
+            <button type="button" className="secondary" onClick={() => credentials.getCredentialStatus().catch(() => {})}>
+              Try again
+            </button>
+          </div>
+        )}
+      </div>
+      <div className="providers">
+        {SERVICES.map((service) => <ProviderSection key={service} service={service} credentials={credentials} />)}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,10 @@
+/**
+ * What an app imports to embed the panel: the component, the hook and the context provider.
+ */
+export { IntegrationsPanel, type IntegrationsPanelProps } from "./components/IntegrationsPanel.tsx";
+export { ProviderSection } from "./components/ProviderSection.tsx";
+export { ToastProvider, useToast } from "./components/Toasts.tsx";
+export { type CredentialStatusMap, type UseUserCredentials, useUserCredentials } from "./hooks/useUserCredentials.ts";
+export { CredentialsError, type ServiceStatus, type ValidationResult } from "./lib/credentialsApi.ts";
+export { friendlyMessage } from "./lib/errorMessages.ts";
+export { SupabaseProvider, useSupabaseClient } from "./supabaseContext.tsx";

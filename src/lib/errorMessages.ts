@@ -1,0 +1,42 @@
+/**
+ * Friendly messages for error codes. The server's envelope already carries a message written
+ * for people (from _shared/errorCodes.ts); the codes below get a panel-specific wording because
+ * the person can do something about them right here.
+ */
+import { PROVIDERS, SERVICES } from "../../supabase/functions/_shared/providers.ts";
+
+const PANEL_MESSAGES: Record<string, string> = {
+  UNAUTHORIZED: "Your session has expired. Sign in again to manage your keys.",
+  NETWORK_ERROR: "Could not reach the server. Check your connection and try again.",
+  CREDENTIALS_UNAVAILABLE: "Your stored keys could not be read right now. Try again in a moment.",
+  INTERNAL_ERROR: "Something went wrong on our side. Try again.",
+  PAYLOAD_TOO_LARGE: "That value is too long.",
+};
+
+/** What a person reads for a provider-specific code, e.g. OPENAI_INVALID_KEY. */
+function providerMessage(code: string): string | null {
+  const service = SERVICES.find((s) => code.startsWith(`${s.toUpperCase()}_`));
+  if (!service) return null;
+  const label = PROVIDERS[service].label;
+  const kind = code.slice(service.length + 1);
+  switch (kind) {
+    case "INVALID_KEY":
+      return `${label} rejected this key. Check it, or create a new one and save it here.`;
+    case "NOT_CONFIGURED":
+      return `No ${label} key is saved yet. Add one below.`;
+    case "RATE_LIMITED":
+      return `${label} is rate limiting this key. Try again shortly.`;
+    case "TIMEOUT":
+      return `${label} did not answer in time. Try again.`;
+    case "API_ERROR":
+      return `${label} could not be reached or answered with an error. Try again in a moment.`;
+    default:
+      return null;
+  }
+}
+
+/** The message to show for `code`; `serverMessage` is used when the panel has no better wording. */
+export function friendlyMessage(code: string, serverMessage?: string): string {
+  return PANEL_MESSAGES[code] ?? providerMessage(code) ?? serverMessage ??
+    "Something went wrong. Try again.";
+}
