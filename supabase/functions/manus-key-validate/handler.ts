@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { readStatusRows, recordValidation, summarize } from "../_shared/credentialStore.ts";
+import { requireApiKey } from "../_shared/credentials.ts";
 import { buildErrorResponse } from "../_shared/errorCodes.ts";
 import {
   defineHandler,
@@ -14,7 +15,6 @@ import {
   readJsonBody,
   toAppError,
 } from "../_shared/http.ts";
-import { resolveProviderKey } from "../_shared/keyResolution.ts";
 import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 import { validateKey } from "../_shared/upstream.ts";
 
@@ -41,7 +41,8 @@ export function createHandler(runtime: RuntimeSource): Handler {
     if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
 
     try {
-      const { credentials } = await resolveProviderKey(rt, user, "manus");
+      // Validation is about the caller's own stored key, never a shared one.
+      const credentials = await requireApiKey(rt, user.id, "manus");
       const outcome = await validateKey(rt.config, rt.fetch, "manus", credentials);
       await recordValidation(rt.db, user, "manus", outcome.status);
       const status = summarize("manus", await readStatusRows(rt.db, user, "manus"));
