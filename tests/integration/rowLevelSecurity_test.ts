@@ -24,7 +24,7 @@ dbTest(`user_credentials hides Alice's row from Bob's SQL (${DATABASE_KIND})`, a
     bobDb,
     (tx) => tx.query("select id from public.user_credentials where user_id = $1::uuid", [alice.id]),
   );
-  assertEquals(rows, []);
+  assertEquals(rows.length, 0);
 });
 
 dbTest("user_credentials lets Bob neither update nor delete Alice's row", async () => {
@@ -33,7 +33,7 @@ dbTest("user_credentials lets Bob neither update nor delete Alice's row", async 
       "update public.user_credentials set last_four = 'evil' where user_id = $1::uuid returning id",
       [alice.id],
     ));
-  assertEquals(updated, []);
+  assertEquals(updated.length, 0);
   const deleted = await asUser(
     db,
     bobDb,
@@ -42,7 +42,7 @@ dbTest("user_credentials lets Bob neither update nor delete Alice's row", async 
         alice.id,
       ]),
   );
-  assertEquals(deleted, []);
+  assertEquals(deleted.length, 0);
   const [row] = await db.query<{ last_four: string }>(
     "select last_four from public.user_credentials where user_id = $1::uuid",
     [alice.id],
@@ -101,7 +101,7 @@ dbTest("credentials_for cannot be called by authenticated", async () => {
       db,
       aliceDb,
       (tx) =>
-        tx.query("select * from private.credentials_for($1::uuid, 'openai', 'guess', 1, null)", [
+        tx.query("select * from private.credentials_for($1::uuid, 'openai', 'guess', 1, null, false)", [
           alice.id,
         ]),
     ),
@@ -116,7 +116,7 @@ dbTest("user_credentials stores ciphertext that only the right passphrase opens"
   );
   assert(!row.text.includes("sk-alice-rls"));
   await rejects(
-    db.query("select secret from private.credentials_for($1::uuid, 'openai', $2, 1, null)", [
+    db.query("select secret from private.credentials_for($1::uuid, 'openai', $2, 1, null, false)", [
       alice.id,
       "a-wrong-passphrase-entirely",
     ]),

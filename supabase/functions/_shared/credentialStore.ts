@@ -66,14 +66,21 @@ export async function storeCredential(
   const lastFour = key === "api_key" ? value.slice(-4) : "";
   await asUser(db, user, (tx) =>
     tx.query(
-      `insert into public.user_credentials
-         (user_id, service, credential_key, ciphertext, last_four, key_version)
-       values ((select auth.uid()), $1, $2,
-               extensions.pgp_sym_encrypt($3, $4, 'cipher-algo=aes256'), $5, $6)
-       on conflict (user_id, service, credential_key) do update
-         set ciphertext = extensions.pgp_sym_encrypt($3, $4, 'cipher-algo=aes256'),
-             last_four = $5, key_version = $6, updated_at = now(),
-             last_validated_at = null, validation_status = null`,
+      `with stored as (
+         insert into public.user_credentials
+           (user_id, service, credential_key, ciphertext, last_four, key_version)
+         values ((select auth.uid()), $1, $2,
+                 extensions.pgp_sym_encrypt($3, $4, 'cipher-algo=aes256'), $5, $6)
+         on conflict (user_id, service, credential_key) do update
+           set ciphertext = extensions.pgp_sym_encrypt($3, $4, 'cipher-algo=aes256'),
+               last_four = $5, key_version = $6, updated_at = now(),
+               last_validated_at = null, validation_status = null
+         returning service, credential_key
+       )
+       insert into public.credential_events (owner_id, actor_id, service, event, detail)
+       select (select auth.uid()), (select auth.uid()), service, 'set',
+              jsonb_build_object('credential_key', credential_key)
+         from stored`,
       [service, key, value, config.encryptionKey, lastFour, config.encryptionKeyVersion],
     ));
 }
@@ -87,13 +94,21 @@ export async function deleteCredential(
 ): Promise<number> {
   const keys = service === "custom" && key === "api_key" ? ["api_key", "base_url"] : [key];
   const rows = await asUser(db, user, (tx) =>
-    tx.query(
-      `delete from public.user_credentials
-        where service = $1 and credential_key = any($2::text[])
-        returning id`,
+    tx.query<{ removed: number }>(
+      `with removed as (
+         delete from public.user_credentials
+          where service = $1 and credential_key = any($2::text::text[])
+          returning service, credential_key
+       ), logged as (
+         insert into public.credential_events (owner_id, actor_id, service, event, detail)
+         select (select auth.uid()), (select auth.uid()), service, 'delete',
+                jsonb_build_object('credential_key', credential_key)
+           from removed
+       )
+       select count(*)::integer as removed from removed`,
       [service, `{${keys.join(",")}}`],
     ));
-  return rows.length;
+  return rows[0]?.removed ?? 0;
 }
 
 /** The caller's rows, optionally for one service. */
@@ -123,9 +138,36 @@ export async function recordValidation(
 ): Promise<void> {
   await asUser(db, user, (tx) =>
     tx.query(
-      `update public.user_credentials
-          set last_validated_at = now(), validation_status = $2
-        where service = $1 and credential_key = 'api_key'`,
+      `with checked as (
+         update public.user_credentials
+            set last_validated_at = now(), validation_status = $2
+          where service = $1 and credential_key = 'api_key'
+          returning service
+       )
+       insert into public.credential_events (owner_id, actor_id, service, event, detail)
+       select (select auth.uid()), (select auth.uid()), service, 'validate', jsonb_build_object('result', $2::text)
+         from checked`,
       [service, status],
     ));
+}
+
+export interface CredentialEvent {
+  id: number;
+  created_at: string;
+  actor_id: string | null;
+  service: string;
+  event: string;
+  via: string | null;
+  detail: Record<string, unknown>;
+}
+
+/** The audit trail of the caller's keys, newest first (RLS: events whose owner is the caller). */
+export async function readEvents(db: Database, user: DbUser, limit: number): Promise<CredentialEvent[]> {
+  const rows = await asUser(db, user, (tx) =>
+    tx.query<CredentialEvent & { created_at: Date }>(
+      `select id::integer as id, created_at, actor_id, service, event, via, detail
+         from public.credential_events order by created_at desc, id desc limit $1::integer`,
+      [limit],
+    ));
+  return rows.map((row) => ({ ...row, created_at: new Date(row.created_at).toISOString() }));
 }

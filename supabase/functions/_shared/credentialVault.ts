@@ -15,6 +15,18 @@ import type { CredentialKey, Service } from "./providers.ts";
 /** The decrypted values a user stored for one service, e.g. `{ api_key: "sk-..." }`. */
 export type StoredCredentials = Partial<Record<CredentialKey, string>>;
 
+/** The LLM config mode that governs one service for one user (seed 004). */
+export type KeyMode =
+  | { kind: "personal" }
+  | { kind: "shared"; accountName: string }
+  | { kind: "owner_name"; ownerName: string; ownerNameKey: string | null };
+
+/** Everything one lookup learns: the user's own values and the mode in force. */
+export interface KeyContext {
+  credentials: StoredCredentials;
+  mode: KeyMode;
+}
+
 export interface CredentialVault {
   /**
    * The user's stored credentials for `service` (an empty object when there are none).
@@ -22,8 +34,12 @@ export interface CredentialVault {
    * database does not answer within the lookup timeout. Never reads the environment.
    */
   lookup(userId: string, service: Service): Promise<StoredCredentials>;
+  /** Same lookup (same cache entry), with the mode that governs the service. */
+  lookupContext(userId: string, service: Service): Promise<KeyContext>;
   /** Drops the cached entry so the next lookup reads the database. */
   forget(userId: string, service: Service): void;
+  /** Drops every cached entry of the user (after a change of LLM config mode). */
+  forgetUser(userId: string): void;
 }
 
 export interface VaultOptions {
@@ -35,6 +51,7 @@ export interface VaultOptions {
     | "previousEncryptionKey"
     | "credentialLookupTimeoutMs"
     | "credentialCacheTtlMs"
+    | "allowOwnerNameSharing"
   >;
   /** Clock in ms; tests move it to expire entries. */
   now?: () => number;
@@ -42,7 +59,7 @@ export interface VaultOptions {
 }
 
 interface CacheEntry {
-  value: StoredCredentials;
+  value: KeyContext;
   expiresAt: number;
 }
 
@@ -50,10 +67,23 @@ interface LookupRow {
   user_exists: boolean;
   credential_key: CredentialKey | null;
   secret: string | null;
+  mode: KeyMode["kind"];
+  shared_key_account_name: string | null;
+  key_owner_name: string | null;
+  owner_name_secret: string | null;
 }
 
-const LOOKUP_SQL = `select user_exists, credential_key, secret
-  from private.credentials_for($1::uuid, $2, $3, $4::integer, $5)`;
+const LOOKUP_SQL = `select user_exists, credential_key, secret, mode, shared_key_account_name,
+         key_owner_name, owner_name_secret
+  from private.credentials_for($1::uuid, $2, $3, $4::integer, $5, $6)`;
+
+function modeOf(row: LookupRow): KeyMode {
+  if (row.mode === "shared") return { kind: "shared", accountName: row.shared_key_account_name ?? "" };
+  if (row.mode === "owner_name") {
+    return { kind: "owner_name", ownerName: row.key_owner_name ?? "", ownerNameKey: row.owner_name_secret };
+  }
+  return { kind: "personal" };
+}
 
 /** Rejects with `CREDENTIALS_UNAVAILABLE` when `work` takes longer than `ms`. */
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
@@ -75,31 +105,31 @@ export function createCredentialVault(options: VaultOptions): CredentialVault {
   const now = options.now ?? (() => Date.now());
   const maxEntries = options.maxEntries ?? 10_000;
   const cache = new Map<string, CacheEntry>();
-  const inFlight = new Map<string, Promise<StoredCredentials>>();
+  const inFlight = new Map<string, Promise<KeyContext>>();
 
-  async function query(userId: string, service: Service): Promise<StoredCredentials> {
+  async function query(userId: string, service: Service): Promise<KeyContext> {
     const rows = await db.query<LookupRow>(LOOKUP_SQL, [
       userId,
       service,
       config.encryptionKey,
       config.encryptionKeyVersion,
       config.previousEncryptionKey,
+      config.allowOwnerNameSharing,
     ]);
     if (!rows[0]?.user_exists) throw new AppError("UNAUTHORIZED");
-    const stored: StoredCredentials = {};
+    const credentials: StoredCredentials = {};
     for (const row of rows) {
-      if (row.credential_key && row.secret !== null) stored[row.credential_key] = row.secret;
+      if (row.credential_key && row.secret !== null) credentials[row.credential_key] = row.secret;
     }
-    return stored;
+    return { credentials, mode: modeOf(rows[0]) };
   }
 
-  function remember(key: string, value: StoredCredentials): void {
+  function remember(key: string, value: KeyContext): void {
     if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
     cache.set(key, { value, expiresAt: now() + config.credentialCacheTtlMs });
   }
 
-  return {
-    lookup(userId, service) {
+  function lookupContext(userId: string, service: Service): Promise<KeyContext> {
       const key = `${userId}:${service}`;
       const hit = cache.get(key);
       if (hit && hit.expiresAt > now()) return Promise.resolve(hit.value);
@@ -124,11 +154,23 @@ export function createCredentialVault(options: VaultOptions): CredentialVault {
         });
       inFlight.set(key, load);
       return load;
-    },
+  }
+
+  return {
+    lookup: (userId, service) => lookupContext(userId, service).then((context) => context.credentials),
+    lookupContext,
     forget(userId, service) {
       const key = `${userId}:${service}`;
       cache.delete(key);
       inFlight.delete(key);
+    },
+    forgetUser(userId) {
+      for (const key of [...cache.keys(), ...inFlight.keys()]) {
+        if (key.startsWith(`${userId}:`)) {
+          cache.delete(key);
+          inFlight.delete(key);
+        }
+      }
     },
   };
 }

@@ -1,13 +1,17 @@
 /**
- * Which key pays for a request. Today: the caller's own key, nothing else. The sharing modes
- * (owner-funded flows, team shared keys, owner-name sharing) plug in here, each only with the
- * owner's explicit consent; there is never a fallback to a global or environment key.
+ * Which key pays for a request: the one place that decides. The caller's LLM config mode governs
+ * the provider it names; every other provider uses the caller's own key. A key serves someone
+ * other than its owner only with the owner's explicit consent (a shared key's allow-list, an
+ * owner-funded flow in `flowRuns.ts`), or through owner-name mode when the deployment turned it
+ * on. There is never a fallback: a refused or missing key is an error, not another key.
  */
 import type { AuthenticatedUser } from "./auth.ts";
-import { requireApiKey } from "./credentials.ts";
 import type { StoredCredentials } from "./credentialVault.ts";
+import { providerErrorCode } from "./errorCodes.ts";
+import { AppError } from "./errors.ts";
 import type { Service } from "./providers.ts";
 import type { Runtime } from "./runtime.ts";
+import { useSharedKey } from "./sharedKeys.ts";
 
 /** Whose key it is, as reported in the `x-key-source` response header. */
 export type KeySource = "user" | "owner" | "shared";
@@ -17,11 +21,30 @@ export interface ResolvedKey {
   source: KeySource;
 }
 
-/** The key for `user` on `service`; throws `<SERVICE>_NOT_CONFIGURED` when there is none. */
+function notConfigured(service: Service): AppError {
+  return new AppError(providerErrorCode(service, "NOT_CONFIGURED"));
+}
+
+/** The key for `user` on `service`; throws `<SERVICE>_NOT_CONFIGURED` or a sharing error. */
 export async function resolveProviderKey(
   rt: Runtime,
   user: AuthenticatedUser,
   service: Service,
 ): Promise<ResolvedKey> {
-  return { credentials: await requireApiKey(rt, user.id, service), source: "user" };
+  const { credentials, mode } = await rt.vault.lookupContext(user.id, service);
+  switch (mode.kind) {
+    case "shared": {
+      const use = await useSharedKey(rt, user, mode.accountName, service);
+      return { credentials: { api_key: use.apiKey }, source: "shared" };
+    }
+    case "owner_name": {
+      if (!rt.config.allowOwnerNameSharing) throw new AppError("OWNER_NAME_SHARING_DISABLED");
+      if (!mode.ownerNameKey) throw notConfigured(service);
+      return { credentials: { api_key: mode.ownerNameKey }, source: "shared" };
+    }
+    case "personal": {
+      if (!credentials.api_key) throw notConfigured(service);
+      return { credentials: credentials as ResolvedKey["credentials"], source: "user" };
+    }
+  }
 }

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { baseUrlProblem } from "../_shared/baseUrl.ts";
 import {
   deleteCredential,
+  readEvents,
   readStatusRows,
   recordValidation,
   storeCredential,
@@ -35,6 +36,7 @@ const requestSchema = z.discriminatedUnion("action", [
   z.strictObject({ action: z.literal("get_status"), service }),
   z.strictObject({ action: z.literal("list") }),
   z.strictObject({ action: z.literal("validate"), service }),
+  z.strictObject({ action: z.literal("events"), limit: z.number().int().min(1).max(500).default(100) }),
 ]);
 
 type SetRequest = Extract<z.infer<typeof requestSchema>, { action: "set" }>;
@@ -81,6 +83,8 @@ export function createHandler(runtime: RuntimeSource): Handler {
           services: Object.fromEntries(SERVICES.map((s) => [s, summarize(s, rows)])),
         });
       }
+      case "events":
+        return jsonResponse({ events: await readEvents(rt.db, user, body.limit) });
       case "validate": {
         const stored = await requireApiKey(rt, user.id, body.service);
         const outcome = await validateKey(rt.config, rt.fetch, body.service, stored);

@@ -1,0 +1,86 @@
+/**
+ * Owner-funded runs of shared flows (seed 000): the server, never the client, decides whether a
+ * share token may spend the owner's keys, and counts runs atomically in the database.
+ */
+import type { StoredCredentials } from "./credentialVault.ts";
+import { providerErrorCode } from "./errorCodes.ts";
+import { AppError } from "./errors.ts";
+import type { Service } from "./providers.ts";
+import type { Runtime } from "./runtime.ts";
+
+export interface RunAdmission {
+  flowId: string;
+  ownerId: string;
+  remainingMinute: number;
+  remainingDay: number;
+}
+
+interface AdmissionRow {
+  outcome: "ok" | "invalid_token" | "owner_keys_not_enabled" | "rate_limited" | "daily_quota_exceeded";
+  flow_id: string | null;
+  owner_id: string | null;
+  retry_after_seconds: number | null;
+  remaining_minute: number | null;
+  remaining_day: number | null;
+}
+
+/**
+ * Seed 000's `check_and_log_run`: admits one run (a run id already admitted is the same run) or
+ * throws SHARE_TOKEN_INVALID, OWNER_KEYS_NOT_ENABLED, RATE_LIMITED (with Retry-After) or
+ * DAILY_QUOTA_EXCEEDED. One round trip.
+ */
+export async function checkAndLogRun(
+  rt: Runtime,
+  shareToken: string,
+  runId: string,
+  actorId: string,
+  now: Date | null = null,
+): Promise<RunAdmission> {
+  const [row] = await rt.db.query<AdmissionRow>(
+    "select * from private.check_and_log_run($1, $2::uuid, $3::uuid, $4::timestamptz)",
+    [shareToken, runId, actorId, now?.toISOString() ?? null],
+  );
+  const retryAfter = { "retry-after": String(row?.retry_after_seconds ?? 60) };
+  switch (row?.outcome) {
+    case "ok":
+      return {
+        flowId: row.flow_id!,
+        ownerId: row.owner_id!,
+        remainingMinute: row.remaining_minute!,
+        remainingDay: row.remaining_day!,
+      };
+    case "owner_keys_not_enabled":
+      throw new AppError("OWNER_KEYS_NOT_ENABLED");
+    case "rate_limited":
+      throw new AppError("RATE_LIMITED", { headers: { ...retryAfter, "x-ratelimit-remaining-minute": "0" } });
+    case "daily_quota_exceeded":
+      throw new AppError("DAILY_QUOTA_EXCEEDED", { headers: { ...retryAfter, "x-ratelimit-remaining-day": "0" } });
+    default:
+      throw new AppError("SHARE_TOKEN_INVALID");
+  }
+}
+
+/**
+ * Seed 000's `get_owner_keys_for_execution`: the owner's credentials for `service`, read fresh
+ * (never cached) so an owner who turns sharing off is obeyed at once. Throws
+ * OWNER_KEYS_NOT_ENABLED when sharing is off, `<SERVICE>_NOT_CONFIGURED` when the owner has no key.
+ */
+export async function ownerKeysForExecution(
+  rt: Runtime,
+  shareToken: string,
+  service: Service,
+): Promise<StoredCredentials & { api_key: string }> {
+  const [row] = await rt.db.query<{ keys: StoredCredentials | null; enabled: boolean }>(
+    `select private.get_owner_keys_for_execution($1, $2, $3, $4::integer, $5) as keys,
+            exists (select 1 from public.flows
+                     where share_token_hash = extensions.digest($1, 'sha256') and use_owner_keys) as enabled`,
+    [shareToken, service, rt.config.encryptionKey, rt.config.encryptionKeyVersion, rt.config.previousEncryptionKey],
+  );
+  if (!row?.enabled) throw new AppError("OWNER_KEYS_NOT_ENABLED");
+  if (!row.keys?.api_key) {
+    throw new AppError(providerErrorCode(service, "NOT_CONFIGURED"), {
+      message: "The flow's owner has not configured a key for this provider.",
+    });
+  }
+  return row.keys as StoredCredentials & { api_key: string };
+}

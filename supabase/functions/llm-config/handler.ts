@@ -1,0 +1,237 @@
+/**
+ * llm-config (seed 004): a user's LLM config mode and the team shared keys they own.
+ *   POST /llm-config/save                             personal, shared or owner-name mode
+ *   GET  /llm-config/me                               the summary (key_last_four, usage_today, ...)
+ *   GET  /llm-config/shared-keys                      shared keys the caller owns
+ *   POST /llm-config/shared-keys                      create one
+ *   POST /llm-config/shared-keys/<account>/access     is_public, allowed_user_ids
+ *   POST /llm-config/shared-keys/<account>/limits     daily_limit, per_user_daily_limit
+ *   POST /llm-config/shared-keys/<account>/key        replace the key
+ *   GET  /llm-config/shared-keys/<account>/usage      requests per user per day
+ *   DELETE /llm-config/shared-keys/<account>
+ */
+import { z } from "zod";
+import type { AuthenticatedUser } from "../_shared/auth.ts";
+import { storeCredential } from "../_shared/credentialStore.ts";
+import { asUser } from "../_shared/db.ts";
+import { AppError } from "../_shared/errors.ts";
+import { defineHandler, describeIssues, fail, type Handler, jsonResponse, readJsonBody } from "../_shared/http.ts";
+import {
+  configSummary,
+  createSharedKey,
+  saveConfig,
+  SHARED_KEY_COLUMNS,
+  sharedKeyAccess,
+  storeOwnerNameKey,
+} from "../_shared/llmConfigStore.ts";
+import { apiKeyFormatProblem, SERVICES } from "../_shared/providers.ts";
+import { type Runtime, type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+
+const accountName = z.string().regex(/^[a-z0-9][a-z0-9_-]{2,99}$/, "3-100 of a-z, 0-9, _ and -");
+const ownerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{1,99}$/, "2-100 of A-Z, a-z, 0-9, _, . and -");
+const apiKey = z.string().min(1).max(512);
+const limit = z.number().int().min(1).max(1_000_000).nullable();
+
+const saveSchema = z.strictObject({
+  use_shared_key: z.boolean().default(false),
+  shared_key_account_name: accountName.nullish(),
+  use_owner_name: z.boolean().default(false),
+  key_owner_name: ownerName.nullish(),
+  provider: z.enum(SERVICES).nullish(),
+  model: z.string().max(200).nullish(),
+  api_key: apiKey.nullish(),
+  base_url: z.url().max(2048).nullish(),
+  region: z.string().max(100).nullish(),
+  deployment: z.string().max(200).nullish(),
+  extra_headers: z.record(z.string().max(100), z.string().max(1000)).nullish(),
+  response_format: z.string().max(50).default("auto"),
+  daily_limit: limit.optional(),
+});
+
+const createSharedKeySchema = z.strictObject({
+  account_name: accountName,
+  display_name: z.string().trim().min(1).max(200),
+  provider: z.enum(SERVICES),
+  model: z.string().max(200).nullish(),
+  api_key: apiKey,
+  is_public: z.boolean().default(false),
+  allowed_user_ids: z.array(z.uuid()).max(10_000).default([]),
+  daily_limit: limit.optional(),
+  per_user_daily_limit: limit.optional(),
+});
+
+const accessSchema = z.strictObject({
+  is_public: z.boolean().optional(),
+  allowed_user_ids: z.array(z.uuid()).max(10_000).optional(),
+});
+const limitsSchema = z.strictObject({ daily_limit: limit.optional(), per_user_daily_limit: limit.optional() });
+const replaceKeySchema = z.strictObject({ api_key: apiKey });
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
+  return parsed.data;
+}
+
+function checkKeyFormat(provider: (typeof SERVICES)[number], value: string): void {
+  const problem = apiKeyFormatProblem(provider, value);
+  if (problem) fail("INVALID_REQUEST", problem);
+}
+
+async function save(rt: Runtime, user: AuthenticatedUser, request: Request): Promise<Response> {
+  const body = parse(saveSchema, await readJsonBody(request));
+  if (body.use_shared_key && body.use_owner_name) fail("INVALID_REQUEST", "Choose one mode.");
+  if (body.use_owner_name && !rt.config.allowOwnerNameSharing) throw new AppError("OWNER_NAME_SHARING_DISABLED");
+
+  let provider = body.provider ?? null;
+  if (body.use_shared_key) {
+    if (!body.shared_key_account_name) fail("INVALID_REQUEST", "shared_key_account_name is required.");
+    const access = await sharedKeyAccess(rt.db, body.shared_key_account_name, user.id);
+    if (!access.allowed) throw new AppError("SHARED_KEY_ACCESS_DENIED");
+    provider = access.provider;
+  } else {
+    if (!provider) fail("INVALID_REQUEST", "provider is required.");
+    if (body.use_owner_name && !body.key_owner_name) fail("INVALID_REQUEST", "key_owner_name is required.");
+    if (body.api_key) checkKeyFormat(provider, body.api_key);
+  }
+
+  if (body.api_key && provider && !body.use_shared_key) {
+    if (body.use_owner_name) {
+      await storeOwnerNameKey(rt.db, rt.config, body.key_owner_name!, provider, body.api_key, user.id);
+    } else {
+      await storeCredential(rt.db, user, rt.config, provider, "api_key", body.api_key);
+    }
+  }
+  await saveConfig(rt.db, user, {
+    use_shared_key: body.use_shared_key,
+    shared_key_account_name: body.use_shared_key ? body.shared_key_account_name! : null,
+    use_owner_name: body.use_owner_name,
+    key_owner_name: body.use_owner_name ? body.key_owner_name! : null,
+    provider,
+    model: body.model ?? null,
+    base_url: body.base_url ?? null,
+    region: body.region ?? null,
+    deployment: body.deployment ?? null,
+    extra_headers: body.extra_headers ?? null,
+    response_format: body.response_format,
+    daily_limit: body.daily_limit ?? null,
+  });
+  rt.vault.forgetUser(user.id);
+  return jsonResponse({ ok: true });
+}
+
+async function sharedKeyRoute(
+  rt: Runtime,
+  user: AuthenticatedUser,
+  request: Request,
+  account: string,
+  action: string | undefined,
+): Promise<Response> {
+  const name = parse(accountName, account);
+  const method = request.method;
+  const updateOne = async (assignments: string, params: unknown[]) => {
+    const [row] = await asUser(rt.db, user, (tx) =>
+      tx.query(
+        `update public.shared_keys set ${assignments}, updated_at = now()
+          where account_name = $1 returning ${SHARED_KEY_COLUMNS}`,
+        [name, ...params],
+      ));
+    if (!row) throw new AppError("SHARED_KEY_NOT_FOUND");
+    return jsonResponse({ shared_key: row });
+  };
+
+  if (action === undefined && method === "DELETE") {
+    const rows = await asUser(rt.db, user, (tx) =>
+      tx.query("delete from public.shared_keys where account_name = $1 returning account_name", [name]));
+    if (rows.length === 0) throw new AppError("SHARED_KEY_NOT_FOUND");
+    return jsonResponse({ ok: true });
+  }
+  if (action === "access" && method === "POST") {
+    const body = parse(accessSchema, await readJsonBody(request));
+    return await updateOne(
+      "is_public = coalesce($2::boolean, is_public), allowed_user_ids = coalesce($3::text::uuid[], allowed_user_ids)",
+      [body.is_public ?? null, body.allowed_user_ids ? `{${body.allowed_user_ids.join(",")}}` : null],
+    );
+  }
+  if (action === "limits" && method === "POST") {
+    const body = parse(limitsSchema, await readJsonBody(request));
+    return await updateOne(
+      `daily_limit = case when $2::boolean then $3::integer else daily_limit end,
+       per_user_daily_limit = case when $4::boolean then $5::integer else per_user_daily_limit end`,
+      [
+        body.daily_limit !== undefined,
+        body.daily_limit ?? null,
+        body.per_user_daily_limit !== undefined,
+        body.per_user_daily_limit ?? null,
+      ],
+    );
+  }
+  if (action === "key" && method === "POST") {
+    const body = parse(replaceKeySchema, await readJsonBody(request));
+    const [existing] = await asUser(rt.db, user, (tx) =>
+      tx.query<{ provider: (typeof SERVICES)[number] }>(
+        "select provider from public.shared_keys where account_name = $1",
+        [name],
+      ));
+    if (!existing) throw new AppError("SHARED_KEY_NOT_FOUND");
+    checkKeyFormat(existing.provider, body.api_key);
+    return await updateOne(
+      "ciphertext = extensions.pgp_sym_encrypt($2, $3, 'cipher-algo=aes256'), last_four = $4, key_version = $5",
+      [body.api_key, rt.config.encryptionKey, body.api_key.slice(-4), rt.config.encryptionKeyVersion],
+    );
+  }
+  if (action === "usage" && method === "GET") {
+    const days = Math.min(Math.max(Number(new URL(request.url).searchParams.get("days") ?? "7") || 7, 1), 90);
+    const usage = await asUser(rt.db, user, (tx) =>
+      tx.query(
+        `select u.user_id, to_char(u.day, 'YYYY-MM-DD') as day, u.requests
+           from public.shared_key_usage as u
+           join public.shared_keys as k on k.id = u.shared_key_id
+          where k.account_name = $1 and k.owner_id = (select auth.uid())
+            and u.day > (now() at time zone 'utc')::date - $2::integer
+          order by u.day desc, u.requests desc`,
+        [name, days],
+      ));
+    return jsonResponse({ account_name: name, usage });
+  }
+  fail(action === undefined || ["access", "limits", "key", "usage"].includes(action) ? "METHOD_NOT_ALLOWED" : "NOT_FOUND");
+}
+
+export function createHandler(runtime: RuntimeSource): Handler {
+  return defineHandler("llm-config", runtime, async (request, rt) => {
+    const user = await rt.authenticate(request.headers.get("authorization"));
+    const path = new URL(request.url).pathname.replace(/^.*?\/llm-config/, "").replace(/\/+$/, "");
+    const [, route, account, action, ...rest] = path.split("/");
+    if (rest.length > 0) fail("NOT_FOUND");
+
+    if (route === "save" && !account) {
+      if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
+      return await save(rt, user, request);
+    }
+    if (route === "me" && !account) {
+      if (request.method !== "GET") fail("METHOD_NOT_ALLOWED");
+      return jsonResponse(await configSummary(rt.db, user.id) ?? { use_shared_key: false, use_owner_name: false });
+    }
+    if (route === "shared-keys" && !account) {
+      if (request.method === "GET") {
+        const keys = await asUser(rt.db, user, (tx) =>
+          tx.query(`select ${SHARED_KEY_COLUMNS} from public.shared_keys order by created_at`, []));
+        return jsonResponse({ shared_keys: keys });
+      }
+      if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
+      const body = parse(createSharedKeySchema, await readJsonBody(request));
+      checkKeyFormat(body.provider, body.api_key);
+      const created = await createSharedKey(rt.db, user, rt.config, {
+        ...body,
+        model: body.model ?? null,
+        daily_limit: body.daily_limit ?? null,
+        per_user_daily_limit: body.per_user_daily_limit ?? null,
+      });
+      return jsonResponse({ shared_key: created }, { status: 201 });
+    }
+    if (route === "shared-keys") return await sharedKeyRoute(rt, user, request, account, action);
+    fail("NOT_FOUND");
+  });
+}
+
+export const handler: Handler = createHandler(runtimeFromEnv);
