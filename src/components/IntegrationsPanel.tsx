@@ -1,13 +1,14 @@
 /**
  * Settings → Integrations: one section per provider in providers.ts. Drop it into any React app
  * inside a <SupabaseProvider client={supabase}> (or pass `client`), where `supabase` already has
- * the signed-in user's session.
+ * the signed-in user's session. Its styles are in panel.css, scoped under .byok-panel.
  */
 import type { SupabaseClient } from "@supabase/supabase-js";
 import { SERVICES } from "../../supabase/functions/_shared/providers.ts";
 import { useUserCredentials } from "../hooks/useUserCredentials.ts";
 import { ProviderSection } from "./ProviderSection.tsx";
 import { ToastProvider } from "./Toasts.tsx";
+import "../panel.css";
 
 export interface IntegrationsPanelProps {
   /** The app's supabase-js client; taken from <SupabaseProvider> when absent. */
@@ -16,9 +17,11 @@ export interface IntegrationsPanelProps {
 
 export function IntegrationsPanel(props: IntegrationsPanelProps) {
   return (
-    <ToastProvider>
-      <Sections client={props.client} />
-    </ToastProvider>
+    <div className="byok-panel">
+      <ToastProvider>
+        <Sections client={props.client} />
+      </ToastProvider>
+    </div>
   );
 }
 
