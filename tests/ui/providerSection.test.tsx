@@ -8,7 +8,12 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test, vi } from "vit
 import { IntegrationsPanel } from "../../src/components/IntegrationsPanel.tsx";
 import { PROVIDERS, SERVICES } from "../../supabase/functions/_shared/providers.ts";
 import { SupabaseProvider } from "../../src/supabaseContext.tsx";
-import { actions, type FakeCredentialsServer, startFakeCredentialsServer } from "./fakeCredentialsServer.ts";
+import {
+  ACCEPTED_OPENAI_KEY,
+  actions,
+  type FakeCredentialsServer,
+  startFakeCredentialsServer,
+} from "./fakeCredentialsServer.ts";
 
 let server: FakeCredentialsServer;
 
@@ -168,5 +173,32 @@ describe("Integrations panel", () => {
     await waitFor(() => expect(within(card).getByTestId("status").textContent).toBe("Connected"));
     expect(card.getAttribute("aria-busy")).toBeNull();
     expect(within(card).getByRole("button", { name: "Save" })).toBeTruthy();
+  });
+
+  test("ProviderSection does move through its controls in order with Tab", async () => {
+    const user = await renderPanel();
+    const card = section("OpenAI");
+    within(card).getByLabelText("OpenAI API key").focus();
+    await user.tab();
+    expect(document.activeElement).toBe(within(card).getByRole("button", { name: "Show" }));
+    await user.tab();
+    expect(document.activeElement?.textContent).toMatch(/^Get a key from OpenAI/);
+    await user.tab();
+    // Test key and Remove are disabled until a key is saved, so Save is next.
+    expect(document.activeElement).toBe(within(card).getByRole("button", { name: "Save" }));
+    await user.tab();
+    expect(document.activeElement).toBe(within(section("Gemini")).getByLabelText("Gemini API key"));
+  });
+
+  test("ProviderSection does show when the key was last tested and that it was valid", async () => {
+    const user = await renderPanel();
+    const card = section("OpenAI");
+    await user.type(within(card).getByLabelText("OpenAI API key"), `${ACCEPTED_OPENAI_KEY}{Enter}`);
+    await waitFor(() => expect(within(card).getByTestId("status").textContent).toBe("Connected"));
+    await user.click(within(card).getByRole("button", { name: "Test key" }));
+    await waitFor(() => expect(within(card).getByTestId("validation").textContent).toMatch(/— valid$/));
+    const time = within(card).getByTestId("validation").querySelector("time");
+    expect(Date.now() - Date.parse(time?.getAttribute("datetime") ?? "")).toBeLessThan(60_000);
+    expect(screen.getByRole("status", { name: "Notifications" }).textContent).toContain("OpenAI accepted your key.");
   });
 });
