@@ -8,7 +8,7 @@
 import { type ErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
 import { fail } from "./http.ts";
-import { resolveProviderKey } from "./keyResolution.ts";
+import { resolveProviderKey, type ResolvedKey } from "./keyResolution.ts";
 import { PROVIDERS, type Service } from "./providers.ts";
 import { relayBody, usageFromTail } from "./proxyStream.ts";
 import type { Runtime } from "./runtime.ts";
@@ -100,19 +100,39 @@ function upstreamError(
 }
 
 /**
- * Forwards `request` to `target` with the caller's own key and returns the provider's answer.
- * Throws `AppError` for anything that ends before the upstream answered successfully.
+ * Forwards `request` to `target` with the key that pays for the caller (keyResolution.ts) and
+ * returns the provider's answer. Throws `AppError` for anything that ends before the upstream
+ * answered successfully.
  */
-export async function proxyRequest(
+export async function proxyRequest(request: Request, rt: Runtime, target: ProxyTarget): Promise<Response> {
+  checkRoute(request.method, target.path);
+  // verifyToken, not authenticate: the key lookup right after confirms the user exists.
+  const user = await rt.verifyToken(request.headers.get("authorization"));
+  const key = await resolveProviderKey(rt, user, target.service);
+  return await forwardWithKey(request, rt, target, { userId: user.id, key });
+}
+
+/** Who a forwarded request is for, the key already decided, and headers to add to every answer. */
+export interface KeyedCaller {
+  userId: string;
+  key: ResolvedKey;
+  responseHeaders?: Record<string, string>;
+}
+
+/**
+ * The pass-through itself, for callers that checked the route and decided the key another way
+ * (owner-funded `execute`). Usage is recorded for `caller.userId` under the key's source.
+ */
+export async function forwardWithKey(
   request: Request,
   rt: Runtime,
   target: ProxyTarget,
+  caller: KeyedCaller,
 ): Promise<Response> {
   const { service } = target;
-  checkRoute(request.method, target.path);
-  const user = await rt.authenticate(request.headers.get("authorization"));
-  const { credentials, source } = await resolveProviderKey(rt, user, service);
-  const keySource = { "x-key-source": source };
+  const { credentials, source } = caller.key;
+  const user = { id: caller.userId };
+  const keySource = { ...caller.responseHeaders, "x-key-source": source };
   const url = upstreamBaseUrl(rt.config, service, credentials) + target.path +
     new URL(request.url).search;
 

@@ -8,11 +8,18 @@ import { type Config, loadConfig } from "./config.ts";
 import { createCredentialVault, type CredentialVault } from "./credentialVault.ts";
 import { connectPostgres, type Database } from "./db.ts";
 import { ConfigError } from "./config.ts";
+import { createUserDirectory } from "./userDirectory.ts";
 
 export interface Runtime {
   config: Config;
   db: Database;
+  /** Verifies the JWT and confirms the user still exists: the authenticate step of a handler. */
   authenticate: Authenticator;
+  /**
+   * Verifies the JWT only. For the proxy's hot path, whose very next step is a vault lookup that
+   * confirms the user exists in the same round trip.
+   */
+  verifyToken: Authenticator;
   vault: CredentialVault;
   /** Upstream fetch; tests and benchmarks may wrap it. */
   fetch: typeof fetch;
@@ -26,10 +33,17 @@ export interface RuntimeParts {
 }
 
 export function createRuntime(parts: RuntimeParts): Runtime {
+  const verifyToken = createAuthenticator(parts.config.jwt);
+  const users = createUserDirectory({ db: parts.db, config: parts.config, now: parts.now });
   return {
     config: parts.config,
     db: parts.db,
-    authenticate: createAuthenticator(parts.config.jwt),
+    verifyToken,
+    authenticate: async (authorization) => {
+      const user = await verifyToken(authorization);
+      await users.confirm(user.id);
+      return user;
+    },
     vault: createCredentialVault({ db: parts.db, config: parts.config, now: parts.now }),
     fetch: parts.fetch ?? fetch,
   };
