@@ -1,0 +1,119 @@
+/**
+ * The security suite's figures: cases tried per function, 5xx answers, leaks found, mix-ups and
+ * credentials lost. Deno runs each test file in its own worker, so the counters live in a small
+ * JSON file named after the test process; `summary_test.ts`, the suite's last file, prints them.
+ */
+
+export interface FunctionFigures {
+  cases: number;
+  serverErrors: number;
+}
+
+export interface Figures {
+  functions: Record<string, FunctionFigures>;
+  /** Log lines and response bodies the leak scanner read. */
+  scanned: number;
+  leaks: number;
+  /** Upstream requests checked for the right tenant's key, and how many carried another's. */
+  mixUps: { checked: number; wrong: number } | null;
+  rotation: { rows: number; lost: number; rowsPerSecond: number; database: string } | null;
+}
+
+const PATH = `${Deno.env.get("TMPDIR") ?? "/tmp"}/supabase-byok-security-figures-${Deno.pid}.json`;
+
+const empty = (): Figures => ({
+  functions: {},
+  scanned: 0,
+  leaks: 0,
+  mixUps: null,
+  rotation: null,
+});
+
+/** The figures recorded so far by this test process. */
+export function readFigures(): Figures {
+  try {
+    return { ...empty(), ...JSON.parse(Deno.readTextFileSync(PATH)) };
+  } catch {
+    return empty();
+  }
+}
+
+function update(change: (figures: Figures) => void): void {
+  const figures = readFigures();
+  change(figures);
+  Deno.writeTextFileSync(PATH, JSON.stringify(figures));
+}
+
+/** Adds `cases` requests sent to `fn`, of which `serverErrors` were answered with a 5xx. */
+export function recordCases(fn: string, cases: number, serverErrors: number): void {
+  update((figures) => {
+    const entry = figures.functions[fn] ??= { cases: 0, serverErrors: 0 };
+    entry.cases += cases;
+    entry.serverErrors += serverErrors;
+  });
+}
+
+/** Adds what one leak scan read and found. */
+export function recordLeakScan(scanned: number, leaks: number): void {
+  update((figures) => {
+    figures.scanned += scanned;
+    figures.leaks += leaks;
+  });
+}
+
+/** Adds upstream requests checked for tenant isolation and how many carried the wrong key. */
+export function recordMixUps(checked: number, wrong: number): void {
+  update((figures) => {
+    const previous = figures.mixUps ?? { checked: 0, wrong: 0 };
+    figures.mixUps = { checked: previous.checked + checked, wrong: previous.wrong + wrong };
+  });
+}
+
+/** Records a rotation run: rows re-encrypted, rows no longer readable, and speed. */
+export function recordRotation(rotation: NonNullable<Figures["rotation"]>): void {
+  update((figures) => {
+    figures.rotation = rotation;
+  });
+}
+
+/** Drops the figures file (after printing). */
+export function clearFigures(): void {
+  try {
+    Deno.removeSync(PATH);
+  } catch {
+    // Nothing was recorded.
+  }
+}
+
+/** The table printed at the end of the security run. */
+export function renderFiguresTable(figures: Figures): string {
+  const rows: [string, string, string][] = Object.entries(figures.functions)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([fn, f]) => [fn, String(f.cases), String(f.serverErrors)]);
+  const totalCases = rows.reduce((sum, r) => sum + Number(r[1]), 0);
+  const total5xx = rows.reduce((sum, r) => sum + Number(r[2]), 0);
+  rows.push(["all functions", String(totalCases), String(total5xx)]);
+  const width = Math.max(13, ...rows.map((r) => r[0].length));
+  const line = (a: string, b: string, c: string) =>
+    `| ${a.padEnd(width)} | ${b.padStart(10)} | ${c.padStart(6)} |`;
+  const rotation = figures.rotation
+    ? `${figures.rotation.lost} lost of ${figures.rotation.rows} rows rotated on ` +
+      `${figures.rotation.database} (${Math.round(figures.rotation.rowsPerSecond)} rows/s)`
+    : "n/a (run tests/security/rotation_test.ts)";
+  return [
+    "",
+    "Security figures",
+    line("function", "cases", "5xx"),
+    `|${"-".repeat(width + 2)}|${"-".repeat(12)}|${"-".repeat(8)}|`,
+    ...rows.map((r) => line(...r)),
+    "",
+    `leaks found:        ${figures.leaks} (in ${figures.scanned} log lines and response bodies)`,
+    `mix-ups:            ${
+      figures.mixUps
+        ? `${figures.mixUps.wrong} (in ${figures.mixUps.checked} upstream requests checked)`
+        : "n/a"
+    }`,
+    `lost credentials:   ${rotation}`,
+    "",
+  ].join("\n");
+}
