@@ -43,7 +43,9 @@ async function main(): Promise<number> {
       signal: controller.signal,
       onProgress: (p) =>
         console.log(
-          `rotate-key: ${p.table}: ${p.done} / ${p.total} rows (${Math.round(p.rowsPerSecond)} rows/s)`,
+          `rotate-key: ${p.table}: ${p.done} / ${p.total} rows (${
+            Math.round(p.rowsPerSecond)
+          } rows/s)`,
         ),
     });
     console.log(
@@ -52,7 +54,9 @@ async function main(): Promise<number> {
         `tables: ${report.tables.join(", ") || "none"}`,
     );
     if (report.interrupted) {
-      console.error("rotate-key: interrupted; rows still on the old version keep working. Run again.");
+      console.error(
+        "rotate-key: interrupted; rows still on the old version keep working. Run again.",
+      );
       return 3;
     }
     for (const check of report.checks) {

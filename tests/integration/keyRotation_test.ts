@@ -3,11 +3,7 @@ import { DATABASE_KIND } from "../support/database.ts";
 import { dbTest, testRuntime } from "../support/runtime.ts";
 import { storeCredential } from "../../supabase/functions/_shared/credentialStore.ts";
 import type { Database } from "../../supabase/functions/_shared/db.ts";
-import {
-  rotateEncryptionKey,
-  RotationError,
-  verifyRotation,
-} from "../../scripts/rotateKey.ts";
+import { rotateEncryptionKey, RotationError, verifyRotation } from "../../scripts/rotateKey.ts";
 import { openIsolatedDatabase } from "../security/isolatedDatabase.ts";
 
 const isolated = await openIsolatedDatabase();
@@ -78,29 +74,32 @@ async function snapshot(database: Database): Promise<string> {
   return JSON.stringify(rows);
 }
 
-dbTest("rotateEncryptionKey refuses equal, missing or short keys before touching rows", async () => {
-  await seedUsers(2);
-  const before = await snapshot(db);
-  const attempts = [
-    { newKey: KEY_V1, previousKey: KEY_V1, newVersion: 2 },
-    { newKey: "", previousKey: KEY_V1, newVersion: 2 },
-    { newKey: KEY_V2, previousKey: "", newVersion: 2 },
-    { newKey: "short", previousKey: KEY_V1, newVersion: 2 },
-    { newKey: KEY_V2, previousKey: KEY_V1, newVersion: 0 },
-  ];
-  for (const options of attempts) {
-    let error: unknown = null;
-    try {
-      await rotateEncryptionKey(db, options);
-    } catch (caught) {
-      error = caught;
+dbTest(
+  "rotateEncryptionKey refuses equal, missing or short keys before touching rows",
+  async () => {
+    await seedUsers(2);
+    const before = await snapshot(db);
+    const attempts = [
+      { newKey: KEY_V1, previousKey: KEY_V1, newVersion: 2 },
+      { newKey: "", previousKey: KEY_V1, newVersion: 2 },
+      { newKey: KEY_V2, previousKey: "", newVersion: 2 },
+      { newKey: "short", previousKey: KEY_V1, newVersion: 2 },
+      { newKey: KEY_V2, previousKey: KEY_V1, newVersion: 0 },
+    ];
+    for (const options of attempts) {
+      let error: unknown = null;
+      try {
+        await rotateEncryptionKey(db, options);
+      } catch (caught) {
+        error = caught;
+      }
+      assert(error instanceof RotationError, `expected a refusal for ${JSON.stringify(options)}`);
+      assertMatch((error as Error).message, /CREDENTIALS_ENCRYPTION_KEY/);
+      assert(!(error as Error).message.includes(KEY_V1), "the message names the passphrase");
     }
-    assert(error instanceof RotationError, `expected a refusal for ${JSON.stringify(options)}`);
-    assertMatch((error as Error).message, /CREDENTIALS_ENCRYPTION_KEY/);
-    assert(!(error as Error).message.includes(KEY_V1), "the message names the passphrase");
-  }
-  assertEquals(await snapshot(db), before);
-});
+    assertEquals(await snapshot(db), before);
+  },
+);
 
 dbTest(
   `key rotation keeps every credential readable while it runs, resumes, and verifies (${DATABASE_KIND})`,
@@ -227,45 +226,55 @@ dbTest("key rotation with the wrong previous key fails, says so, and changes no 
   assertEquals(userRows.stale, userRows.rows);
 });
 
-dbTest("npm run rotate-key exits non-zero on a refusal and 0 after a verified rotation", async () => {
-  if (!isolated.url) {
-    console.log("  (the CLI needs a Postgres URL; PGlite is in-process, so this step is skipped)");
-    return;
-  }
-  const run = async (env: Record<string, string>) => {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", new URL("../../scripts/rotate-key.ts", import.meta.url).pathname],
-      env: { SUPABASE_DB_URL: isolated.url!, ROTATE_BATCH_SIZE: "16", ...env },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
-    for (const secret of [KEY_V1, KEY_V2, KEY_V3]) {
-      assert(!text.includes(secret), "the CLI printed a passphrase");
+dbTest(
+  "npm run rotate-key exits non-zero on a refusal and 0 after a verified rotation",
+  async () => {
+    if (!isolated.url) {
+      console.log(
+        "  (the CLI needs a Postgres URL; PGlite is in-process, so this step is skipped)",
+      );
+      return;
     }
-    return { code: output.code, text };
-  };
-  const same = await run({
-    CREDENTIALS_ENCRYPTION_KEY: KEY_V2,
-    CREDENTIALS_ENCRYPTION_KEY_PREVIOUS: KEY_V2,
-    CREDENTIALS_ENCRYPTION_KEY_VERSION: "3",
-  });
-  assertEquals(same.code, 1);
-  assertMatch(same.text, /nothing to rotate/);
+    const run = async (env: Record<string, string>) => {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-all",
+          new URL("../../scripts/rotate-key.ts", import.meta.url).pathname,
+        ],
+        env: { SUPABASE_DB_URL: isolated.url!, ROTATE_BATCH_SIZE: "16", ...env },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(output.stdout) +
+        new TextDecoder().decode(output.stderr);
+      for (const secret of [KEY_V1, KEY_V2, KEY_V3]) {
+        assert(!text.includes(secret), "the CLI printed a passphrase");
+      }
+      return { code: output.code, text };
+    };
+    const same = await run({
+      CREDENTIALS_ENCRYPTION_KEY: KEY_V2,
+      CREDENTIALS_ENCRYPTION_KEY_PREVIOUS: KEY_V2,
+      CREDENTIALS_ENCRYPTION_KEY_VERSION: "3",
+    });
+    assertEquals(same.code, 1);
+    assertMatch(same.text, /nothing to rotate/);
 
-  const ok = await run({
-    CREDENTIALS_ENCRYPTION_KEY: KEY_V3,
-    CREDENTIALS_ENCRYPTION_KEY_PREVIOUS: KEY_V2,
-    CREDENTIALS_ENCRYPTION_KEY_VERSION: "3",
-  });
-  assertEquals(ok.code, 0, ok.text);
-  assertMatch(ok.text, /user_credentials: \d+ \/ \d+ rows \(\d+ rows\/s\)/);
-  assertMatch(ok.text, /verified/);
-  const afterRuntime = testRuntime(db, {
-    env: { CREDENTIALS_ENCRYPTION_KEY: KEY_V3, CREDENTIALS_ENCRYPTION_KEY_VERSION: "3" },
-  });
-  assertEquals(await mismatches(afterRuntime), 0);
-});
+    const ok = await run({
+      CREDENTIALS_ENCRYPTION_KEY: KEY_V3,
+      CREDENTIALS_ENCRYPTION_KEY_PREVIOUS: KEY_V2,
+      CREDENTIALS_ENCRYPTION_KEY_VERSION: "3",
+    });
+    assertEquals(ok.code, 0, ok.text);
+    assertMatch(ok.text, /user_credentials: \d+ \/ \d+ rows \(\d+ rows\/s\)/);
+    assertMatch(ok.text, /verified/);
+    const afterRuntime = testRuntime(db, {
+      env: { CREDENTIALS_ENCRYPTION_KEY: KEY_V3, CREDENTIALS_ENCRYPTION_KEY_VERSION: "3" },
+    });
+    assertEquals(await mismatches(afterRuntime), 0);
+  },
+);
 
 dbTest("key rotation test closes its database", async () => {
   await isolated.close();

@@ -55,8 +55,20 @@ const HOSTILE_STRINGS = [
   "null",
 ];
 const ACTIONS = [
-  "list", "get", "set", "delete", "get_status", "validate", "create", "update", "publish",
-  "rotate_token", "revoke_token", "unpublish", "execute", "save",
+  "list",
+  "get",
+  "set",
+  "delete",
+  "get_status",
+  "validate",
+  "create",
+  "update",
+  "publish",
+  "rotate_token",
+  "revoke_token",
+  "unpublish",
+  "execute",
+  "save",
 ];
 
 const hostileString = fc.oneof(
@@ -82,9 +94,12 @@ const nearValid = fc.record({
   inputs: fc.oneof(fc.array(hostileString, { maxLength: 5 }), anyJson),
   chunk_size: fc.oneof(fc.integer(), fc.double(), hostileString),
   messages: fc.oneof(
-    fc.array(fc.record({ role: fc.constantFrom("user", "system", "tool", "x"), content: hostileString }), {
-      maxLength: 3,
-    }),
+    fc.array(
+      fc.record({ role: fc.constantFrom("user", "system", "tool", "x"), content: hostileString }),
+      {
+        maxLength: 3,
+      },
+    ),
     anyJson,
   ),
   stream: fc.oneof(fc.boolean(), anyJson),
@@ -124,8 +139,7 @@ async function snapshotQuery(): Promise<string> {
 let user: SecurityUser;
 let victim: SecurityUser;
 let snapshotSql = "";
-const snapshot = async (id: string) =>
-  JSON.stringify(await db.query(snapshotSql, [id]));
+const snapshot = async (id: string) => JSON.stringify(await db.query(snapshotSql, [id]));
 
 /**
  * The proxies pass a provider's 4xx about the request itself through as the provider wrote it
@@ -133,7 +147,8 @@ const snapshot = async (id: string) =>
  */
 function isProviderPassThrough(answer: Answer): boolean {
   const error = (answer.json as { error?: { message?: unknown; type?: unknown } } | null)?.error;
-  return answer.status >= 400 && answer.status < 500 && ![401, 403, 408, 429].includes(answer.status) &&
+  return answer.status >= 400 && answer.status < 500 &&
+    ![401, 403, 408, 429].includes(answer.status) &&
     typeof error?.message === "string" && error.type === "invalid_request_error";
 }
 
@@ -179,43 +194,48 @@ dbTest(`fuzz sets up a user with a stored key and a bystander (${DATABASE_KIND})
   assert(snapshotSql.includes("user_credentials"));
 });
 
-dbTest("every function survives fuzzed bodies: no 5xx, envelope, no internals, rows kept", async () => {
-  const victimBefore = await snapshot(victim.id);
-  const failures: string[] = [];
-  for (const fn of suite.functions) {
-    const target = await fuzzTarget(fn.name);
-    if (!target) {
-      failures.push(`${fn.name}: no POST route found to fuzz`);
-      continue;
-    }
-    const samples = fc.sample(bodies, { numRuns: CASES_PER_FUNCTION, seed: SEED });
-    let current = await snapshot(user.id);
-    let serverErrors = 0;
-    for (const [index, body] of samples.entries()) {
-      const answer = await suite.send(target.path, {
-        method: "POST",
-        headers: jsonHeaders(user.authorization),
-        body,
-      });
-      if (answer.status >= 500) serverErrors++;
-      const wrong = problem(answer, target.proxy);
-      const after = await snapshot(user.id);
-      const changed = answer.status >= 400 && after !== current
-        ? changedTables(current, after)
-        : null;
-      current = after;
-      if ((wrong || changed) && failures.length < 20) {
-        failures.push(
-          `${fn.name} case ${index} (seed ${SEED}): ${wrong ?? `rejected call changed ${changed}`} -> ` +
-            `${answer.status} ${answer.text.slice(0, 160)} <- ${body.slice(0, 160)}`,
-        );
+dbTest(
+  "every function survives fuzzed bodies: no 5xx, envelope, no internals, rows kept",
+  async () => {
+    const victimBefore = await snapshot(victim.id);
+    const failures: string[] = [];
+    for (const fn of suite.functions) {
+      const target = await fuzzTarget(fn.name);
+      if (!target) {
+        failures.push(`${fn.name}: no POST route found to fuzz`);
+        continue;
       }
+      const samples = fc.sample(bodies, { numRuns: CASES_PER_FUNCTION, seed: SEED });
+      let current = await snapshot(user.id);
+      let serverErrors = 0;
+      for (const [index, body] of samples.entries()) {
+        const answer = await suite.send(target.path, {
+          method: "POST",
+          headers: jsonHeaders(user.authorization),
+          body,
+        });
+        if (answer.status >= 500) serverErrors++;
+        const wrong = problem(answer, target.proxy);
+        const after = await snapshot(user.id);
+        const changed = answer.status >= 400 && after !== current
+          ? changedTables(current, after)
+          : null;
+        current = after;
+        if ((wrong || changed) && failures.length < 20) {
+          failures.push(
+            `${fn.name} case ${index} (seed ${SEED}): ${
+              wrong ?? `rejected call changed ${changed}`
+            } -> ` +
+              `${answer.status} ${answer.text.slice(0, 160)} <- ${body.slice(0, 160)}`,
+          );
+        }
+      }
+      recordCases(fn.name, samples.length, serverErrors);
     }
-    recordCases(fn.name, samples.length, serverErrors);
-  }
-  assertEquals(await snapshot(victim.id), victimBefore);
-  assertEquals(failures, []);
-});
+    assertEquals(await snapshot(victim.id), victimBefore);
+    assertEquals(failures, []);
+  },
+);
 
 /**
  * TODO(proxy): _shared/proxy.ts forwardWithKey awaits readBody() inside the try around fetch, so
@@ -243,7 +263,9 @@ dbTest("a body over the size limit gets 413 from every function, streamed or not
       headers: jsonHeaders(user.authorization),
       body: new ReadableStream({
         start(controller) {
-          for (let i = 0; i < bytes.length; i += 65_536) controller.enqueue(bytes.slice(i, i + 65_536));
+          for (let i = 0; i < bytes.length; i += 65_536) {
+            controller.enqueue(bytes.slice(i, i + 65_536));
+          }
           controller.close();
         },
       }),
@@ -271,7 +293,11 @@ dbTest("deep nesting, control characters and look-alike services never get a 5xx
   const hostileBodies = [
     "[".repeat(depth) + "]".repeat(depth),
     '{"a":'.repeat(depth) + "1" + "}".repeat(depth),
-    JSON.stringify({ action: "set", service: "openai", value: "sk-\u0000\u0001\u0002\u0003\u001f" }),
+    JSON.stringify({
+      action: "set",
+      service: "openai",
+      value: "sk-\u0000\u0001\u0002\u0003\u001f",
+    }),
     JSON.stringify({ action: "set", service: "\u043epenai", value: "sk-lookalike-00000000000" }),
     JSON.stringify({ action: "get_status", service: "openai' or '1'='1" }),
     JSON.stringify({ provider: "\u043epenai", input: "x", model: "gpt-4o-mini" }),
@@ -295,7 +321,9 @@ dbTest("deep nesting, control characters and look-alike services never get a 5xx
       const wrong = problem(answer, target.proxy);
       const after = await snapshot(user.id);
       if (answer.status >= 400 && after !== current) {
-        failures.push(`${fn.name}: rows changed by a rejected call ${answer.status} <- ${body.slice(0, 80)}`);
+        failures.push(
+          `${fn.name}: rows changed by a rejected call ${answer.status} <- ${body.slice(0, 80)}`,
+        );
       }
       current = after;
       if (wrong) failures.push(`${fn.name}: ${wrong} -> ${answer.status} <- ${body.slice(0, 60)}`);
@@ -309,7 +337,9 @@ dbTest("deep nesting, control characters and look-alike services never get a 5xx
       headers: jsonHeaders(user.authorization),
       body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] }),
     });
-    if (answer.status !== 404) failures.push(`llm-proxy/${name}: ${answer.status} ${answer.text.slice(0, 80)}`);
+    if (answer.status !== 404) {
+      failures.push(`llm-proxy/${name}: ${answer.status} ${answer.text.slice(0, 80)}`);
+    }
   }
   assertEquals(failures, []);
 });
@@ -335,7 +365,9 @@ async function rawExchange(bytes: string): Promise<number[]> {
       }
     } catch (error) {
       // The server closing or resetting the connection is a fine way to refuse.
-      if (!(error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe)) {
+      if (
+        !(error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe)
+      ) {
         throw error;
       }
     }
@@ -371,7 +403,11 @@ dbTest("header smuggling attempts never get a 5xx and the server keeps serving",
   ];
   const statuses: number[][] = [];
   for (const attempt of attempts) statuses.push(await rawExchange(attempt));
-  recordCases("credentials-manager", attempts.length, statuses.flat().filter((s) => s >= 500).length);
+  recordCases(
+    "credentials-manager",
+    attempts.length,
+    statuses.flat().filter((s) => s >= 500).length,
+  );
   assertEquals(statuses.flat().filter((s) => s >= 500), [], JSON.stringify(statuses));
   const health = await suite.send("/health");
   assertEquals(health.status, 200);

@@ -14,8 +14,8 @@ import { recordCases } from "./figures.ts";
 import {
   isEnvelope,
   jsonHeaders,
-  type SecurityUser,
   probeRequests,
+  type SecurityUser,
   startSecurityStack,
 } from "./securityStack.ts";
 
@@ -30,18 +30,7 @@ const base64url = (value: unknown) =>
  */
 const PUBLIC_ACTIONS: Record<string, string[]> = { flows: ["load_live"] };
 
-/**
- * Findings in functions this suite does not own, reported to their authors. They are checked by
- * their own clearly named test below (which fails until fixed) and left out of the general one.
- */
-const KNOWN_FINDINGS: Record<string, string> = {
-  // TODO(llm-config): GET /me reads the summary without confirming the user still exists, so a
-  // valid token for a deleted user gets 200 with the default config instead of 401.
-  "GET llm-config/me [user does not exist]": "200 instead of 401",
-};
-
 let user: SecurityUser;
-const findings = new Map<string, string>();
 const cases: { name: string; authorization: () => Promise<string | undefined> }[] = [];
 
 dbTest(`jwt matrix builds its attack tokens (${DATABASE_KIND})`, async () => {
@@ -69,10 +58,19 @@ dbTest(`jwt matrix builds its attack tokens (${DATABASE_KIND})`, async () => {
           }.`,
         ),
     },
-    { name: "HS256 wrong secret", authorization: () => token(suite.sign(claims, { secret: wrongSecret })) },
+    {
+      name: "HS256 wrong secret",
+      authorization: () => token(suite.sign(claims, { secret: wrongSecret })),
+    },
     { name: "expired", authorization: () => token(suite.sign(claims, { expiresIn: now - 60 })) },
-    { name: "nbf in the future", authorization: () => token(suite.sign({ ...claims, nbf: now + 3600 })) },
-    { name: "wrong aud", authorization: () => token(suite.sign({ ...claims, aud: "other-project" })) },
+    {
+      name: "nbf in the future",
+      authorization: () => token(suite.sign({ ...claims, nbf: now + 3600 })),
+    },
+    {
+      name: "wrong aud",
+      authorization: () => token(suite.sign({ ...claims, aud: "other-project" })),
+    },
     { name: "anon key", authorization: () => Promise.resolve(`Bearer ${suite.stack.anonKey}`) },
     {
       name: "service role key",
@@ -96,7 +94,9 @@ dbTest("every declared function answers 401 UNAUTHORIZED to every attack token",
     let serverErrors = 0;
     for (const probe of probeRequests(fn.name)) {
       const path = `/functions/v1/${fn.name}${probe.sub}`;
-      const action = probe.body ? (JSON.parse(probe.body) as { action?: string }).action : undefined;
+      const action = probe.body
+        ? (JSON.parse(probe.body) as { action?: string }).action
+        : undefined;
       assert(!PUBLIC_ACTIONS[fn.name]?.includes(action ?? ""), "a public action in the matrix");
       const valid = await suite.send(path, {
         method: probe.method,
@@ -117,22 +117,21 @@ dbTest("every declared function answers 401 UNAUTHORIZED to every attack token",
         const code = isEnvelope(answer.json) ? answer.json.error.code : null;
         const ok = (answer.status === 401 && code === "UNAUTHORIZED") ||
           (!isRoute && answer.status === 404 && code === "NOT_FOUND");
-        const label = `${probe.method} ${fn.name}${probe.sub} [${attack.name}]`;
-        if (label in KNOWN_FINDINGS) findings.set(label, `${answer.status} ${answer.text.slice(0, 120)}`);
-        else if (!ok) failures.push(`${label} -> ${answer.status} ${answer.text.slice(0, 120)}`);
+        if (!ok) {
+          failures.push(
+            `${probe.method} ${fn.name}${probe.sub} [${attack.name}] -> ${answer.status} ${
+              answer.text.slice(0, 120)
+            }`,
+          );
+        }
       }
     }
     recordCases(fn.name, tried, serverErrors);
-    if (routes === 0) failures.push(`${fn.name}: no path answered a valid user; nothing was tested`);
+    if (routes === 0) {
+      failures.push(`${fn.name}: no path answered a valid user; nothing was tested`);
+    }
   }
   assertEquals(failures, []);
-});
-
-dbTest("TODO known finding: llm-config GET /me refuses a token of a user that does not exist", () => {
-  // Fails until llm-config checks that the user exists (see KNOWN_FINDINGS); then delete the entry.
-  const still = [...findings].filter(([, answer]) => !answer.startsWith("401 "));
-  assertEquals(still, []);
-  return Promise.resolve();
 });
 
 dbTest("jwt matrix leaks no token or secret in logs or responses", async () => {

@@ -65,9 +65,14 @@ export function createLeakScanner(): LeakScanner {
     },
     capture(where, text) {
       scanned++;
+      let exactHit = false;
       for (const [value, label] of exact) {
-        if (text.includes(value)) found.push({ secret: label, where, match: "exact" });
+        if (text.includes(value)) {
+          found.push({ secret: label, where, match: "exact" });
+          exactHit = true;
+        }
       }
+      if (exactHit) return;
       for (let i = 0; i + RUN_LENGTH <= text.length; i++) {
         const hit = runs.get(text.slice(i, i + RUN_LENGTH));
         if (hit) {

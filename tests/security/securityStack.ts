@@ -105,7 +105,11 @@ export async function startSecurityStack(): Promise<SecurityStack> {
   scanner.addSecret("project JWT secret", stack.jwtSecret);
   scanner.addSecret("encryption passphrase", stack.runtime.config.encryptionKey);
   scanner.addSecret("anon key", stack.anonKey, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.");
-  scanner.addSecret("service role key", stack.serviceRoleKey, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.");
+  scanner.addSecret(
+    "service role key",
+    stack.serviceRoleKey,
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.",
+  );
 
   const sign: SecurityStack["sign"] = async (claims, options = {}) => {
     const token = await signToken(claims, { secret: stack.jwtSecret, ...options });

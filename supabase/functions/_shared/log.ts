@@ -27,6 +27,8 @@ const SECRET_PATTERNS: RegExp[] = [
   /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g,
   /\b(?:sk|pplx|AIza)[-_A-Za-z0-9]{6,}/g,
   /\bshr_[A-Za-z0-9_-]{6,}/g,
+  // The value of any JSON field named like a credential, whatever its shape (custom endpoint keys).
+  /(?<="(?:api[_-]?key|x-api-key|x-goog-api-key|authorization|password|passphrase|secret|share_?token|encryption_?key)"\s*:\s*")(?:[^"\\]|\\.)+/gi,
 ];
 
 /** Masks anything shaped like a provider key, JWT, bearer credential or share token. */
