@@ -3,10 +3,12 @@
  * read and it does not share an event loop with the load generator:
  *   upstream         a minimal fast OpenAI-style fake
  *   bare <upstream>  a bare Deno fetch pass-through (the floor for this runtime)
- *   ours <upstream>  the local stack (PGlite, real JWT verification and key lookup) with openai-proxy
+ *   ours <upstream>  openai-proxy served as deployed (Deno.serve(handler)), with real JWT
+ *                    verification and key lookup against the local stack's PGlite
  * Each prints one JSON line `{url, token?}` on stdout once it listens.
  */
 import { startLocalStack } from "../local/stack.ts";
+import { createHandler } from "../supabase/functions/openai-proxy/handler.ts";
 
 const encoder = new TextEncoder();
 const COMPLETION = JSON.stringify({
@@ -104,7 +106,11 @@ async function serveOurs(upstream: string): Promise<{ url: string; token: string
     body: JSON.stringify({ action: "set", service: "openai", value: "sk-bench-user-key-0000" }),
   });
   if (!stored.ok) throw new Error(`storing the bench key failed: ${stored.status}`);
-  return { url: `${stack.functionsUrl}/openai-proxy/v1`, token };
+  // Serve the function the way its index.ts is deployed, `Deno.serve(handler)`: the local stack's
+  // gateway (a second JWT check for verify_jwt, a request copy) is dev tooling, not part of the path.
+  const handler = createHandler(stack.runtime);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, handler);
+  return { url: `http://127.0.0.1:${server.addr.port}/openai-proxy/v1`, token };
 }
 
 if (import.meta.main) {

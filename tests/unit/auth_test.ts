@@ -68,3 +68,14 @@ Deno.test("authenticate refuses every forged, expired or non-user token with UNA
     await rejects(authenticate(header), isUnauthorized, name);
   }
 });
+
+Deno.test("authenticate remembers a verified token only until it expires", async () => {
+  const verify = createAuthenticator({ secret: JWT_SECRET, jwks: null, jwksUrl: null });
+  const token = await signToken({ sub: userId }, { expiresIn: Math.floor(Date.now() / 1000) + 1 });
+  assertEquals((await verify(`Bearer ${token}`)).id, userId);
+  assertEquals((await verify(`Bearer ${token}`)).id, userId);
+  await new Promise((resolve) => setTimeout(resolve, 2_100));
+  await rejects(verify(`Bearer ${token}`), isUnauthorized, "expired while remembered");
+  const [h, p, s] = token.split(".");
+  await rejects(verify(`Bearer ${h}.${p}.${s.slice(0, -2)}AA`), isUnauthorized, "a changed signature is verified anew");
+});

@@ -36,48 +36,84 @@ function unauthorized(cause: unknown): AppError {
   return new AppError("UNAUTHORIZED", { cause });
 }
 
-/** Builds the verifier once per isolate; the returned function is the per-request step. */
-export function createAuthenticator(config: JwtConfig): Authenticator {
-  const hmacKey = config.secret ? new TextEncoder().encode(config.secret) : null;
+/** How many verified tokens an isolate remembers (a client reuses its token for many requests). */
+const VERIFIED_TOKEN_CACHE_SIZE = 10_000;
+
+/**
+ * Builds the verifier once per isolate; the returned function is the per-request step.
+ * A token that verified once is remembered by its exact text until its `exp`, so a client's
+ * next requests skip the signature check (the most expensive step of a proxied request). Any
+ * change to a token is a different text and is verified from scratch; an expired one is dropped.
+ */
+export function createAuthenticator(
+  config: JwtConfig,
+  now: () => number = () => Date.now(),
+): Authenticator {
+  const hmacKey = config.secret
+    ? crypto.subtle.importKey(
+      "raw",
+      new TextEncoder().encode(config.secret),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["verify"],
+    )
+    : null;
   const keySet: JWTVerifyGetKey | null = config.jwks
     ? createLocalJWKSet(config.jwks as Parameters<typeof createLocalJWKSet>[0])
     : config.jwksUrl
     ? createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5_000 })
     : null;
+  const verified = new Map<string, { user: AuthenticatedUser; expiresAt: number }>();
 
   return async (authorization) => {
     const token = bearerToken(authorization);
     if (!token) throw unauthorized(new Error("no bearer token"));
-
-    let alg: string | undefined;
-    try {
-      alg = decodeProtectedHeader(token).alg;
-    } catch (cause) {
-      throw unauthorized(cause);
+    const hit = verified.get(token);
+    if (hit) {
+      if (hit.expiresAt > now()) return hit.user;
+      verified.delete(token);
     }
-
-    const options = { audience: "authenticated", requiredClaims: ["sub", "exp"] };
-    let payload: JWTPayload;
-    try {
-      if (alg === "HS256" && hmacKey) {
-        ({ payload } = await jwtVerify(token, hmacKey, { ...options, algorithms: ["HS256"] }));
-      } else if (alg && ASYMMETRIC_ALGORITHMS.includes(alg) && keySet) {
-        ({ payload } = await jwtVerify(token, keySet, {
-          ...options,
-          algorithms: ASYMMETRIC_ALGORITHMS,
-        }));
-      } else {
-        throw new Error(`unsupported alg ${alg}`);
-      }
-    } catch (cause) {
-      throw unauthorized(cause);
-    }
-
-    if (payload.role !== "authenticated") throw unauthorized(new Error("not a user token"));
-    if (typeof payload.sub !== "string" || !UUID.test(payload.sub)) {
-      throw unauthorized(new Error("sub is not a user id"));
-    }
-    const email = typeof payload.email === "string" ? payload.email : null;
-    return { id: payload.sub.toLowerCase(), email, claims: payload as AuthenticatedUser["claims"] };
+    const user = await verifySignedToken(token, hmacKey, keySet);
+    if (verified.size >= VERIFIED_TOKEN_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+    verified.set(token, { user, expiresAt: (user.claims.exp as number) * 1000 });
+    return user;
   };
+}
+
+/** The full check of one token: signature, algorithm, claims, role and subject. */
+async function verifySignedToken(
+  token: string,
+  hmacKey: Promise<CryptoKey> | null,
+  keySet: JWTVerifyGetKey | null,
+): Promise<AuthenticatedUser> {
+  let alg: string | undefined;
+  try {
+    alg = decodeProtectedHeader(token).alg;
+  } catch (cause) {
+    throw unauthorized(cause);
+  }
+
+  const options = { audience: "authenticated", requiredClaims: ["sub", "exp"] };
+  let payload: JWTPayload;
+  try {
+    if (alg === "HS256" && hmacKey) {
+      ({ payload } = await jwtVerify(token, await hmacKey, { ...options, algorithms: ["HS256"] }));
+    } else if (alg && ASYMMETRIC_ALGORITHMS.includes(alg) && keySet) {
+      ({ payload } = await jwtVerify(token, keySet, {
+        ...options,
+        algorithms: ASYMMETRIC_ALGORITHMS,
+      }));
+    } else {
+      throw new Error(`unsupported alg ${alg}`);
+    }
+  } catch (cause) {
+    throw unauthorized(cause);
+  }
+
+  if (payload.role !== "authenticated") throw unauthorized(new Error("not a user token"));
+  if (typeof payload.sub !== "string" || !UUID.test(payload.sub)) {
+    throw unauthorized(new Error("sub is not a user id"));
+  }
+  const email = typeof payload.email === "string" ? payload.email : null;
+  return { id: payload.sub.toLowerCase(), email, claims: payload as AuthenticatedUser["claims"] };
 }

