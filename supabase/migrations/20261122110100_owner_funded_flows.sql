@@ -81,102 +81,6 @@ create policy "flow_execution_log: flow owners select runs"
     select 1 from public.flows as f where f.id = flow_id and f.owner_id = (select auth.uid())
   ));
 
--- Seed 000's rate limiter, atomic: the flow row is locked, so concurrent calls for one flow are
--- decided one at a time and the limits are exact. A run_id already logged is the same run and is
--- not counted again. A collaborator is refused (and nothing is counted) unless the owner enabled
--- use_owner_keys: the database decides, never the client. p_now lets tests move the clock.
--- Security definer because callers must not read or write the log and counters directly.
-create function private.check_and_log_run(
-  p_share_token text,
-  p_run_id uuid,
-  p_actor_id uuid,
-  p_now timestamptz default null
-)
-returns table (
-  outcome text,
-  flow_id uuid,
-  owner_id uuid,
-  use_owner_keys boolean,
-  retry_after_seconds integer,
-  remaining_minute integer,
-  remaining_day integer
-)
-language plpgsql
-volatile
-security definer
-set search_path = ''
-as $$
-declare
-  v_now timestamptz := coalesce(p_now, now());
-  v_hash bytea := extensions.digest(p_share_token, 'sha256');
-  v_flow public.flows%rowtype;
-  v_runs integer;
-  v_oldest timestamptz;
-begin
-  select * into v_flow from public.flows as f where f.share_token_hash = v_hash for update;
-  if not found then
-    return query select 'invalid_token'::text, null::uuid, null::uuid, null::boolean, null::integer,
-      null::integer, null::integer;
-    return;
-  end if;
-
-  if p_actor_id is distinct from v_flow.owner_id and not v_flow.use_owner_keys then
-    insert into public.credential_events (owner_id, actor_id, service, event, via, detail)
-    values (v_flow.owner_id, p_actor_id, 'flow', 'denied', v_flow.id::text,
-            jsonb_build_object('reason', 'owner_keys_not_enabled'));
-    return query select 'owner_keys_not_enabled'::text, v_flow.id, v_flow.owner_id, false, null::integer,
-      null::integer, null::integer;
-    return;
-  end if;
-
-  if v_flow.daily_execution_reset <= v_now then
-    v_flow.daily_execution_count := 0;
-    v_flow.daily_execution_reset := (date_trunc('day', v_now at time zone 'utc') + interval '1 day') at time zone 'utc';
-    update public.flows as f
-       set daily_execution_count = 0, daily_execution_reset = v_flow.daily_execution_reset
-     where f.id = v_flow.id;
-  end if;
-
-  select count(*)::integer, min(l.executed_at) into v_runs, v_oldest
-    from public.flow_execution_log as l
-   where l.share_token_hash = v_hash and l.executed_at > v_now - interval '1 minute';
-
-  if exists (select 1 from public.flow_execution_log as l where l.flow_id = v_flow.id and l.run_id = p_run_id) then
-    return query select 'ok'::text, v_flow.id, v_flow.owner_id, v_flow.use_owner_keys, null::integer,
-      greatest(v_flow.per_minute_limit - v_runs, 0), greatest(v_flow.daily_limit - v_flow.daily_execution_count, 0);
-    return;
-  end if;
-
-  if v_runs >= v_flow.per_minute_limit then
-    return query select 'rate_limited'::text, v_flow.id, v_flow.owner_id, v_flow.use_owner_keys,
-      greatest(1, ceil(extract(epoch from (v_oldest + interval '1 minute' - v_now)))::integer), 0,
-      greatest(v_flow.daily_limit - v_flow.daily_execution_count, 0);
-    return;
-  end if;
-
-  if v_flow.daily_execution_count >= v_flow.daily_limit then
-    return query select 'daily_quota_exceeded'::text, v_flow.id, v_flow.owner_id, v_flow.use_owner_keys,
-      greatest(1, ceil(extract(epoch from (v_flow.daily_execution_reset - v_now)))::integer),
-      greatest(v_flow.per_minute_limit - v_runs, 0), 0;
-    return;
-  end if;
-
-  insert into public.flow_execution_log (flow_id, share_token_hash, run_id, actor_id, executed_at)
-  values (v_flow.id, v_hash, p_run_id, p_actor_id, v_now);
-  update public.flows as f set daily_execution_count = f.daily_execution_count + 1 where f.id = v_flow.id;
-  if p_actor_id is distinct from v_flow.owner_id then
-    insert into public.credential_events (owner_id, actor_id, service, event, via, detail)
-    values (v_flow.owner_id, p_actor_id, 'flow', 'use_share', v_flow.id::text, jsonb_build_object('run_id', p_run_id));
-  end if;
-
-  return query select 'ok'::text, v_flow.id, v_flow.owner_id, v_flow.use_owner_keys, null::integer,
-    v_flow.per_minute_limit - v_runs - 1, v_flow.daily_limit - v_flow.daily_execution_count - 1;
-end;
-$$;
-
-revoke all on function private.check_and_log_run(text, uuid, uuid, timestamptz) from public, anon, authenticated;
-grant execute on function private.check_and_log_run(text, uuid, uuid, timestamptz) to service_role;
-
 -- Seed 000's key resolver: the owner's decrypted credentials for one service, only while the
 -- flow's use_owner_keys is true; otherwise null. Not cached by the caller, so an owner who turns
 -- sharing off is obeyed on the very next request. Security definer: it decrypts another user's key.
@@ -209,6 +113,124 @@ $$;
 revoke all on function private.get_owner_keys_for_execution(text, text, text, integer, text)
   from public, anon, authenticated;
 grant execute on function private.get_owner_keys_for_execution(text, text, text, integer, text) to service_role;
+
+-- Seed 000's rate limiter, atomic: the flow row is locked, so concurrent calls for one flow are
+-- decided one at a time and the limits are exact. A run_id already logged is the same run and is
+-- not counted again. A collaborator is refused (and nothing is counted) unless the owner enabled
+-- use_owner_keys: the database decides, never the client. Given p_service and the passphrases,
+-- an admitted collaborator also gets the owner's credentials from get_owner_keys_for_execution,
+-- so an owner-funded call costs one round trip; a collaborator is refused, uncounted, when the
+-- owner has no key for that service. p_now lets tests move the clock.
+-- Security definer because callers must not read or write the log and counters directly.
+create function private.check_and_log_run(
+  p_share_token text,
+  p_run_id uuid,
+  p_actor_id uuid,
+  p_service text default null,
+  p_passphrase text default null,
+  p_key_version integer default null,
+  p_previous_passphrase text default null,
+  p_now timestamptz default null
+)
+returns table (
+  outcome text,
+  flow_id uuid,
+  owner_id uuid,
+  use_owner_keys boolean,
+  retry_after_seconds integer,
+  remaining_minute integer,
+  remaining_day integer,
+  owner_keys jsonb
+)
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_now timestamptz := coalesce(p_now, now());
+  v_hash bytea := extensions.digest(p_share_token, 'sha256');
+  v_flow public.flows%rowtype;
+  v_runs integer;
+  v_oldest timestamptz;
+  v_keys jsonb;
+begin
+  select * into v_flow from public.flows as f where f.share_token_hash = v_hash for update;
+  if not found then
+    return query select 'invalid_token'::text, null::uuid, null::uuid, null::boolean, null::integer,
+      null::integer, null::integer, null::jsonb;
+    return;
+  end if;
+
+  if p_actor_id is distinct from v_flow.owner_id and not v_flow.use_owner_keys then
+    insert into public.credential_events (owner_id, actor_id, service, event, via, detail)
+    values (v_flow.owner_id, p_actor_id, 'flow', 'denied', v_flow.id::text,
+            jsonb_build_object('reason', 'owner_keys_not_enabled'));
+    return query select 'owner_keys_not_enabled'::text, v_flow.id, v_flow.owner_id, false, null::integer,
+      null::integer, null::integer, null::jsonb;
+    return;
+  end if;
+
+  if p_actor_id is distinct from v_flow.owner_id and p_service is not null then
+    v_keys := private.get_owner_keys_for_execution(p_share_token, p_service, p_passphrase, p_key_version,
+                                                   p_previous_passphrase);
+    if v_keys is null or not v_keys ? 'api_key' then
+      return query select 'owner_key_missing'::text, v_flow.id, v_flow.owner_id, true, null::integer,
+        null::integer, null::integer, null::jsonb;
+      return;
+    end if;
+  end if;
+
+  if v_flow.daily_execution_reset <= v_now then
+    v_flow.daily_execution_count := 0;
+    v_flow.daily_execution_reset := (date_trunc('day', v_now at time zone 'utc') + interval '1 day') at time zone 'utc';
+    update public.flows as f
+       set daily_execution_count = 0, daily_execution_reset = v_flow.daily_execution_reset
+     where f.id = v_flow.id;
+  end if;
+
+  select count(*)::integer, min(l.executed_at) into v_runs, v_oldest
+    from public.flow_execution_log as l
+   where l.share_token_hash = v_hash and l.executed_at > v_now - interval '1 minute';
+
+  if exists (select 1 from public.flow_execution_log as l where l.flow_id = v_flow.id and l.run_id = p_run_id) then
+    return query select 'ok'::text, v_flow.id, v_flow.owner_id, v_flow.use_owner_keys, null::integer,
+      greatest(v_flow.per_minute_limit - v_runs, 0), greatest(v_flow.daily_limit - v_flow.daily_execution_count, 0),
+      v_keys;
+    return;
+  end if;
+
+  if v_runs >= v_flow.per_minute_limit then
+    return query select 'rate_limited'::text, v_flow.id, v_flow.owner_id, v_flow.use_owner_keys,
+      greatest(1, ceil(extract(epoch from (v_oldest + interval '1 minute' - v_now)))::integer), 0,
+      greatest(v_flow.daily_limit - v_flow.daily_execution_count, 0), null::jsonb;
+    return;
+  end if;
+
+  if v_flow.daily_execution_count >= v_flow.daily_limit then
+    return query select 'daily_quota_exceeded'::text, v_flow.id, v_flow.owner_id, v_flow.use_owner_keys,
+      greatest(1, ceil(extract(epoch from (v_flow.daily_execution_reset - v_now)))::integer),
+      greatest(v_flow.per_minute_limit - v_runs, 0), 0, null::jsonb;
+    return;
+  end if;
+
+  insert into public.flow_execution_log (flow_id, share_token_hash, run_id, actor_id, executed_at)
+  values (v_flow.id, v_hash, p_run_id, p_actor_id, v_now);
+  update public.flows as f set daily_execution_count = f.daily_execution_count + 1 where f.id = v_flow.id;
+  if p_actor_id is distinct from v_flow.owner_id then
+    insert into public.credential_events (owner_id, actor_id, service, event, via, detail)
+    values (v_flow.owner_id, p_actor_id, 'flow', 'use_share', v_flow.id::text, jsonb_build_object('run_id', p_run_id));
+  end if;
+
+  return query select 'ok'::text, v_flow.id, v_flow.owner_id, v_flow.use_owner_keys, null::integer,
+    v_flow.per_minute_limit - v_runs - 1, v_flow.daily_limit - v_flow.daily_execution_count - 1, v_keys;
+end;
+$$;
+
+revoke all on function private.check_and_log_run(text, uuid, uuid, text, text, integer, text, timestamptz)
+  from public, anon, authenticated;
+grant execute on function private.check_and_log_run(text, uuid, uuid, text, text, integer, text, timestamptz)
+  to service_role;
 
 -- The public "load a live flow" call: live_id plus the share token give the flow's name,
 -- definition and use_owner_keys, nothing else. Security definer because the caller is not the owner.

@@ -107,6 +107,20 @@ dbTest("get_owner_keys_for_execution returns the owner's key only while use_owne
   assertEquals(await codeOf(ownerKeysForExecution(rt, token, "openai")), "OWNER_KEYS_NOT_ENABLED");
 });
 
+dbTest("check_and_log_run hands a collaborator the owner's key in the same round trip, or refuses uncounted", async () => {
+  const alice = await newUser(db);
+  const bob = await newUser(db);
+  await storeCredential(db, { id: alice.id, claims: { sub: alice.id } }, rt.config, "openai", "api_key", "sk-alice-owner-key-02");
+  const { flowId, token } = await publishedFlow(alice, { use_owner_keys: true });
+  const admitted = await checkAndLogRun(rt, token, crypto.randomUUID(), bob.id, { service: "openai" });
+  assertEquals(admitted.ownerKeys?.api_key, "sk-alice-owner-key-02");
+  assertEquals(await codeOf(checkAndLogRun(rt, token, crypto.randomUUID(), bob.id, { service: "gemini" })), "GEMINI_NOT_CONFIGURED");
+  const own = await checkAndLogRun(rt, token, crypto.randomUUID(), alice.id, { service: "openai" });
+  assertEquals(own.ownerKeys, null, "the owner's own run uses the owner's vault, not this path");
+  const [flow] = await db.query<{ daily_execution_count: number }>("select daily_execution_count from public.flows where id = $1::uuid", [flowId]);
+  assertEquals(flow.daily_execution_count, 2, "the refused run was not counted");
+});
+
 dbTest("check_and_log_run counts parallel nodes of one run once (seed case 4)", async () => {
   const alice = await newUser(db);
   const bob = await newUser(db);
@@ -146,7 +160,7 @@ dbTest("check_and_log_run enforces the default 10 per minute and 100 per day on 
   const { token } = await publishedFlow(alice, { use_owner_keys: true });
   const start = new Date("2030-01-01T00:00:00Z");
   const at = (seconds: number) => new Date(start.getTime() + seconds * 1000);
-  const run = (seconds: number) => codeOf(checkAndLogRun(rt, token, crypto.randomUUID(), bob.id, at(seconds)));
+  const run = (seconds: number) => codeOf(checkAndLogRun(rt, token, crypto.randomUUID(), bob.id, { now: at(seconds) }));
 
   for (let i = 0; i < 10; i++) assertEquals(await run(i), "ok");
   assertEquals(await run(30), "RATE_LIMITED", "11th run in the same minute");

@@ -13,32 +13,53 @@ export interface RunAdmission {
   ownerId: string;
   remainingMinute: number;
   remainingDay: number;
+  /** The owner's credentials for the requested service, for a collaborator's run. */
+  ownerKeys: (StoredCredentials & { api_key: string }) | null;
 }
 
 interface AdmissionRow {
-  outcome: "ok" | "invalid_token" | "owner_keys_not_enabled" | "rate_limited" | "daily_quota_exceeded";
+  outcome:
+    | "ok"
+    | "invalid_token"
+    | "owner_keys_not_enabled"
+    | "owner_key_missing"
+    | "rate_limited"
+    | "daily_quota_exceeded";
   flow_id: string | null;
   owner_id: string | null;
   retry_after_seconds: number | null;
   remaining_minute: number | null;
   remaining_day: number | null;
+  owner_keys: (StoredCredentials & { api_key: string }) | null;
 }
 
 /**
  * Seed 000's `check_and_log_run`: admits one run (a run id already admitted is the same run) or
  * throws SHARE_TOKEN_INVALID, OWNER_KEYS_NOT_ENABLED, RATE_LIMITED (with Retry-After) or
- * DAILY_QUOTA_EXCEEDED. One round trip.
+ * DAILY_QUOTA_EXCEEDED. Given `service`, a collaborator's admission carries the owner's
+ * credentials for it (read fresh, never cached), or fails `<SERVICE>_NOT_CONFIGURED` uncounted
+ * when the owner has none. One round trip either way.
  */
 export async function checkAndLogRun(
   rt: Runtime,
   shareToken: string,
   runId: string,
   actorId: string,
-  now: Date | null = null,
+  options: { service?: Service; now?: Date } = {},
 ): Promise<RunAdmission> {
   const [row] = await rt.db.query<AdmissionRow>(
-    "select * from private.check_and_log_run($1, $2::uuid, $3::uuid, $4::timestamptz)",
-    [shareToken, runId, actorId, now?.toISOString() ?? null],
+    `select * from private.check_and_log_run($1, $2::uuid, $3::uuid, $4, $5, $6::integer, $7,
+                                             $8::timestamptz)`,
+    [
+      shareToken,
+      runId,
+      actorId,
+      options.service ?? null,
+      options.service ? rt.config.encryptionKey : null,
+      rt.config.encryptionKeyVersion,
+      options.service ? rt.config.previousEncryptionKey : null,
+      options.now?.toISOString() ?? null,
+    ],
   );
   const retryAfter = { "retry-after": String(row?.retry_after_seconds ?? 60) };
   switch (row?.outcome) {
@@ -48,7 +69,12 @@ export async function checkAndLogRun(
         ownerId: row.owner_id!,
         remainingMinute: row.remaining_minute!,
         remainingDay: row.remaining_day!,
+        ownerKeys: row.owner_keys,
       };
+    case "owner_key_missing":
+      throw new AppError(providerErrorCode(options.service!, "NOT_CONFIGURED"), {
+        message: "The flow's owner has not configured a key for this provider.",
+      });
     case "owner_keys_not_enabled":
       throw new AppError("OWNER_KEYS_NOT_ENABLED");
     case "rate_limited":

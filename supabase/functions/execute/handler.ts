@@ -5,7 +5,7 @@
  * counts the run; the client's claims decide nothing, and a body carrying API keys is refused.
  */
 import { z } from "zod";
-import { checkAndLogRun, ownerKeysForExecution } from "../_shared/flowRuns.ts";
+import { checkAndLogRun } from "../_shared/flowRuns.ts";
 import { defineHandler, describeIssues, fail, type Handler, readJsonBody } from "../_shared/http.ts";
 import { resolveProviderKey } from "../_shared/keyResolution.ts";
 import { PROVIDERS, SERVICES } from "../_shared/providers.ts";
@@ -41,11 +41,12 @@ export function createHandler(runtime: RuntimeSource): Handler {
     const { shareToken, runId, request: body } = parsed.data;
     const service = parsed.data.provider as (typeof proxiedServices)[number];
 
-    const admission = await checkAndLogRun(rt, shareToken, runId, user.id);
+    // One round trip: admission, counting and (for a collaborator) the owner's key.
+    const admission = await checkAndLogRun(rt, shareToken, runId, user.id, { service });
     const ownRun = admission.ownerId === user.id;
     const key = ownRun
       ? await resolveProviderKey(rt, user, service)
-      : { credentials: await ownerKeysForExecution(rt, shareToken, service), source: "owner" as const };
+      : { credentials: admission.ownerKeys!, source: "owner" as const };
 
     const upstreamRequest = new Request(request.url, {
       method: "POST",
