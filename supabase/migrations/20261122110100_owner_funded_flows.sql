@@ -82,8 +82,9 @@ create policy "flow_execution_log: flow owners select runs"
   ));
 
 -- Seed 000's key resolver: the owner's decrypted credentials for one service, only while the
--- flow's use_owner_keys is true; otherwise null. Not cached by the caller, so an owner who turns
--- sharing off is obeyed on the very next request. Security definer: it decrypts another user's key.
+-- flow's use_owner_keys is true; otherwise null. For servers that call the RPC directly, as seed
+-- 000's Next.js route does; `execute` gets the consent from check_and_log_run on every call and
+-- the key from its vault. Security definer: it decrypts another user's key.
 create function private.get_owner_keys_for_execution(
   p_share_token text,
   p_service text,
@@ -117,19 +118,12 @@ grant execute on function private.get_owner_keys_for_execution(text, text, text,
 -- Seed 000's rate limiter, atomic: the flow row is locked, so concurrent calls for one flow are
 -- decided one at a time and the limits are exact. A run_id already logged is the same run and is
 -- not counted again. A collaborator is refused (and nothing is counted) unless the owner enabled
--- use_owner_keys: the database decides, never the client. Given p_service and the passphrases,
--- an admitted collaborator also gets the owner's credentials from get_owner_keys_for_execution,
--- so an owner-funded call costs one round trip; a collaborator is refused, uncounted, when the
--- owner has no key for that service. p_now lets tests move the clock.
--- Security definer because callers must not read or write the log and counters directly.
+-- use_owner_keys: the database decides, never the client, on every call. p_now lets tests move
+-- the clock. Security definer because callers must not read or write the log and counters.
 create function private.check_and_log_run(
   p_share_token text,
   p_run_id uuid,
   p_actor_id uuid,
-  p_service text default null,
-  p_passphrase text default null,
-  p_key_version integer default null,
-  p_previous_passphrase text default null,
   p_now timestamptz default null
 )
 returns table (
@@ -139,8 +133,7 @@ returns table (
   use_owner_keys boolean,
   retry_after_seconds integer,
   remaining_minute integer,
-  remaining_day integer,
-  owner_keys jsonb
+  remaining_day integer
 )
 language plpgsql
 volatile
@@ -153,12 +146,14 @@ declare
   v_flow public.flows%rowtype;
   v_runs integer;
   v_oldest timestamptz;
-  v_keys jsonb;
 begin
+  -- The run log is a rate limiter's memory, not a ledger: losing the last few milliseconds of it
+  -- in a server crash only lets a few more runs through, so do not wait for the WAL flush.
+  perform set_config('synchronous_commit', 'off', true);
   select * into v_flow from public.flows as f where f.share_token_hash = v_hash for update;
   if not found then
     return query select 'invalid_token'::text, null::uuid, null::uuid, null::boolean, null::integer,
-      null::integer, null::integer, null::jsonb;
+      null::integer, null::integer;
     return;
   end if;
 
@@ -167,18 +162,8 @@ begin
     values (v_flow.owner_id, p_actor_id, 'flow', 'denied', v_flow.id::text,
             jsonb_build_object('reason', 'owner_keys_not_enabled'));
     return query select 'owner_keys_not_enabled'::text, v_flow.id, v_flow.owner_id, false, null::integer,
-      null::integer, null::integer, null::jsonb;
+      null::integer, null::integer;
     return;
-  end if;
-
-  if p_actor_id is distinct from v_flow.owner_id and p_service is not null then
-    v_keys := private.get_owner_keys_for_execution(p_share_token, p_service, p_passphrase, p_key_version,
-                                                   p_previous_passphrase);
-    if v_keys is null or not v_keys ? 'api_key' then
-      return query select 'owner_key_missing'::text, v_flow.id, v_flow.owner_id, true, null::integer,
-        null::integer, null::integer, null::jsonb;
-      return;
-    end if;
   end if;
 
   if v_flow.daily_execution_reset <= v_now then
@@ -189,28 +174,31 @@ begin
      where f.id = v_flow.id;
   end if;
 
-  select count(*)::integer, min(l.executed_at) into v_runs, v_oldest
-    from public.flow_execution_log as l
-   where l.share_token_hash = v_hash and l.executed_at > v_now - interval '1 minute';
+  -- Only whether the window is full matters, so the scan stops at the limit.
+  select count(*)::integer, min(w.executed_at) into v_runs, v_oldest
+    from (select l.executed_at
+            from public.flow_execution_log as l
+           where l.share_token_hash = v_hash and l.executed_at > v_now - interval '1 minute'
+           order by l.executed_at
+           limit v_flow.per_minute_limit) as w;
 
   if exists (select 1 from public.flow_execution_log as l where l.flow_id = v_flow.id and l.run_id = p_run_id) then
     return query select 'ok'::text, v_flow.id, v_flow.owner_id, v_flow.use_owner_keys, null::integer,
-      greatest(v_flow.per_minute_limit - v_runs, 0), greatest(v_flow.daily_limit - v_flow.daily_execution_count, 0),
-      v_keys;
+      greatest(v_flow.per_minute_limit - v_runs, 0), greatest(v_flow.daily_limit - v_flow.daily_execution_count, 0);
     return;
   end if;
 
   if v_runs >= v_flow.per_minute_limit then
     return query select 'rate_limited'::text, v_flow.id, v_flow.owner_id, v_flow.use_owner_keys,
       greatest(1, ceil(extract(epoch from (v_oldest + interval '1 minute' - v_now)))::integer), 0,
-      greatest(v_flow.daily_limit - v_flow.daily_execution_count, 0), null::jsonb;
+      greatest(v_flow.daily_limit - v_flow.daily_execution_count, 0);
     return;
   end if;
 
   if v_flow.daily_execution_count >= v_flow.daily_limit then
     return query select 'daily_quota_exceeded'::text, v_flow.id, v_flow.owner_id, v_flow.use_owner_keys,
       greatest(1, ceil(extract(epoch from (v_flow.daily_execution_reset - v_now)))::integer),
-      greatest(v_flow.per_minute_limit - v_runs, 0), 0, null::jsonb;
+      greatest(v_flow.per_minute_limit - v_runs, 0), 0;
     return;
   end if;
 
@@ -223,14 +211,12 @@ begin
   end if;
 
   return query select 'ok'::text, v_flow.id, v_flow.owner_id, v_flow.use_owner_keys, null::integer,
-    v_flow.per_minute_limit - v_runs - 1, v_flow.daily_limit - v_flow.daily_execution_count - 1, v_keys;
+    v_flow.per_minute_limit - v_runs - 1, v_flow.daily_limit - v_flow.daily_execution_count - 1;
 end;
 $$;
 
-revoke all on function private.check_and_log_run(text, uuid, uuid, text, text, integer, text, timestamptz)
-  from public, anon, authenticated;
-grant execute on function private.check_and_log_run(text, uuid, uuid, text, text, integer, text, timestamptz)
-  to service_role;
+revoke all on function private.check_and_log_run(text, uuid, uuid, timestamptz) from public, anon, authenticated;
+grant execute on function private.check_and_log_run(text, uuid, uuid, timestamptz) to service_role;
 
 -- The public "load a live flow" call: live_id plus the share token give the flow's name,
 -- definition and use_owner_keys, nothing else. Security definer because the caller is not the owner.

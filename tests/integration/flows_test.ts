@@ -2,12 +2,22 @@
  * Seed 000: publishing flows and admitting owner-funded runs, decided and counted by the database.
  */
 import { createHandler } from "../../supabase/functions/flows/handler.ts";
-import { checkAndLogRun, ownerKeysForExecution } from "../../supabase/functions/_shared/flowRuns.ts";
+import {
+  checkAndLogRun,
+  ownerKeysForExecution,
+} from "../../supabase/functions/_shared/flowRuns.ts";
 import { storeCredential } from "../../supabase/functions/_shared/credentialStore.ts";
 import { AppError } from "../../supabase/functions/_shared/errors.ts";
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
-import { captureLogs, dbTest, jsonRequest, newUser, type TestUser, testRuntime } from "../support/runtime.ts";
+import {
+  captureLogs,
+  dbTest,
+  jsonRequest,
+  newUser,
+  testRuntime,
+  type TestUser,
+} from "../support/runtime.ts";
 
 const db = await openTestDatabase();
 const rt = testRuntime(db);
@@ -22,35 +32,56 @@ async function call(body: unknown, user?: TestUser) {
 async function publishedFlow(owner: TestUser, settings: Record<string, unknown> = {}) {
   const created = await call({ action: "create", name: "Research flow", ...settings }, owner);
   const published = await call({ action: "publish", flow_id: created.json.flow.id }, owner);
-  return { flowId: created.json.flow.id as string, liveId: published.json.live_id as string, token: published.json.share_token as string };
+  return {
+    flowId: created.json.flow.id as string,
+    liveId: published.json.live_id as string,
+    token: published.json.share_token as string,
+  };
 }
 
-const codeOf = (work: Promise<unknown>) => work.then(() => "ok", (error) => (error as AppError).code);
+const codeOf = (work: Promise<unknown>) =>
+  work.then(() => "ok", (error) => (error as AppError).code);
 
-dbTest(`flows publish reveals the share token once and stores only its hash (${DATABASE_KIND})`, async () => {
-  const alice = await newUser(db);
-  const { flowId, liveId, token } = await publishedFlow(alice, { use_owner_keys: true });
-  assertMatch(token, /^shr_[A-Za-z0-9_-]{43}$/);
-  const list = await call({ action: "list" }, alice);
-  assertEquals(list.json.flows[0].id, flowId);
-  assertEquals(list.json.flows[0].live_id, liveId);
-  assert(!list.text.includes(token), "list must not show the token");
-  const [row] = await db.query<{ hash: string }>("select encode(share_token_hash, 'hex') as hash from public.flows where id = $1::uuid", [flowId]);
-  assertEquals(row.hash.length, 64);
-  assert(!row.hash.includes(token));
-});
+dbTest(
+  `flows publish reveals the share token once and stores only its hash (${DATABASE_KIND})`,
+  async () => {
+    const alice = await newUser(db);
+    const { flowId, liveId, token } = await publishedFlow(alice, { use_owner_keys: true });
+    assertMatch(token, /^shr_[A-Za-z0-9_-]{43}$/);
+    const list = await call({ action: "list" }, alice);
+    assertEquals(list.json.flows[0].id, flowId);
+    assertEquals(list.json.flows[0].live_id, liveId);
+    assert(!list.text.includes(token), "list must not show the token");
+    const [row] = await db.query<{ hash: string }>(
+      "select encode(share_token_hash, 'hex') as hash from public.flows where id = $1::uuid",
+      [flowId],
+    );
+    assertEquals(row.hash.length, 64);
+    assert(!row.hash.includes(token));
+  },
+);
 
-dbTest("flows load_live returns the flow with use_owner_keys to anyone holding live id and token", async () => {
-  const alice = await newUser(db);
-  const { liveId, token } = await publishedFlow(alice, { use_owner_keys: true, definition: { nodes: [1, 2] } });
-  const loaded = await call({ action: "load_live", live_id: liveId, share_token: token });
-  assertEquals(loaded.status, 200);
-  assertEquals(loaded.json.flow.use_owner_keys, true);
-  assertEquals(loaded.json.flow.definition, { nodes: [1, 2] });
-  const wrong = await call({ action: "load_live", live_id: liveId, share_token: `shr_${"A".repeat(43)}` });
-  assertEquals(wrong.status, 403);
-  assertEquals(wrong.json.error.code, "SHARE_TOKEN_INVALID");
-});
+dbTest(
+  "flows load_live returns the flow with use_owner_keys to anyone holding live id and token",
+  async () => {
+    const alice = await newUser(db);
+    const { liveId, token } = await publishedFlow(alice, {
+      use_owner_keys: true,
+      definition: { nodes: [1, 2] },
+    });
+    const loaded = await call({ action: "load_live", live_id: liveId, share_token: token });
+    assertEquals(loaded.status, 200);
+    assertEquals(loaded.json.flow.use_owner_keys, true);
+    assertEquals(loaded.json.flow.definition, { nodes: [1, 2] });
+    const wrong = await call({
+      action: "load_live",
+      live_id: liveId,
+      share_token: `shr_${"A".repeat(43)}`,
+    });
+    assertEquals(wrong.status, 403);
+    assertEquals(wrong.json.error.code, "SHARE_TOKEN_INVALID");
+  },
+);
 
 dbTest("flows rotate and revoke end the old token's access", async () => {
   const alice = await newUser(db);
@@ -58,18 +89,35 @@ dbTest("flows rotate and revoke end the old token's access", async () => {
   const rotated = await call({ action: "rotate_token", flow_id: flowId }, alice);
   assert(rotated.json.share_token !== token);
   assertEquals(rotated.json.live_id, liveId);
-  assertEquals((await call({ action: "load_live", live_id: liveId, share_token: token })).status, 403);
-  assertEquals((await call({ action: "load_live", live_id: liveId, share_token: rotated.json.share_token })).status, 200);
+  assertEquals(
+    (await call({ action: "load_live", live_id: liveId, share_token: token })).status,
+    403,
+  );
+  assertEquals(
+    (await call({ action: "load_live", live_id: liveId, share_token: rotated.json.share_token }))
+      .status,
+    200,
+  );
   await call({ action: "revoke_token", flow_id: flowId }, alice);
-  assertEquals((await call({ action: "load_live", live_id: liveId, share_token: rotated.json.share_token })).status, 403);
+  assertEquals(
+    (await call({ action: "load_live", live_id: liveId, share_token: rotated.json.share_token }))
+      .status,
+    403,
+  );
 });
 
 dbTest("flows keep Bob away from Alice's flows", async () => {
   const alice = await newUser(db);
   const bob = await newUser(db);
   const { flowId } = await publishedFlow(alice);
-  for (const action of ["update", "publish", "rotate_token", "revoke_token", "unpublish", "delete"]) {
-    const result = await call({ action, flow_id: flowId, ...(action === "update" ? { use_owner_keys: true } : {}) }, bob);
+  for (
+    const action of ["update", "publish", "rotate_token", "revoke_token", "unpublish", "delete"]
+  ) {
+    const result = await call({
+      action,
+      flow_id: flowId,
+      ...(action === "update" ? { use_owner_keys: true } : {}),
+    }, bob);
     assertEquals(result.status, 404, action);
   }
   assertEquals((await call({ action: "list" }, bob)).json.flows, []);
@@ -79,7 +127,12 @@ dbTest("flows keep Bob away from Alice's flows", async () => {
 dbTest("flows refuse unauthenticated owner actions and malformed bodies", async () => {
   assertEquals((await call({ action: "list" })).status, 401);
   const alice = await newUser(db);
-  for (const body of [{ action: "create" }, { action: "create", name: "x", per_minute_limit: 0 }, { action: "publish", flow_id: "nope" }]) {
+  for (
+    const body of [{ action: "create" }, { action: "create", name: "x", per_minute_limit: 0 }, {
+      action: "publish",
+      flow_id: "nope",
+    }]
+  ) {
     const result = await call(body, alice);
     assertEquals(result.status, 400);
     assertEquals(result.json.error.code, "INVALID_REQUEST");
@@ -87,108 +140,170 @@ dbTest("flows refuse unauthenticated owner actions and malformed bodies", async 
 });
 
 // Seed 000's manual test cases 3 to 6 at the RPC level; cases 1 and 2 run through `execute`.
-dbTest("check_and_log_run refuses a collaborator when use_owner_keys is false (seed case 3)", async () => {
-  const alice = await newUser(db);
-  const bob = await newUser(db);
-  const { token } = await publishedFlow(alice, { use_owner_keys: false });
-  assertEquals(await codeOf(checkAndLogRun(rt, token, crypto.randomUUID(), bob.id)), "OWNER_KEYS_NOT_ENABLED");
-  assertEquals(await codeOf(ownerKeysForExecution(rt, token, "openai")), "OWNER_KEYS_NOT_ENABLED");
-  const [log] = await db.query<{ n: number }>("select count(*)::integer as n from public.flow_execution_log l join public.flows f on f.id = l.flow_id where f.owner_id = $1::uuid", [alice.id]);
-  assertEquals(log.n, 0, "a refused run is not counted");
-});
+dbTest(
+  "check_and_log_run refuses a collaborator when use_owner_keys is false (seed case 3)",
+  async () => {
+    const alice = await newUser(db);
+    const bob = await newUser(db);
+    const { token } = await publishedFlow(alice, { use_owner_keys: false });
+    assertEquals(
+      await codeOf(checkAndLogRun(rt, token, crypto.randomUUID(), bob.id)),
+      "OWNER_KEYS_NOT_ENABLED",
+    );
+    assertEquals(
+      await codeOf(ownerKeysForExecution(rt, token, "openai")),
+      "OWNER_KEYS_NOT_ENABLED",
+    );
+    const [log] = await db.query<{ n: number }>(
+      "select count(*)::integer as n from public.flow_execution_log l join public.flows f on f.id = l.flow_id where f.owner_id = $1::uuid",
+      [alice.id],
+    );
+    assertEquals(log.n, 0, "a refused run is not counted");
+  },
+);
 
-dbTest("get_owner_keys_for_execution returns the owner's key only while use_owner_keys is on", async () => {
-  const alice = await newUser(db);
-  await storeCredential(db, { id: alice.id, claims: { sub: alice.id } }, rt.config, "openai", "api_key", "sk-alice-owner-key-01");
-  const { flowId, token } = await publishedFlow(alice, { use_owner_keys: true });
-  assertEquals((await ownerKeysForExecution(rt, token, "openai")).api_key, "sk-alice-owner-key-01");
-  assertEquals(await codeOf(ownerKeysForExecution(rt, token, "gemini")), "GEMINI_NOT_CONFIGURED");
-  await call({ action: "update", flow_id: flowId, use_owner_keys: false }, alice);
-  assertEquals(await codeOf(ownerKeysForExecution(rt, token, "openai")), "OWNER_KEYS_NOT_ENABLED");
-});
-
-dbTest("check_and_log_run hands a collaborator the owner's key in the same round trip, or refuses uncounted", async () => {
-  const alice = await newUser(db);
-  const bob = await newUser(db);
-  await storeCredential(db, { id: alice.id, claims: { sub: alice.id } }, rt.config, "openai", "api_key", "sk-alice-owner-key-02");
-  const { flowId, token } = await publishedFlow(alice, { use_owner_keys: true });
-  const admitted = await checkAndLogRun(rt, token, crypto.randomUUID(), bob.id, { service: "openai" });
-  assertEquals(admitted.ownerKeys?.api_key, "sk-alice-owner-key-02");
-  assertEquals(await codeOf(checkAndLogRun(rt, token, crypto.randomUUID(), bob.id, { service: "gemini" })), "GEMINI_NOT_CONFIGURED");
-  const own = await checkAndLogRun(rt, token, crypto.randomUUID(), alice.id, { service: "openai" });
-  assertEquals(own.ownerKeys, null, "the owner's own run uses the owner's vault, not this path");
-  const [flow] = await db.query<{ daily_execution_count: number }>("select daily_execution_count from public.flows where id = $1::uuid", [flowId]);
-  assertEquals(flow.daily_execution_count, 2, "the refused run was not counted");
-});
+dbTest(
+  "get_owner_keys_for_execution returns the owner's key only while use_owner_keys is on",
+  async () => {
+    const alice = await newUser(db);
+    await storeCredential(
+      db,
+      { id: alice.id, claims: { sub: alice.id } },
+      rt.config,
+      "openai",
+      "api_key",
+      "sk-alice-owner-key-01",
+    );
+    const { flowId, token } = await publishedFlow(alice, { use_owner_keys: true });
+    assertEquals(
+      (await ownerKeysForExecution(rt, token, "openai")).api_key,
+      "sk-alice-owner-key-01",
+    );
+    assertEquals(await codeOf(ownerKeysForExecution(rt, token, "gemini")), "GEMINI_NOT_CONFIGURED");
+    await call({ action: "update", flow_id: flowId, use_owner_keys: false }, alice);
+    assertEquals(
+      await codeOf(ownerKeysForExecution(rt, token, "openai")),
+      "OWNER_KEYS_NOT_ENABLED",
+    );
+  },
+);
 
 dbTest("check_and_log_run counts parallel nodes of one run once (seed case 4)", async () => {
   const alice = await newUser(db);
   const bob = await newUser(db);
-  const { flowId, token } = await publishedFlow(alice, { use_owner_keys: true, per_minute_limit: 3 });
+  const { flowId, token } = await publishedFlow(alice, {
+    use_owner_keys: true,
+    per_minute_limit: 3,
+  });
   const runId = crypto.randomUUID();
-  const outcomes = await Promise.all(Array.from({ length: 50 }, () => codeOf(checkAndLogRun(rt, token, runId, bob.id))));
+  const outcomes = await Promise.all(
+    Array.from({ length: 50 }, () => codeOf(checkAndLogRun(rt, token, runId, bob.id))),
+  );
   assertEquals(outcomes.filter((o) => o === "ok").length, 50);
-  const [flow] = await db.query<{ daily_execution_count: number }>("select daily_execution_count from public.flows where id = $1::uuid", [flowId]);
+  const [flow] = await db.query<{ daily_execution_count: number }>(
+    "select daily_execution_count from public.flows where id = $1::uuid",
+    [flowId],
+  );
   assertEquals(flow.daily_execution_count, 1);
 });
 
-dbTest("check_and_log_run admits exactly per_minute_limit of 50 parallel distinct runs (seed case 5)", async () => {
-  const alice = await newUser(db);
-  const bob = await newUser(db);
-  const { token } = await publishedFlow(alice, { use_owner_keys: true, per_minute_limit: 7 });
-  const results = await Promise.all(
-    Array.from({ length: 50 }, () => checkAndLogRun(rt, token, crypto.randomUUID(), bob.id).then(() => "ok", (e: AppError) => e)),
-  );
-  assertEquals(results.filter((r) => r === "ok").length, 7);
-  const refused = results.filter((r) => r !== "ok") as AppError[];
-  assert(refused.every((e) => e.code === "RATE_LIMITED" && e.status === 429));
-  assert(Number(refused[0].headers["retry-after"]) >= 1);
-});
+dbTest(
+  "check_and_log_run admits exactly per_minute_limit of 50 parallel distinct runs (seed case 5)",
+  async () => {
+    const alice = await newUser(db);
+    const bob = await newUser(db);
+    const { token } = await publishedFlow(alice, { use_owner_keys: true, per_minute_limit: 7 });
+    const results = await Promise.all(
+      Array.from(
+        { length: 50 },
+        () =>
+          checkAndLogRun(rt, token, crypto.randomUUID(), bob.id).then(
+            () => "ok",
+            (e: AppError) => e,
+          ),
+      ),
+    );
+    assertEquals(results.filter((r) => r === "ok").length, 7);
+    const refused = results.filter((r) => r !== "ok") as AppError[];
+    assert(refused.every((e) => e.code === "RATE_LIMITED" && e.status === 429));
+    assert(Number(refused[0].headers["retry-after"]) >= 1);
+  },
+);
 
-dbTest("check_and_log_run keeps the daily limit exact under concurrency (seed case 6)", async () => {
-  const alice = await newUser(db);
-  const bob = await newUser(db);
-  const { token } = await publishedFlow(alice, { use_owner_keys: true, per_minute_limit: 1000, daily_limit: 12 });
-  const outcomes = await Promise.all(Array.from({ length: 40 }, () => codeOf(checkAndLogRun(rt, token, crypto.randomUUID(), bob.id))));
-  assertEquals(outcomes.filter((o) => o === "ok").length, 12);
-  assertEquals(outcomes.filter((o) => o === "DAILY_QUOTA_EXCEEDED").length, 28);
-});
+dbTest(
+  "check_and_log_run keeps the daily limit exact under concurrency (seed case 6)",
+  async () => {
+    const alice = await newUser(db);
+    const bob = await newUser(db);
+    const { token } = await publishedFlow(alice, {
+      use_owner_keys: true,
+      per_minute_limit: 1000,
+      daily_limit: 12,
+    });
+    const outcomes = await Promise.all(
+      Array.from(
+        { length: 40 },
+        () => codeOf(checkAndLogRun(rt, token, crypto.randomUUID(), bob.id)),
+      ),
+    );
+    assertEquals(
+      outcomes.filter((o) => o === "ok").length,
+      12,
+    );
+    assertEquals(outcomes.filter((o) => o === "DAILY_QUOTA_EXCEEDED").length, 28);
+  },
+);
 
-dbTest("check_and_log_run enforces the default 10 per minute and 100 per day on a controlled clock", async () => {
-  const alice = await newUser(db);
-  const bob = await newUser(db);
-  const { token } = await publishedFlow(alice, { use_owner_keys: true });
-  const start = new Date("2030-01-01T00:00:00Z");
-  const at = (seconds: number) => new Date(start.getTime() + seconds * 1000);
-  const run = (seconds: number) => codeOf(checkAndLogRun(rt, token, crypto.randomUUID(), bob.id, { now: at(seconds) }));
+dbTest(
+  "check_and_log_run enforces the default 10 per minute and 100 per day on a controlled clock",
+  async () => {
+    const alice = await newUser(db);
+    const bob = await newUser(db);
+    const { token } = await publishedFlow(alice, { use_owner_keys: true });
+    const start = new Date("2030-01-01T00:00:00Z");
+    const at = (seconds: number) => new Date(start.getTime() + seconds * 1000);
+    const run = (seconds: number) =>
+      codeOf(checkAndLogRun(rt, token, crypto.randomUUID(), bob.id, at(seconds)));
 
-  for (let i = 0; i < 10; i++) assertEquals(await run(i), "ok");
-  assertEquals(await run(30), "RATE_LIMITED", "11th run in the same minute");
-  let admitted = 10;
-  let second = 61;
-  while (admitted < 100) {
-    for (let i = 0; i < 10 && admitted < 100; i++, admitted++) assertEquals(await run(second + i), "ok");
-    second += 61;
-  }
-  assertEquals(await run(second + 1), "DAILY_QUOTA_EXCEEDED", "101st run in the same day");
-  assertEquals(await run(24 * 3600 + 5), "ok", "the next UTC day starts again");
-});
+    for (let i = 0; i < 10; i++) assertEquals(await run(i), "ok");
+    assertEquals(await run(30), "RATE_LIMITED", "11th run in the same minute");
+    let admitted = 10;
+    let second = 61;
+    while (admitted < 100) {
+      for (let i = 0; i < 10 && admitted < 100; i++, admitted++) {
+        assertEquals(
+          await run(second + i),
+          "ok",
+        );
+      }
+      second += 61;
+    }
+    assertEquals(await run(second + 1), "DAILY_QUOTA_EXCEEDED", "101st run in the same day");
+    assertEquals(await run(24 * 3600 + 5), "ok", "the next UTC day starts again");
+  },
+);
 
-dbTest("check_and_log_run refuses an unknown token and the audit trail records uses and refusals", async () => {
-  const alice = await newUser(db);
-  const bob = await newUser(db);
-  assertEquals(await codeOf(checkAndLogRun(rt, `shr_${"B".repeat(43)}`, crypto.randomUUID(), bob.id)), "SHARE_TOKEN_INVALID");
-  const { flowId, token } = await publishedFlow(alice, { use_owner_keys: true });
-  await checkAndLogRun(rt, token, crypto.randomUUID(), bob.id);
-  await call({ action: "update", flow_id: flowId, use_owner_keys: false }, alice);
-  await codeOf(checkAndLogRun(rt, token, crypto.randomUUID(), bob.id));
-  const events = await db.query<{ event: string; actor_id: string }>(
-    "select event, actor_id from public.credential_events where owner_id = $1::uuid order by id",
-    [alice.id],
-  );
-  assertEquals(events.map((e) => e.event), ["use_share", "denied"]);
-  assert(events.every((e) => e.actor_id === bob.id));
-});
+dbTest(
+  "check_and_log_run refuses an unknown token and the audit trail records uses and refusals",
+  async () => {
+    const alice = await newUser(db);
+    const bob = await newUser(db);
+    assertEquals(
+      await codeOf(checkAndLogRun(rt, `shr_${"B".repeat(43)}`, crypto.randomUUID(), bob.id)),
+      "SHARE_TOKEN_INVALID",
+    );
+    const { flowId, token } = await publishedFlow(alice, { use_owner_keys: true });
+    await checkAndLogRun(rt, token, crypto.randomUUID(), bob.id);
+    await call({ action: "update", flow_id: flowId, use_owner_keys: false }, alice);
+    await codeOf(checkAndLogRun(rt, token, crypto.randomUUID(), bob.id));
+    const events = await db.query<{ event: string; actor_id: string }>(
+      "select event, actor_id from public.credential_events where owner_id = $1::uuid order by id",
+      [alice.id],
+    );
+    assertEquals(events.map((e) => e.event), ["use_share", "denied"]);
+    assert(events.every((e) => e.actor_id === bob.id));
+  },
+);
 
 dbTest("flows never log a share token", async () => {
   const alice = await newUser(db);

@@ -2,6 +2,21 @@
  * Owner-funded runs of shared flows (seed 000): the server, never the client, decides whether a
  * share token may spend the owner's keys, and counts runs atomically in the database.
  */
+
+/** The owner's own key for a collaborator's admitted run; `<SERVICE>_NOT_CONFIGURED` when none. */
+export async function ownerKeyForRun(
+  rt: Runtime,
+  admission: RunAdmission,
+  service: Service,
+): Promise<StoredCredentials & { api_key: string }> {
+  const credentials = await rt.vault.lookup(admission.ownerId, service);
+  if (!credentials.api_key) {
+    throw new AppError(providerErrorCode(service, "NOT_CONFIGURED"), {
+      message: "The flow's owner has not configured a key for this provider.",
+    });
+  }
+  return credentials as StoredCredentials & { api_key: string };
+}
 import type { StoredCredentials } from "./credentialVault.ts";
 import { providerErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
@@ -13,8 +28,6 @@ export interface RunAdmission {
   ownerId: string;
   remainingMinute: number;
   remainingDay: number;
-  /** The owner's credentials for the requested service, for a collaborator's run. */
-  ownerKeys: (StoredCredentials & { api_key: string }) | null;
 }
 
 interface AdmissionRow {
@@ -22,7 +35,6 @@ interface AdmissionRow {
     | "ok"
     | "invalid_token"
     | "owner_keys_not_enabled"
-    | "owner_key_missing"
     | "rate_limited"
     | "daily_quota_exceeded";
   flow_id: string | null;
@@ -30,36 +42,23 @@ interface AdmissionRow {
   retry_after_seconds: number | null;
   remaining_minute: number | null;
   remaining_day: number | null;
-  owner_keys: (StoredCredentials & { api_key: string }) | null;
 }
 
 /**
  * Seed 000's `check_and_log_run`: admits one run (a run id already admitted is the same run) or
  * throws SHARE_TOKEN_INVALID, OWNER_KEYS_NOT_ENABLED, RATE_LIMITED (with Retry-After) or
- * DAILY_QUOTA_EXCEEDED. Given `service`, a collaborator's admission carries the owner's
- * credentials for it (read fresh, never cached), or fails `<SERVICE>_NOT_CONFIGURED` uncounted
- * when the owner has none. One round trip either way.
+ * DAILY_QUOTA_EXCEEDED. One round trip; the owner's consent is read afresh on every call.
  */
 export async function checkAndLogRun(
   rt: Runtime,
   shareToken: string,
   runId: string,
   actorId: string,
-  options: { service?: Service; now?: Date } = {},
+  now: Date | null = null,
 ): Promise<RunAdmission> {
   const [row] = await rt.db.query<AdmissionRow>(
-    `select * from private.check_and_log_run($1, $2::uuid, $3::uuid, $4, $5, $6::integer, $7,
-                                             $8::timestamptz)`,
-    [
-      shareToken,
-      runId,
-      actorId,
-      options.service ?? null,
-      options.service ? rt.config.encryptionKey : null,
-      rt.config.encryptionKeyVersion,
-      options.service ? rt.config.previousEncryptionKey : null,
-      options.now?.toISOString() ?? null,
-    ],
+    "select * from private.check_and_log_run($1, $2::uuid, $3::uuid, $4::timestamptz)",
+    [shareToken, runId, actorId, now?.toISOString() ?? null],
   );
   const retryAfter = { "retry-after": String(row?.retry_after_seconds ?? 60) };
   switch (row?.outcome) {
@@ -69,27 +68,26 @@ export async function checkAndLogRun(
         ownerId: row.owner_id!,
         remainingMinute: row.remaining_minute!,
         remainingDay: row.remaining_day!,
-        ownerKeys: row.owner_keys,
       };
-    case "owner_key_missing":
-      throw new AppError(providerErrorCode(options.service!, "NOT_CONFIGURED"), {
-        message: "The flow's owner has not configured a key for this provider.",
-      });
     case "owner_keys_not_enabled":
       throw new AppError("OWNER_KEYS_NOT_ENABLED");
     case "rate_limited":
-      throw new AppError("RATE_LIMITED", { headers: { ...retryAfter, "x-ratelimit-remaining-minute": "0" } });
+      throw new AppError("RATE_LIMITED", {
+        headers: { ...retryAfter, "x-ratelimit-remaining-minute": "0" },
+      });
     case "daily_quota_exceeded":
-      throw new AppError("DAILY_QUOTA_EXCEEDED", { headers: { ...retryAfter, "x-ratelimit-remaining-day": "0" } });
+      throw new AppError("DAILY_QUOTA_EXCEEDED", {
+        headers: { ...retryAfter, "x-ratelimit-remaining-day": "0" },
+      });
     default:
       throw new AppError("SHARE_TOKEN_INVALID");
   }
 }
 
 /**
- * Seed 000's `get_owner_keys_for_execution`: the owner's credentials for `service`, read fresh
- * (never cached) so an owner who turns sharing off is obeyed at once. Throws
- * OWNER_KEYS_NOT_ENABLED when sharing is off, `<SERVICE>_NOT_CONFIGURED` when the owner has no key.
+ * Seed 000's `get_owner_keys_for_execution`: the owner's credentials for `service`, only while the
+ * flow's use_owner_keys is on. Throws OWNER_KEYS_NOT_ENABLED when sharing is off and
+ * `<SERVICE>_NOT_CONFIGURED` when the owner has no key.
  */
 export async function ownerKeysForExecution(
   rt: Runtime,
@@ -100,7 +98,13 @@ export async function ownerKeysForExecution(
     `select private.get_owner_keys_for_execution($1, $2, $3, $4::integer, $5) as keys,
             exists (select 1 from public.flows
                      where share_token_hash = extensions.digest($1, 'sha256') and use_owner_keys) as enabled`,
-    [shareToken, service, rt.config.encryptionKey, rt.config.encryptionKeyVersion, rt.config.previousEncryptionKey],
+    [
+      shareToken,
+      service,
+      rt.config.encryptionKey,
+      rt.config.encryptionKeyVersion,
+      rt.config.previousEncryptionKey,
+    ],
   );
   if (!row?.enabled) throw new AppError("OWNER_KEYS_NOT_ENABLED");
   if (!row.keys?.api_key) {

@@ -5,12 +5,18 @@
  * counts the run; the client's claims decide nothing, and a body carrying API keys is refused.
  */
 import { z } from "zod";
-import { checkAndLogRun } from "../_shared/flowRuns.ts";
-import { defineHandler, describeIssues, fail, type Handler, readJsonBody } from "../_shared/http.ts";
+import { checkAndLogRun, ownerKeyForRun } from "../_shared/flowRuns.ts";
+import {
+  defineHandler,
+  describeIssues,
+  fail,
+  type Handler,
+  readJsonBody,
+} from "../_shared/http.ts";
 import { resolveProviderKey } from "../_shared/keyResolution.ts";
 import { PROVIDERS, SERVICES } from "../_shared/providers.ts";
 import { forwardWithKey } from "../_shared/proxy.ts";
-import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 import { SHARE_TOKEN_PATTERN } from "../_shared/shareTokens.ts";
 
 const proxiedServices = SERVICES.filter((service) => PROVIDERS[service].openAICompatible);
@@ -19,7 +25,10 @@ const requestSchema = z.strictObject({
   shareToken: z.string().regex(SHARE_TOKEN_PATTERN, "not a share token"),
   runId: z.uuid(),
   provider: z.enum(proxiedServices as [string, ...string[]]).default("openai"),
-  request: z.looseObject({ model: z.string().min(1).max(200), messages: z.array(z.unknown()).min(1) }),
+  request: z.looseObject({
+    model: z.string().min(1).max(200),
+    messages: z.array(z.unknown()).min(1),
+  }),
 });
 
 /** Field names that mean the client is trying to bring its own key into an owner-funded call. */
@@ -27,7 +36,9 @@ const KEY_FIELD = /^(api[_-]?keys?|apikeys?|authorization|x-api-key|secret|provi
 
 function carriesKeys(value: unknown, depth = 0): boolean {
   if (depth > 20 || value === null || typeof value !== "object") return false;
-  return Object.entries(value).some(([name, inner]) => KEY_FIELD.test(name) || carriesKeys(inner, depth + 1));
+  return Object.entries(value).some(([name, inner]) =>
+    KEY_FIELD.test(name) || carriesKeys(inner, depth + 1)
+  );
 }
 
 export function createHandler(runtime: RuntimeSource): Handler {
@@ -35,22 +46,28 @@ export function createHandler(runtime: RuntimeSource): Handler {
     if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
     const user = await rt.authenticate(request.headers.get("authorization"));
     const raw = await readJsonBody(request);
-    if (carriesKeys(raw)) fail("INVALID_REQUEST", "Do not send API keys: the flow's owner pays for this run.");
+    if (carriesKeys(raw)) {
+      fail("INVALID_REQUEST", "Do not send API keys: the flow's owner pays for this run.");
+    }
     const parsed = requestSchema.safeParse(raw);
     if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
     const { shareToken, runId, request: body } = parsed.data;
     const service = parsed.data.provider as (typeof proxiedServices)[number];
 
-    // One round trip: admission, counting and (for a collaborator) the owner's key.
-    const admission = await checkAndLogRun(rt, shareToken, runId, user.id, { service });
+    // Consent and quota: one round trip, fresh on every call. The owner's key then comes from the
+    // vault like any key (cached within the documented 10 s bound for key changes).
+    const admission = await checkAndLogRun(rt, shareToken, runId, user.id);
     const ownRun = admission.ownerId === user.id;
     const key = ownRun
       ? await resolveProviderKey(rt, user, service)
-      : { credentials: admission.ownerKeys!, source: "owner" as const };
+      : { credentials: await ownerKeyForRun(rt, admission, service), source: "owner" as const };
 
     const upstreamRequest = new Request(request.url, {
       method: "POST",
-      headers: { "content-type": "application/json", accept: request.headers.get("accept") ?? "*/*" },
+      headers: {
+        "content-type": "application/json",
+        accept: request.headers.get("accept") ?? "*/*",
+      },
       body: JSON.stringify(body),
       signal: request.signal,
     });
