@@ -86,7 +86,12 @@ dbTest(
     assertEquals(rest, [
       { type: "delta", content: " there" },
       { type: "usage", usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 } },
-      { type: "done", run_id: started.run_id, conversation_id: started.conversation_id },
+      {
+        type: "done",
+        run_id: started.run_id,
+        conversation_id: started.conversation_id,
+        key_source: "user",
+      },
     ]);
 
     const seen = fake.requests.slice(before).find((r) => r.path === "/v1/chat/completions")!;

@@ -154,6 +154,8 @@ export async function forwardWithKey(
     if (value !== null && !headers.has(name)) headers.set(name, value);
   }
 
+  // Read (and size-check) the body before anything upstream starts: a 413 is the caller's error.
+  const requestBody = await readBody(request);
   const abort = new AbortController();
   let settled = false;
   // Deno also aborts request.signal once a response has been fully sent; by then `settled` is set.
@@ -175,7 +177,7 @@ export async function forwardWithKey(
     upstream = await rt.fetch(url, {
       method: request.method,
       headers,
-      body: await readBody(request),
+      body: requestBody,
       signal: abort.signal,
     });
   } catch (error) {

@@ -26,7 +26,8 @@ import {
   readJsonBody,
   toAppError,
 } from "../_shared/http.ts";
-import { resolveProviderKey } from "../_shared/keyResolution.ts";
+import { type KeySource, resolveProviderKey } from "../_shared/keyResolution.ts";
+import { usageRecorderFor } from "../_shared/usageRecorder.ts";
 import { describeError, log } from "../_shared/log.ts";
 import type { Service } from "../_shared/providers.ts";
 import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
@@ -88,8 +89,10 @@ async function runConversation(
   let usage: Usage | null = null;
   let status: Exclude<RunStatus, "running">;
   let failure: AppError | null = null;
+  let keySource: KeySource | null = null;
   try {
-    const { credentials } = await resolveProviderKey(rt, user, service);
+    const { credentials, source } = await resolveProviderKey(rt, user, service);
+    keySource = source;
     await streamChatCompletion({
       config: rt.config,
       fetch: rt.fetch,
@@ -135,9 +138,28 @@ async function runConversation(
     });
   }
 
+  if (keySource) {
+    // Same per-day ledger as the proxy, written off the request path.
+    const tokens = usage as Usage | null;
+    usageRecorderFor(rt.db).record({
+      userId: user.id,
+      service,
+      source: keySource,
+      usage: tokens && {
+        promptTokens: tokens.prompt_tokens ?? 0,
+        completionTokens: tokens.completion_tokens ?? 0,
+        totalTokens: tokens.total_tokens ?? 0,
+      },
+    });
+  }
   if (usage) writer.send({ type: "usage", usage });
   if (status === "done") {
-    writer.send({ type: "done", run_id: run.runId, conversation_id: run.conversationId });
+    writer.send({
+      type: "done",
+      run_id: run.runId,
+      conversation_id: run.conversationId,
+      key_source: keySource,
+    });
   } else if (status === "cancelled") writer.send({ type: "cancelled", run_id: run.runId });
   else if (failure) {
     writer.send({
