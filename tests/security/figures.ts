@@ -1,7 +1,7 @@
 /**
  * The security suite's figures: cases tried per function, 5xx answers, leaks found, mix-ups and
  * credentials lost. Deno runs each test file in its own worker, so the counters live in a small
- * JSON file named after the test process; `summary_test.ts`, the suite's last file, prints them.
+ * JSON file named after the test process; `zz_summary_test.ts`, the last file by name, prints them.
  */
 
 export interface FunctionFigures {

@@ -1,6 +1,7 @@
 /**
- * The last file of the security suite (files run in name order): prints the figures the earlier
- * files recorded and holds the suite to them: no 5xx, no leak, no mix-up, no lost credential.
+ * The last file of the security suite (Deno runs test files in name order, hence `zz_`): prints
+ * the figures the earlier files recorded and holds the suite to them: no 5xx, no leak, no
+ * mix-up, no lost credential.
  */
 import { assertEquals } from "../support/assert.ts";
 import { clearFigures, readFigures, renderFiguresTable } from "./figures.ts";
