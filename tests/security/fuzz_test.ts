@@ -237,13 +237,6 @@ dbTest(
   },
 );
 
-/**
- * TODO(proxy): _shared/proxy.ts forwardWithKey awaits readBody() inside the try around fetch, so
- * its PAYLOAD_TOO_LARGE is caught and mapped by codeForFetchFailure to a 502 <PROVIDER>_API_ERROR.
- * Collected here and asserted by the clearly named test below, which fails until that is fixed.
- */
-const proxySizeFindings: string[] = [];
-
 dbTest("a body over the size limit gets 413 from every function, streamed or not", async () => {
   const failures: string[] = [];
   for (const fn of suite.functions) {
@@ -273,19 +266,12 @@ dbTest("a body over the size limit gets 413 from every function, streamed or not
     for (const [how, answer] of [["content-length", sized], ["chunked", streamed]] as const) {
       const code = isEnvelope(answer.json) ? answer.json.error.code : null;
       if (answer.status !== 413 || code !== "PAYLOAD_TOO_LARGE") {
-        const finding = `${fn.name} (${how}): ${answer.status} ${answer.text.slice(0, 120)}`;
-        if (target.proxy) proxySizeFindings.push(finding);
-        else failures.push(finding);
+        failures.push(`${fn.name} (${how}): ${answer.status} ${answer.text.slice(0, 120)}`);
       }
     }
     recordCases(fn.name, 2, [sized, streamed].filter((a) => a.status >= 500).length);
   }
   assertEquals(failures, []);
-});
-
-dbTest("TODO known finding: the proxies answer 413 PAYLOAD_TOO_LARGE, not 502, over 10 MB", () => {
-  assertEquals(proxySizeFindings, []);
-  return Promise.resolve();
 });
 
 dbTest("deep nesting, control characters and look-alike services never get a 5xx", async () => {
