@@ -9,24 +9,13 @@ import {
   FunctionsHttpError,
   FunctionsRelayError,
 } from "@supabase/supabase-js";
+import type { ServiceStatus, ValidationStatus } from "../../supabase/functions/_shared/credentialStatus.ts";
 import type { CredentialKey, Service } from "../../supabase/functions/_shared/providers.ts";
 import { friendlyMessage } from "./errorMessages.ts";
 
 export const CREDENTIALS_FUNCTION = "credentials-manager";
 
-export type ValidationStatus = "valid" | "invalid" | "unreachable";
-
-/** One service as the server summarizes it; never contains a secret. */
-export interface ServiceStatus {
-  service: Service;
-  configured: boolean;
-  status: Partial<Record<CredentialKey, boolean>>;
-  last_four: string | null;
-  updated_at: string | null;
-  last_validated_at: string | null;
-  validation_status: ValidationStatus | null;
-  last_used_at: string | null;
-}
+export type { ServiceStatus, ValidationStatus };
 
 /** The server's error envelope body. */
 export interface ErrorBody {

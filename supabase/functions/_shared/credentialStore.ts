@@ -6,7 +6,7 @@
 import { asUser, type Database, type DbUser } from "./db.ts";
 import type { Config } from "./config.ts";
 import type { CredentialKey, Service } from "./providers.ts";
-import type { ValidationStatus } from "./upstream.ts";
+import type { ServiceStatus, ValidationStatus } from "./credentialStatus.ts";
 
 export interface CredentialRow {
   service: Service;
@@ -18,16 +18,8 @@ export interface CredentialRow {
   last_used_at: Date | null;
 }
 
-export interface ServiceStatus {
-  service: Service;
-  configured: boolean;
-  status: Partial<Record<CredentialKey, boolean>>;
-  last_four: string | null;
-  updated_at: string | null;
-  last_validated_at: string | null;
-  validation_status: ValidationStatus | null;
-  last_used_at: string | null;
-}
+
+export type { ServiceStatus };
 
 const STATUS_COLUMNS =
   "service, credential_key, last_four, updated_at, last_validated_at, validation_status, last_used_at";
@@ -162,7 +154,11 @@ export interface CredentialEvent {
 }
 
 /** The audit trail of the caller's keys, newest first (RLS: events whose owner is the caller). */
-export async function readEvents(db: Database, user: DbUser, limit: number): Promise<CredentialEvent[]> {
+export async function readEvents(
+  db: Database,
+  user: DbUser,
+  limit: number,
+): Promise<CredentialEvent[]> {
   const rows = await asUser(db, user, (tx) =>
     tx.query<CredentialEvent & { created_at: Date }>(
       `select id::integer as id, created_at, actor_id, service, event, via, detail

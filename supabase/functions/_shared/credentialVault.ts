@@ -78,9 +78,15 @@ const LOOKUP_SQL = `select user_exists, credential_key, secret, mode, shared_key
   from private.credentials_for($1::uuid, $2, $3, $4::integer, $5, $6)`;
 
 function modeOf(row: LookupRow): KeyMode {
-  if (row.mode === "shared") return { kind: "shared", accountName: row.shared_key_account_name ?? "" };
+  if (row.mode === "shared") {
+    return { kind: "shared", accountName: row.shared_key_account_name ?? "" };
+  }
   if (row.mode === "owner_name") {
-    return { kind: "owner_name", ownerName: row.key_owner_name ?? "", ownerNameKey: row.owner_name_secret };
+    return {
+      kind: "owner_name",
+      ownerName: row.key_owner_name ?? "",
+      ownerNameKey: row.owner_name_secret,
+    };
   }
   return { kind: "personal" };
 }
@@ -130,34 +136,33 @@ export function createCredentialVault(options: VaultOptions): CredentialVault {
   }
 
   function lookupContext(userId: string, service: Service): Promise<KeyContext> {
-      const key = `${userId}:${service}`;
-      const hit = cache.get(key);
-      if (hit && hit.expiresAt > now()) return Promise.resolve(hit.value);
-      const pending = inFlight.get(key);
-      if (pending) return pending;
+    const key = `${userId}:${service}`;
+    const hit = cache.get(key);
+    if (hit && hit.expiresAt > now()) return Promise.resolve(hit.value);
+    const pending = inFlight.get(key);
+    if (pending) return pending;
 
-      const load = withTimeout(query(userId, service), config.credentialLookupTimeoutMs)
-        .then((value) => {
-          // A `forget` during the query means this value may already be stale: do not cache it.
-          if (inFlight.get(key) === load) remember(key, value);
-          return value;
-        })
-        .catch((error: unknown) => {
-          if (isAppError(error, "UNAUTHORIZED")) throw error;
-          log.warn("credential lookup failed", { service, error: describeError(error) });
-          throw isAppError(error)
-            ? error
-            : new AppError("CREDENTIALS_UNAVAILABLE", { cause: error });
-        })
-        .finally(() => {
-          if (inFlight.get(key) === load) inFlight.delete(key);
-        });
-      inFlight.set(key, load);
-      return load;
+    const load = withTimeout(query(userId, service), config.credentialLookupTimeoutMs)
+      .then((value) => {
+        // A `forget` during the query means this value may already be stale: do not cache it.
+        if (inFlight.get(key) === load) remember(key, value);
+        return value;
+      })
+      .catch((error: unknown) => {
+        if (isAppError(error, "UNAUTHORIZED")) throw error;
+        log.warn("credential lookup failed", { service, error: describeError(error) });
+        throw isAppError(error) ? error : new AppError("CREDENTIALS_UNAVAILABLE", { cause: error });
+      })
+      .finally(() => {
+        if (inFlight.get(key) === load) inFlight.delete(key);
+      });
+    inFlight.set(key, load);
+    return load;
   }
 
   return {
-    lookup: (userId, service) => lookupContext(userId, service).then((context) => context.credentials),
+    lookup: (userId, service) =>
+      lookupContext(userId, service).then((context) => context.credentials),
     lookupContext,
     forget(userId, service) {
       const key = `${userId}:${service}`;

@@ -2,6 +2,8 @@
  * The request pipeline every function shares: CORS preflight, a single top-level catch that
  * turns errors into the envelope, JSON helpers and a bounded body reader.
  */
+import type { z } from "zod";
+import type { AuthenticatedUser } from "./auth.ts";
 import { ConfigError } from "./config.ts";
 import { buildErrorResponse, type ErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
@@ -135,4 +137,26 @@ export function describeIssues(
     return `${where}: ${message}`;
   });
   return `Invalid request: ${parts.join("; ")}`;
+}
+
+/** Validates `value` with `schema`; anything else is `400 INVALID_REQUEST` naming the fields. */
+export function parseWith<T>(schema: z.ZodType<T>, value: unknown): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
+  return parsed.data;
+}
+
+/**
+ * The first steps most handlers share: POST only, authenticate the caller, then read and
+ * validate the JSON body. `readBody` replaces the body reader (e.g. to accept an empty body).
+ */
+export async function readUserJson<T>(
+  request: Request,
+  rt: Runtime,
+  schema: z.ZodType<T>,
+  readBody: (request: Request) => Promise<unknown> = readJsonBody,
+): Promise<{ user: AuthenticatedUser; body: T }> {
+  if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
+  const user = await rt.authenticate(request.headers.get("authorization"));
+  return { user, body: parseWith(schema, await readBody(request)) };
 }

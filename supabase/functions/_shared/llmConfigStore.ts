@@ -17,11 +17,18 @@ export interface SharedKeyAccess {
 }
 
 /** Whether `userId` may use the shared key named `accountName`; throws SHARED_KEY_NOT_FOUND. */
-export async function sharedKeyAccess(db: Database, accountName: string, userId: string): Promise<SharedKeyAccess> {
-  const [row] = await db.query<SharedKeyAccess>("select * from private.shared_key_access($1, $2::uuid)", [
-    accountName,
-    userId,
-  ]);
+export async function sharedKeyAccess(
+  db: Database,
+  accountName: string,
+  userId: string,
+): Promise<SharedKeyAccess> {
+  const [row] = await db.query<SharedKeyAccess>(
+    "select * from private.shared_key_access($1, $2::uuid)",
+    [
+      accountName,
+      userId,
+    ],
+  );
   if (!row) throw new AppError("SHARED_KEY_NOT_FOUND");
   return row;
 }
@@ -88,12 +95,23 @@ export async function storeOwnerNameKey(
      on conflict (owner_name, provider) do update set
        ciphertext = excluded.ciphertext, last_four = excluded.last_four, key_version = excluded.key_version,
        updated_by = excluded.updated_by, updated_at = now()`,
-    [ownerName, provider, apiKey, config.encryptionKey, apiKey.slice(-4), config.encryptionKeyVersion, updatedBy],
+    [
+      ownerName,
+      provider,
+      apiKey,
+      config.encryptionKey,
+      apiKey.slice(-4),
+      config.encryptionKeyVersion,
+      updatedBy,
+    ],
   );
 }
 
 /** Seed 004's `GET /me` summary, or null when the caller has saved no config. */
-export async function configSummary(db: Database, userId: string): Promise<Record<string, unknown> | null> {
+export async function configSummary(
+  db: Database,
+  userId: string,
+): Promise<Record<string, unknown> | null> {
   const [row] = await db.query<{ summary: Record<string, unknown> | null }>(
     "select private.llm_config_summary($1::uuid) as summary",
     [userId],
@@ -113,7 +131,8 @@ export interface NewSharedKey {
   per_user_daily_limit: number | null;
 }
 
-export const SHARED_KEY_COLUMNS = `account_name, display_name, provider, model, last_four, is_public,
+export const SHARED_KEY_COLUMNS =
+  `account_name, display_name, provider, model, last_four, is_public,
   allowed_user_ids, daily_limit, per_user_daily_limit, created_at, updated_at`;
 
 const UNIQUE_VIOLATION = "23505";

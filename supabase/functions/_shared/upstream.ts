@@ -4,6 +4,7 @@
  * 429 -> rate limited, 5xx or network -> API error, timeout -> timeout).
  */
 import { baseUrlProblem, normalizeBaseUrl } from "./baseUrl.ts";
+import type { ValidationStatus } from "./credentialStatus.ts";
 import type { Config } from "./config.ts";
 import type { StoredCredentials } from "./credentialVault.ts";
 import { type ErrorCode, providerErrorCode } from "./errorCodes.ts";
@@ -56,7 +57,6 @@ export function codeForFetchFailure(service: Service, error: unknown): ErrorCode
     : providerErrorCode(service, "API_ERROR");
 }
 
-export type ValidationStatus = "valid" | "invalid" | "unreachable";
 
 export interface ValidationOutcome {
   status: ValidationStatus;

@@ -27,7 +27,10 @@ export function createUserDirectory(options: {
   async function check(userId: string): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new AppError("CREDENTIALS_UNAVAILABLE")), config.credentialLookupTimeoutMs);
+      timer = setTimeout(
+        () => reject(new AppError("CREDENTIALS_UNAVAILABLE")),
+        config.credentialLookupTimeoutMs,
+      );
     });
     try {
       const [row] = await Promise.race([
@@ -43,7 +46,9 @@ export function createUserDirectory(options: {
     } finally {
       clearTimeout(timer);
     }
-    if (confirmedUntil.size >= maxEntries) confirmedUntil.delete(confirmedUntil.keys().next().value!);
+    if (confirmedUntil.size >= maxEntries) {
+      confirmedUntil.delete(confirmedUntil.keys().next().value!);
+    }
     confirmedUntil.set(userId, now() + config.credentialCacheTtlMs);
   }
 

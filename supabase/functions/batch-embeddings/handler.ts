@@ -13,14 +13,7 @@ import {
   MAX_CHARACTERS_PER_REQUEST,
   MAX_INPUTS_PER_REQUEST,
 } from "../_shared/embeddingsBatch.ts";
-import {
-  defineHandler,
-  describeIssues,
-  fail,
-  type Handler,
-  jsonResponse,
-  readJsonBody,
-} from "../_shared/http.ts";
+import { defineHandler, type Handler, jsonResponse, readUserJson } from "../_shared/http.ts";
 import { resolveProviderKey } from "../_shared/keyResolution.ts";
 import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream.ts";
@@ -37,11 +30,11 @@ const requestSchema = z.strictObject({
 
 export function createHandler(runtime: RuntimeSource): Handler {
   return defineHandler("batch-embeddings", runtime, async (request, rt) => {
-    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
-    const user = await rt.authenticate(request.headers.get("authorization"));
-    const parsed = requestSchema.safeParse(await readJsonBody(request));
-    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
-    const { inputs, model, provider, chunk_size } = parsed.data;
+    const { user, body: { inputs, model, provider, chunk_size } } = await readUserJson(
+      request,
+      rt,
+      requestSchema,
+    );
 
     const { credentials, source } = await resolveProviderKey(rt, user, provider);
     const result = await embedBatch(

@@ -6,28 +6,18 @@
  */
 import { z } from "zod";
 import { requestCancel } from "../_shared/conversationStore.ts";
-import {
-  defineHandler,
-  describeIssues,
-  fail,
-  type Handler,
-  jsonResponse,
-  readJsonBody,
-} from "../_shared/http.ts";
+import { defineHandler, type Handler, jsonResponse, readUserJson } from "../_shared/http.ts";
 import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 
 const requestSchema = z.strictObject({ run_id: z.uuid() });
 
 export function createHandler(runtime: RuntimeSource): Handler {
   return defineHandler("conversation-cancel", runtime, async (request, rt) => {
-    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
-    const user = await rt.authenticate(request.headers.get("authorization"));
-    const parsed = requestSchema.safeParse(await readJsonBody(request));
-    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
-    const status = await requestCancel(rt.db, user, parsed.data.run_id);
+    const { user, body: input } = await readUserJson(request, rt, requestSchema);
+    const status = await requestCancel(rt.db, user, input.run_id);
     // A run that already ended keeps its outcome; the flag only matters while it is running.
     return jsonResponse({
-      run_id: parsed.data.run_id,
+      run_id: input.run_id,
       status,
       cancel_requested: status === "running",
     });

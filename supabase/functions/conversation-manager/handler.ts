@@ -9,14 +9,7 @@ import {
   getConversation,
   listConversations,
 } from "../_shared/conversationStore.ts";
-import {
-  defineHandler,
-  describeIssues,
-  fail,
-  type Handler,
-  jsonResponse,
-  readJsonBody,
-} from "../_shared/http.ts";
+import { defineHandler, type Handler, jsonResponse, readUserJson } from "../_shared/http.ts";
 import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 
 const requestSchema = z.discriminatedUnion("action", [
@@ -27,11 +20,7 @@ const requestSchema = z.discriminatedUnion("action", [
 
 export function createHandler(runtime: RuntimeSource): Handler {
   return defineHandler("conversation-manager", runtime, async (request, rt) => {
-    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
-    const user = await rt.authenticate(request.headers.get("authorization"));
-    const parsed = requestSchema.safeParse(await readJsonBody(request));
-    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
-    const body = parsed.data;
+    const { user, body } = await readUserJson(request, rt, requestSchema);
 
     switch (body.action) {
       case "list":

@@ -18,14 +18,7 @@ import {
 import { streamChatCompletion } from "../_shared/conversationUpstream.ts";
 import { buildErrorResponse, providerErrorCode } from "../_shared/errorCodes.ts";
 import { AppError } from "../_shared/errors.ts";
-import {
-  defineHandler,
-  describeIssues,
-  fail,
-  type Handler,
-  readJsonBody,
-  toAppError,
-} from "../_shared/http.ts";
+import { defineHandler, type Handler, readUserJson, toAppError } from "../_shared/http.ts";
 import { type KeySource, resolveProviderKey } from "../_shared/keyResolution.ts";
 import { usageRecorderFor } from "../_shared/usageRecorder.ts";
 import { describeError, log } from "../_shared/log.ts";
@@ -171,11 +164,7 @@ async function runConversation(
 
 export function createHandler(runtime: RuntimeSource): Handler {
   return defineHandler("conversation-run", runtime, async (request, rt) => {
-    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
-    const user = await rt.authenticate(request.headers.get("authorization"));
-    const parsed = requestSchema.safeParse(await readJsonBody(request));
-    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
-    const body = parsed.data;
+    const { user, body } = await readUserJson(request, rt, requestSchema);
     const run = await openRun(rt.db, user, {
       conversationId: body.conversation_id,
       messages: body.messages as ChatMessage[],

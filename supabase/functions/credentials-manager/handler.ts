@@ -15,14 +15,7 @@ import {
 } from "../_shared/credentialStore.ts";
 import { requireApiKey } from "../_shared/credentials.ts";
 import { buildErrorResponse } from "../_shared/errorCodes.ts";
-import {
-  defineHandler,
-  describeIssues,
-  fail,
-  type Handler,
-  jsonResponse,
-  readJsonBody,
-} from "../_shared/http.ts";
+import { defineHandler, fail, type Handler, jsonResponse, readUserJson } from "../_shared/http.ts";
 import { apiKeyFormatProblem, CREDENTIAL_KEYS, SERVICES } from "../_shared/providers.ts";
 import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 import { validateKey } from "../_shared/upstream.ts";
@@ -36,7 +29,10 @@ const requestSchema = z.discriminatedUnion("action", [
   z.strictObject({ action: z.literal("get_status"), service }),
   z.strictObject({ action: z.literal("list") }),
   z.strictObject({ action: z.literal("validate"), service }),
-  z.strictObject({ action: z.literal("events"), limit: z.number().int().min(1).max(500).default(100) }),
+  z.strictObject({
+    action: z.literal("events"),
+    limit: z.number().int().min(1).max(500).default(100),
+  }),
 ]);
 
 type SetRequest = Extract<z.infer<typeof requestSchema>, { action: "set" }>;
@@ -52,11 +48,7 @@ function valueProblem(request: SetRequest, allowPrivateBaseUrls: boolean): strin
 
 export function createHandler(runtime: RuntimeSource): Handler {
   return defineHandler("credentials-manager", runtime, async (request, rt) => {
-    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
-    const user = await rt.authenticate(request.headers.get("authorization"));
-    const parsed = requestSchema.safeParse(await readJsonBody(request));
-    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
-    const body = parsed.data;
+    const { user, body } = await readUserJson(request, rt, requestSchema);
 
     switch (body.action) {
       case "set": {

@@ -6,13 +6,7 @@
  */
 import { z } from "zod";
 import { checkAndLogRun, ownerKeyForRun } from "../_shared/flowRuns.ts";
-import {
-  defineHandler,
-  describeIssues,
-  fail,
-  type Handler,
-  readJsonBody,
-} from "../_shared/http.ts";
+import { defineHandler, fail, type Handler, parseWith, readJsonBody } from "../_shared/http.ts";
 import { resolveProviderKey } from "../_shared/keyResolution.ts";
 import { PROVIDERS, SERVICES } from "../_shared/providers.ts";
 import { forwardWithKey } from "../_shared/proxy.ts";
@@ -49,10 +43,8 @@ export function createHandler(runtime: RuntimeSource): Handler {
     if (carriesKeys(raw)) {
       fail("INVALID_REQUEST", "Do not send API keys: the flow's owner pays for this run.");
     }
-    const parsed = requestSchema.safeParse(raw);
-    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
-    const { shareToken, runId, request: body } = parsed.data;
-    const service = parsed.data.provider as (typeof proxiedServices)[number];
+    const { shareToken, runId, request: body, provider } = parseWith(requestSchema, raw);
+    const service = provider as (typeof proxiedServices)[number];
 
     // Consent and quota: one round trip, fresh on every call. The owner's key then comes from the
     // vault like any key (cached within the documented 10 s bound for key changes).

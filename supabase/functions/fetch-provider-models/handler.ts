@@ -4,14 +4,7 @@
  * provider's `*_TIMEOUT` code.
  */
 import { z } from "zod";
-import {
-  defineHandler,
-  describeIssues,
-  fail,
-  type Handler,
-  jsonResponse,
-  readJsonBody,
-} from "../_shared/http.ts";
+import { defineHandler, type Handler, jsonResponse, readUserJson } from "../_shared/http.ts";
 import { resolveProviderKey } from "../_shared/keyResolution.ts";
 import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 import { fetchUpstreamJson, OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream.ts";
@@ -24,11 +17,7 @@ interface ModelList {
 
 export function createHandler(runtime: RuntimeSource): Handler {
   return defineHandler("fetch-provider-models", runtime, async (request, rt) => {
-    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
-    const user = await rt.authenticate(request.headers.get("authorization"));
-    const parsed = requestSchema.safeParse(await readJsonBody(request));
-    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
-    const { provider } = parsed.data;
+    const { user, body: { provider } } = await readUserJson(request, rt, requestSchema);
 
     const { credentials, source } = await resolveProviderKey(rt, user, provider);
     const list = await fetchUpstreamJson<ModelList>({

@@ -6,8 +6,15 @@
 import { z } from "zod";
 import { asUser, type DbUser, type Queryable } from "../_shared/db.ts";
 import { AppError } from "../_shared/errors.ts";
-import { defineHandler, describeIssues, fail, type Handler, jsonResponse, readJsonBody } from "../_shared/http.ts";
-import { type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import {
+  defineHandler,
+  fail,
+  type Handler,
+  jsonResponse,
+  parseWith,
+  readJsonBody,
+} from "../_shared/http.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 import { newLiveId, newShareToken, SHARE_TOKEN_PATTERN } from "../_shared/shareTokens.ts";
 
 const flowId = z.uuid();
@@ -150,9 +157,7 @@ export function createHandler(runtime: RuntimeSource): Handler {
     const raw = await readJsonBody(request);
     const isPublicLoad = (raw as { action?: unknown } | null)?.action === "load_live";
     const user = isPublicLoad ? null : await rt.authenticate(authorization);
-    const parsed = requestSchema.safeParse(raw);
-    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
-    const body = parsed.data;
+    const body = parseWith(requestSchema, raw);
 
     if (body.action === "load_live") {
       const [flow] = await rt.db.query(

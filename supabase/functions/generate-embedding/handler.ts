@@ -4,14 +4,7 @@
  */
 import { z } from "zod";
 import { DEFAULT_EMBEDDING_MODEL, embed } from "../_shared/embeddings.ts";
-import {
-  defineHandler,
-  describeIssues,
-  fail,
-  type Handler,
-  jsonResponse,
-  readJsonBody,
-} from "../_shared/http.ts";
+import { defineHandler, type Handler, jsonResponse, readUserJson } from "../_shared/http.ts";
 import { resolveProviderKey } from "../_shared/keyResolution.ts";
 import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream.ts";
@@ -24,11 +17,11 @@ const requestSchema = z.strictObject({
 
 export function createHandler(runtime: RuntimeSource): Handler {
   return defineHandler("generate-embedding", runtime, async (request, rt) => {
-    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
-    const user = await rt.authenticate(request.headers.get("authorization"));
-    const parsed = requestSchema.safeParse(await readJsonBody(request));
-    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
-    const { input, model, provider } = parsed.data;
+    const { user, body: { input, model, provider } } = await readUserJson(
+      request,
+      rt,
+      requestSchema,
+    );
 
     const { credentials, source } = await resolveProviderKey(rt, user, provider);
     const result = await embed({

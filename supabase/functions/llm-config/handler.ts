@@ -15,7 +15,14 @@ import type { AuthenticatedUser } from "../_shared/auth.ts";
 import { storeCredential } from "../_shared/credentialStore.ts";
 import { asUser } from "../_shared/db.ts";
 import { AppError } from "../_shared/errors.ts";
-import { defineHandler, describeIssues, fail, type Handler, jsonResponse, readJsonBody } from "../_shared/http.ts";
+import {
+  defineHandler,
+  fail,
+  type Handler,
+  jsonResponse,
+  parseWith,
+  readJsonBody,
+} from "../_shared/http.ts";
 import {
   configSummary,
   createSharedKey,
@@ -25,10 +32,13 @@ import {
   storeOwnerNameKey,
 } from "../_shared/llmConfigStore.ts";
 import { apiKeyFormatProblem, SERVICES } from "../_shared/providers.ts";
-import { type Runtime, type RuntimeSource, runtimeFromEnv } from "../_shared/runtime.ts";
+import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 
 const accountName = z.string().regex(/^[a-z0-9][a-z0-9_-]{2,99}$/, "3-100 of a-z, 0-9, _ and -");
-const ownerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{1,99}$/, "2-100 of A-Z, a-z, 0-9, _, . and -");
+const ownerName = z.string().regex(
+  /^[A-Za-z0-9][A-Za-z0-9_.-]{1,99}$/,
+  "2-100 of A-Z, a-z, 0-9, _, . and -",
+);
 const apiKey = z.string().min(1).max(512);
 const limit = z.number().int().min(1).max(1_000_000).nullable();
 
@@ -64,14 +74,11 @@ const accessSchema = z.strictObject({
   is_public: z.boolean().optional(),
   allowed_user_ids: z.array(z.uuid()).max(10_000).optional(),
 });
-const limitsSchema = z.strictObject({ daily_limit: limit.optional(), per_user_daily_limit: limit.optional() });
+const limitsSchema = z.strictObject({
+  daily_limit: limit.optional(),
+  per_user_daily_limit: limit.optional(),
+});
 const replaceKeySchema = z.strictObject({ api_key: apiKey });
-
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
-  return parsed.data;
-}
 
 function checkKeyFormat(provider: (typeof SERVICES)[number], value: string): void {
   const problem = apiKeyFormatProblem(provider, value);
@@ -79,25 +86,38 @@ function checkKeyFormat(provider: (typeof SERVICES)[number], value: string): voi
 }
 
 async function save(rt: Runtime, user: AuthenticatedUser, request: Request): Promise<Response> {
-  const body = parse(saveSchema, await readJsonBody(request));
+  const body = parseWith(saveSchema, await readJsonBody(request));
   if (body.use_shared_key && body.use_owner_name) fail("INVALID_REQUEST", "Choose one mode.");
-  if (body.use_owner_name && !rt.config.allowOwnerNameSharing) throw new AppError("OWNER_NAME_SHARING_DISABLED");
+  if (body.use_owner_name && !rt.config.allowOwnerNameSharing) {
+    throw new AppError("OWNER_NAME_SHARING_DISABLED");
+  }
 
   let provider = body.provider ?? null;
   if (body.use_shared_key) {
-    if (!body.shared_key_account_name) fail("INVALID_REQUEST", "shared_key_account_name is required.");
+    if (!body.shared_key_account_name) {
+      fail("INVALID_REQUEST", "shared_key_account_name is required.");
+    }
     const access = await sharedKeyAccess(rt.db, body.shared_key_account_name, user.id);
     if (!access.allowed) throw new AppError("SHARED_KEY_ACCESS_DENIED");
     provider = access.provider;
   } else {
     if (!provider) fail("INVALID_REQUEST", "provider is required.");
-    if (body.use_owner_name && !body.key_owner_name) fail("INVALID_REQUEST", "key_owner_name is required.");
+    if (body.use_owner_name && !body.key_owner_name) {
+      fail("INVALID_REQUEST", "key_owner_name is required.");
+    }
     if (body.api_key) checkKeyFormat(provider, body.api_key);
   }
 
   if (body.api_key && provider && !body.use_shared_key) {
     if (body.use_owner_name) {
-      await storeOwnerNameKey(rt.db, rt.config, body.key_owner_name!, provider, body.api_key, user.id);
+      await storeOwnerNameKey(
+        rt.db,
+        rt.config,
+        body.key_owner_name!,
+        provider,
+        body.api_key,
+        user.id,
+      );
     } else {
       await storeCredential(rt.db, user, rt.config, provider, "api_key", body.api_key);
     }
@@ -127,7 +147,7 @@ async function sharedKeyRoute(
   account: string,
   action: string | undefined,
 ): Promise<Response> {
-  const name = parse(accountName, account);
+  const name = parseWith(accountName, account);
   const method = request.method;
   const updateOne = async (assignments: string, params: unknown[]) => {
     const [row] = await asUser(rt.db, user, (tx) =>
@@ -141,20 +161,29 @@ async function sharedKeyRoute(
   };
 
   if (action === undefined && method === "DELETE") {
-    const rows = await asUser(rt.db, user, (tx) =>
-      tx.query("delete from public.shared_keys where account_name = $1 returning account_name", [name]));
+    const rows = await asUser(
+      rt.db,
+      user,
+      (tx) =>
+        tx.query("delete from public.shared_keys where account_name = $1 returning account_name", [
+          name,
+        ]),
+    );
     if (rows.length === 0) throw new AppError("SHARED_KEY_NOT_FOUND");
     return jsonResponse({ ok: true });
   }
   if (action === "access" && method === "POST") {
-    const body = parse(accessSchema, await readJsonBody(request));
+    const body = parseWith(accessSchema, await readJsonBody(request));
     return await updateOne(
       "is_public = coalesce($2::boolean, is_public), allowed_user_ids = coalesce($3::text::uuid[], allowed_user_ids)",
-      [body.is_public ?? null, body.allowed_user_ids ? `{${body.allowed_user_ids.join(",")}}` : null],
+      [
+        body.is_public ?? null,
+        body.allowed_user_ids ? `{${body.allowed_user_ids.join(",")}}` : null,
+      ],
     );
   }
   if (action === "limits" && method === "POST") {
-    const body = parse(limitsSchema, await readJsonBody(request));
+    const body = parseWith(limitsSchema, await readJsonBody(request));
     return await updateOne(
       `daily_limit = case when $2::boolean then $3::integer else daily_limit end,
        per_user_daily_limit = case when $4::boolean then $5::integer else per_user_daily_limit end`,
@@ -167,21 +196,33 @@ async function sharedKeyRoute(
     );
   }
   if (action === "key" && method === "POST") {
-    const body = parse(replaceKeySchema, await readJsonBody(request));
-    const [existing] = await asUser(rt.db, user, (tx) =>
-      tx.query<{ provider: (typeof SERVICES)[number] }>(
-        "select provider from public.shared_keys where account_name = $1",
-        [name],
-      ));
+    const body = parseWith(replaceKeySchema, await readJsonBody(request));
+    const [existing] = await asUser(
+      rt.db,
+      user,
+      (tx) =>
+        tx.query<{ provider: (typeof SERVICES)[number] }>(
+          "select provider from public.shared_keys where account_name = $1",
+          [name],
+        ),
+    );
     if (!existing) throw new AppError("SHARED_KEY_NOT_FOUND");
     checkKeyFormat(existing.provider, body.api_key);
     return await updateOne(
       "ciphertext = extensions.pgp_sym_encrypt($2, $3, 'cipher-algo=aes256'), last_four = $4, key_version = $5",
-      [body.api_key, rt.config.encryptionKey, body.api_key.slice(-4), rt.config.encryptionKeyVersion],
+      [
+        body.api_key,
+        rt.config.encryptionKey,
+        body.api_key.slice(-4),
+        rt.config.encryptionKeyVersion,
+      ],
     );
   }
   if (action === "usage" && method === "GET") {
-    const days = Math.min(Math.max(Number(new URL(request.url).searchParams.get("days") ?? "7") || 7, 1), 90);
+    const days = Math.min(
+      Math.max(Number(new URL(request.url).searchParams.get("days") ?? "7") || 7, 1),
+      90,
+    );
     const usage = await asUser(rt.db, user, (tx) =>
       tx.query(
         `select u.user_id, to_char(u.day, 'YYYY-MM-DD') as day, u.requests
@@ -194,7 +235,11 @@ async function sharedKeyRoute(
       ));
     return jsonResponse({ account_name: name, usage });
   }
-  fail(action === undefined || ["access", "limits", "key", "usage"].includes(action) ? "METHOD_NOT_ALLOWED" : "NOT_FOUND");
+  fail(
+    action === undefined || ["access", "limits", "key", "usage"].includes(action)
+      ? "METHOD_NOT_ALLOWED"
+      : "NOT_FOUND",
+  );
 }
 
 export function createHandler(runtime: RuntimeSource): Handler {
@@ -210,16 +255,25 @@ export function createHandler(runtime: RuntimeSource): Handler {
     }
     if (route === "me" && !account) {
       if (request.method !== "GET") fail("METHOD_NOT_ALLOWED");
-      return jsonResponse(await configSummary(rt.db, user.id) ?? { use_shared_key: false, use_owner_name: false });
+      return jsonResponse(
+        await configSummary(rt.db, user.id) ?? { use_shared_key: false, use_owner_name: false },
+      );
     }
     if (route === "shared-keys" && !account) {
       if (request.method === "GET") {
-        const keys = await asUser(rt.db, user, (tx) =>
-          tx.query(`select ${SHARED_KEY_COLUMNS} from public.shared_keys order by created_at`, []));
+        const keys = await asUser(
+          rt.db,
+          user,
+          (tx) =>
+            tx.query(
+              `select ${SHARED_KEY_COLUMNS} from public.shared_keys order by created_at`,
+              [],
+            ),
+        );
         return jsonResponse({ shared_keys: keys });
       }
       if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
-      const body = parse(createSharedKeySchema, await readJsonBody(request));
+      const body = parseWith(createSharedKeySchema, await readJsonBody(request));
       checkKeyFormat(body.provider, body.api_key);
       const created = await createSharedKey(rt.db, user, rt.config, {
         ...body,

@@ -8,11 +8,11 @@ import { requireApiKey } from "../_shared/credentials.ts";
 import { buildErrorResponse } from "../_shared/errorCodes.ts";
 import {
   defineHandler,
-  describeIssues,
   fail,
   type Handler,
   jsonResponse,
   readJsonBody,
+  readUserJson,
   toAppError,
 } from "../_shared/http.ts";
 import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
@@ -35,10 +35,8 @@ async function readOptionalBody(request: Request): Promise<unknown> {
 
 export function createHandler(runtime: RuntimeSource): Handler {
   return defineHandler("manus-key-validate", runtime, async (request, rt) => {
-    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
-    const user = await rt.authenticate(request.headers.get("authorization"));
-    const parsed = requestSchema.safeParse(await readOptionalBody(request));
-    if (!parsed.success) fail("INVALID_REQUEST", describeIssues(parsed.error.issues));
+    // The body is an empty object at most; validating it still refuses unknown fields.
+    const { user } = await readUserJson(request, rt, requestSchema, readOptionalBody);
 
     try {
       // Validation is about the caller's own stored key, never a shared one.

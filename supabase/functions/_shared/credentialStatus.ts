@@ -1,0 +1,21 @@
+/**
+ * The status of a user's credentials as credentials-manager reports it: the wire contract the
+ * functions and the React panel share. Types only, no imports but providers.ts, so the panel can
+ * import it too. Never contains a secret.
+ */
+import type { CredentialKey, Service } from "./providers.ts";
+
+/** The outcome of the last key check; only 401/403 make a key `invalid`. */
+export type ValidationStatus = "valid" | "invalid" | "unreachable";
+
+/** One service as the server summarizes it. */
+export interface ServiceStatus {
+  service: Service;
+  configured: boolean;
+  status: Partial<Record<CredentialKey, boolean>>;
+  last_four: string | null;
+  updated_at: string | null;
+  last_validated_at: string | null;
+  validation_status: ValidationStatus | null;
+  last_used_at: string | null;
+}
