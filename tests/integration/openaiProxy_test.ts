@@ -335,7 +335,7 @@ dbTest("openai-proxy passes chunk i to the client before the fake sends chunk i+
 });
 
 dbTest(
-  "openai-proxy closes the upstream connection within 100 ms of the client aborting",
+  "openai-proxy closes the upstream connection within 100 ms of the client aborting, counting the request once",
   async () => {
     const user = await newProxyUser();
     const streams: StreamRecord[] = [];
@@ -360,6 +360,15 @@ dbTest(
       const lag = streams[0].closedAt! - abortedAt;
       assert(lag < 100, `upstream closed ${lag.toFixed(1)} ms after the abort`);
       assert(!streams[0].completed);
+
+      // Both the client's cancel and the aborted upstream read end the relay: one usage record.
+      await new Promise((r) => setTimeout(r, 50));
+      await usageRecorderFor(db).flush();
+      const [usage] = await db.query<{ requests: number }>(
+        "select coalesce(sum(request_count), 0)::int as requests from public.usage_daily where user_id = $1",
+        [user.id],
+      );
+      assertEquals(usage.requests, 1);
     } finally {
       fake.unroute("POST /v1/chat/completions");
     }
