@@ -7,6 +7,7 @@
  *                    verification and key lookup against the local stack's PGlite
  * Each prints one JSON line `{url, token?}` on stdout once it listens.
  */
+import { openPglite } from "../local/pgliteDatabase.ts";
 import { startLocalStack } from "../local/stack.ts";
 import { createHandler } from "../supabase/functions/openai-proxy/handler.ts";
 
@@ -89,9 +90,12 @@ function serveBare(upstream: string): string {
 }
 
 async function serveOurs(upstream: string): Promise<{ url: string; token: string }> {
+  // In-memory PGlite: the deployed function talks to Postgres over the network, so the usage
+  // flush must not turn into synchronous file writes on this process's event loop.
   const stack = await startLocalStack({
     dataDir: await Deno.makeTempDir({ prefix: "byok-proxy-bench-" }),
     port: 0,
+    db: await openPglite(),
     env: { OPENAI_BASE_URL: upstream },
   });
   const signIn = await fetch(`${stack.url}/auth/v1/dev/token`, {
