@@ -21,6 +21,16 @@ export function clientForToken(config: LocalConfig, accessToken: string): Supaba
   });
 }
 
+/** The user id (`sub`) inside the dev token, so the audit trail can say "you". */
+function tokenSubject(accessToken: string): string | undefined {
+  try {
+    const payload = accessToken.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(payload)).sub ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function App({ config }: { config: LocalConfig }) {
   const [session, setSession] = useState<DevSession | null>(null);
   const [resuming, setResuming] = useState(() => sessionStorage.getItem(DEV_EMAIL_STORAGE_KEY) !== null);
@@ -59,7 +69,7 @@ export function App({ config }: { config: LocalConfig }) {
         {client
           ? (
             <SupabaseProvider client={client}>
-              <IntegrationsPanel key={session?.email} />
+              <IntegrationsPanel key={session?.email} userId={session ? tokenSubject(session.accessToken) : undefined} />
             </SupabaseProvider>
           )
           : resuming

@@ -3,6 +3,11 @@
  */
 export { IntegrationsPanel, type IntegrationsPanelProps } from "./components/IntegrationsPanel.tsx";
 export { ProviderSection } from "./components/ProviderSection.tsx";
+export { AuditView } from "./components/AuditView.tsx";
+export { FlowsView } from "./components/FlowsView.tsx";
+export { SharedKeysView } from "./components/SharedKeysView.tsx";
+export { UsageView } from "./components/UsageView.tsx";
+export * as sharingApi from "./lib/sharingApi.ts";
 export { ToastProvider, useToast } from "./components/Toasts.tsx";
 export { type CredentialStatusMap, type UseUserCredentials, useUserCredentials } from "./hooks/useUserCredentials.ts";
 export { CredentialsError, type ServiceStatus, type ValidationResult } from "./lib/credentialsApi.ts";

@@ -1,25 +1,48 @@
 /**
- * Settings → Integrations: one section per provider in providers.ts. Drop it into any React app
+ * Settings → Integrations: one section per provider in providers.ts, and the sharing views
+ * (flows, shared keys, your usage, audit) as tabs beside them. Drop it into any React app
  * inside a <SupabaseProvider client={supabase}> (or pass `client`), where `supabase` already has
  * the signed-in user's session. Its styles are in panel.css, scoped under .byok-panel.
  */
 import type { SupabaseClient } from "@supabase/supabase-js";
 import { SERVICES } from "../../supabase/functions/_shared/providers.ts";
 import { useUserCredentials } from "../hooks/useUserCredentials.ts";
+import { AuditView } from "./AuditView.tsx";
+import { FlowsView } from "./FlowsView.tsx";
+import { PanelTabs } from "./PanelTabs.tsx";
 import { ProviderSection } from "./ProviderSection.tsx";
+import { SharedKeysView } from "./SharedKeysView.tsx";
 import { ToastProvider } from "./Toasts.tsx";
+import { UsageView } from "./UsageView.tsx";
 import "../panel.css";
 
 export interface IntegrationsPanelProps {
   /** The app's supabase-js client; taken from <SupabaseProvider> when absent. */
   client?: SupabaseClient;
+  /** The signed-in user's id, so the audit trail can say "you" (default: the client's session). */
+  userId?: string;
+  /** Where share links point (default: the page's origin). */
+  shareLinkOrigin?: string;
 }
 
 export function IntegrationsPanel(props: IntegrationsPanelProps) {
   return (
     <div className="byok-panel">
       <ToastProvider>
-        <Sections client={props.client} />
+        <PanelTabs
+          label="Integrations"
+          tabs={[
+            { id: "keys", label: "Provider keys", render: () => <Sections client={props.client} /> },
+            {
+              id: "flows",
+              label: "Flows",
+              render: () => <FlowsView client={props.client} shareLinkOrigin={props.shareLinkOrigin} />,
+            },
+            { id: "shared-keys", label: "Shared keys", render: () => <SharedKeysView client={props.client} /> },
+            { id: "usage", label: "Your usage", render: () => <UsageView client={props.client} /> },
+            { id: "audit", label: "Audit", render: () => <AuditView client={props.client} userId={props.userId} /> },
+          ]}
+        />
       </ToastProvider>
     </div>
   );

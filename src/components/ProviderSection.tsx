@@ -4,11 +4,13 @@
  * The key input is uncontrolled, so the key never sits in React state or in a DOM attribute, and
  * it is cleared as soon as a save succeeds.
  */
-import { type FormEvent, useEffect, useId, useRef, useState } from "react";
+import { type FormEvent, useId, useRef, useState } from "react";
 import { apiKeyFormatProblem, PROVIDERS, type Service } from "../../supabase/functions/_shared/providers.ts";
 import type { UseUserCredentials } from "../hooks/useUserCredentials.ts";
 import { CredentialsError } from "../lib/credentialsApi.ts";
 import { friendlyMessage } from "../lib/errorMessages.ts";
+import { ConfirmBox } from "./ConfirmBox.tsx";
+import { KeyInput } from "./KeyInput.tsx";
 import { useToast } from "./Toasts.tsx";
 
 export interface ProviderSectionProps {
@@ -39,7 +41,6 @@ export function ProviderSection({ service, credentials }: ProviderSectionProps) 
   const id = useId();
   const keyInput = useRef<HTMLInputElement>(null);
   const baseUrlInput = useRef<HTMLInputElement>(null);
-  const confirmButton = useRef<HTMLButtonElement>(null);
   const removeButton = useRef<HTMLButtonElement>(null);
   const [showKey, setShowKey] = useState(false);
   const [keyProblem, setKeyProblem] = useState<string | null>(null);
@@ -52,15 +53,9 @@ export function ProviderSection({ service, credentials }: ProviderSectionProps) 
   const busy = credentials.pending[service];
   const isCustom = service === "custom";
 
-  useEffect(() => {
-    if (confirming) confirmButton.current?.focus();
-  }, [confirming]);
-
   const ids = {
     heading: `${id}-heading`,
     key: `${id}-key`,
-    keyHelp: `${id}-key-help`,
-    keyError: `${id}-key-error`,
     url: `${id}-url`,
     urlError: `${id}-url-error`,
     status: `${id}-status`,
@@ -195,49 +190,31 @@ export function ProviderSection({ service, credentials }: ProviderSectionProps) 
             {urlProblem && <p id={ids.urlError} className="field-error" role="alert">{urlProblem}</p>}
           </div>
         )}
-        <div className="field">
-          <label htmlFor={ids.key}>{hasKey ? `Replace ${spec.label} API key` : `${spec.label} API key`}</label>
-          <div className="key-row">
-            <input
-              id={ids.key}
-              ref={keyInput}
-              type={showKey ? "text" : "password"}
-              name={`${service}-api-key`}
-              autoComplete="off"
-              autoCapitalize="off"
-              autoCorrect="off"
-              spellCheck={false}
-              data-1p-ignore
-              data-lpignore="true"
-              placeholder={spec.keyPrefix ? `${spec.keyPrefix}…` : "Paste your key"}
-              aria-invalid={keyProblem ? true : undefined}
-              aria-describedby={[keyProblem ? ids.keyError : null, ids.keyHelp].filter(Boolean).join(" ")}
-              onInput={() => setKeyProblem(null)}
-              disabled={busy !== undefined}
-            />
-            <button
-              type="button"
-              className="secondary"
-              aria-pressed={showKey}
-              aria-controls={ids.key}
-              onClick={() => setShowKey((s) => !s)}
-            >
-              {showKey ? "Hide" : "Show"}
-            </button>
-          </div>
-          {keyProblem && <p id={ids.keyError} className="field-error" role="alert">{keyProblem}</p>}
-          <p id={ids.keyHelp} className="help">
-            {spec.keyPrefix ? `Starts with "${spec.keyPrefix}". ` : ""}Stored encrypted; only the last four characters are shown.
-            {spec.keyPageUrl && (
-              <>
-                {" "}
-                <a href={spec.keyPageUrl} target="_blank" rel="noreferrer noopener">
-                  Get a key from {spec.label}<span className="visually-hidden"> (opens in a new tab)</span>
-                </a>
-              </>
-            )}
-          </p>
-        </div>
+        <KeyInput
+          id={ids.key}
+          inputRef={keyInput}
+          label={hasKey ? `Replace ${spec.label} API key` : `${spec.label} API key`}
+          name={`${service}-api-key`}
+          placeholder={spec.keyPrefix ? `${spec.keyPrefix}…` : "Paste your key"}
+          problem={keyProblem}
+          shown={showKey}
+          onToggleShown={() => setShowKey((s) => !s)}
+          onInput={() => setKeyProblem(null)}
+          disabled={busy !== undefined}
+          help={
+            <>
+              {spec.keyPrefix ? `Starts with "${spec.keyPrefix}". ` : ""}Stored encrypted; only the last four characters are shown.
+              {spec.keyPageUrl && (
+                <>
+                  {" "}
+                  <a href={spec.keyPageUrl} target="_blank" rel="noreferrer noopener">
+                    Get a key from {spec.label}<span className="visually-hidden"> (opens in a new tab)</span>
+                  </a>
+                </>
+              )}
+            </>
+          }
+        />
 
         <div className="actions">
           <button type="submit" disabled={busy !== undefined}>
@@ -259,22 +236,14 @@ export function ProviderSection({ service, credentials }: ProviderSectionProps) 
         </div>
 
         {confirming && (
-          <div
-            className="confirm"
-            role="group"
-            aria-label={`Confirm removing the ${spec.label} key`}
-            onKeyDown={(event) => {
-              if (event.key === "Escape") cancelRemove();
-            }}
+          <ConfirmBox
+            label={`Confirm removing the ${spec.label} key`}
+            confirmText="Yes, remove"
+            onConfirm={remove}
+            onCancel={cancelRemove}
           >
-            <p>Remove your {spec.label} key? Anything that uses it stops working until you add a new one.</p>
-            <button type="button" className="danger" ref={confirmButton} onClick={remove}>
-              Yes, remove
-            </button>
-            <button type="button" className="secondary" onClick={cancelRemove}>
-              Cancel
-            </button>
-          </div>
+            Remove your {spec.label} key? Anything that uses it stops working until you add a new one.
+          </ConfirmBox>
         )}
       </form>
     </section>

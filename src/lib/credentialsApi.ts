@@ -36,7 +36,8 @@ export type CredentialsRequest =
   | { action: "delete"; service: Service; key: CredentialKey }
   | { action: "get_status"; service: Service }
   | { action: "list" }
-  | { action: "validate"; service: Service };
+  | { action: "validate"; service: Service }
+  | { action: "events"; limit?: number };
 
 /** A failed call, with the server's code (or a client-side one) and a friendly message. */
 export class CredentialsError extends Error {
