@@ -1,0 +1,257 @@
+/**
+ * A real HTTP server speaking the sharing functions' contracts (flows, llm-config and
+ * credentials-manager `events`, as in supabase/functions/*\/handler.ts and docs/api.md), kept in
+ * memory. It records every request (method, path with sub-path and query, body) so tests can
+ * assert what the views sent, and what they did not.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import { apiKeyFormatProblem, isService } from "../../supabase/functions/_shared/providers.ts";
+
+export const USER_ID = "11111111-1111-4111-8111-111111111111";
+export const TEAMMATE_ID = "22222222-2222-4222-8222-222222222222";
+
+export interface RecordedCall {
+  method: string;
+  path: string;
+  body: Record<string, unknown> | null;
+}
+
+type ErrorBody = { code: string; message: string; recoverable: boolean };
+
+export interface FakeSharingServer {
+  url: string;
+  calls: RecordedCall[];
+  /** Share tokens handed out, so tests can look for them where they must not be. */
+  issuedTokens: string[];
+  /** Stored plaintext keys of shared keys, so tests can look for them where they must not be. */
+  sharedKeySecrets: Map<string, string>;
+  usage: Map<string, Array<{ user_id: string; day: string; requests: number }>>;
+  events: Array<Record<string, unknown>>;
+  config: Record<string, unknown>;
+  failNext(status: number, error: ErrorBody): void;
+  client(): SupabaseClient;
+  reset(): void;
+  close(): Promise<void>;
+}
+
+async function readBody(request: IncomingMessage): Promise<Record<string, unknown> | null> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  if (chunks.length === 0) return null;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    return null;
+  }
+}
+
+const err = (code: string, message: string, recoverable = false): ErrorBody => ({ code, message, recoverable });
+
+export async function startFakeSharingServer(): Promise<FakeSharingServer> {
+  const flows = new Map<string, Record<string, unknown>>();
+  const sharedKeys = new Map<string, Record<string, unknown>>();
+  const state = {
+    calls: [] as RecordedCall[],
+    issuedTokens: [] as string[],
+    sharedKeySecrets: new Map<string, string>(),
+    usage: new Map<string, Array<{ user_id: string; day: string; requests: number }>>(),
+    events: [] as Array<Record<string, unknown>>,
+    config: { use_shared_key: false, use_owner_name: false } as Record<string, unknown>,
+  };
+  let nextFailure: { status: number; error: ErrorBody } | null = null;
+
+  function handle(method: string, path: string, body: Record<string, unknown> | null): [number, unknown] {
+    const now = new Date().toISOString();
+    if (path === "/functions/v1/flows" && method === "POST") {
+      const flow = typeof body?.flow_id === "string" ? flows.get(body.flow_id) : undefined;
+      const needFlow = () => (flow ? null : [404, { error: err("NOT_FOUND", "No flow with that id belongs to you.") }] as [number, unknown]);
+      switch (body?.action) {
+        case "list":
+          return [200, { flows: [...flows.values()].reverse() }];
+        case "create": {
+          const created = {
+            id: randomUUID(),
+            name: body.name,
+            definition: {},
+            live_id: null,
+            use_owner_keys: body.use_owner_keys ?? false,
+            per_minute_limit: body.per_minute_limit ?? 10,
+            daily_limit: body.daily_limit ?? 100,
+            daily_execution_count: 0,
+            daily_execution_reset: null,
+            published_at: null,
+            published: false,
+            created_at: now,
+            updated_at: now,
+          };
+          flows.set(created.id, created);
+          return [200, { flow: created }];
+        }
+        case "update": {
+          const missing = needFlow();
+          if (missing) return missing;
+          for (const field of ["name", "use_owner_keys", "per_minute_limit", "daily_limit"]) {
+            if (body[field] !== undefined) flow![field] = body[field];
+          }
+          flow!.updated_at = now;
+          return [200, { flow }];
+        }
+        case "publish":
+        case "rotate_token": {
+          const missing = needFlow();
+          if (missing) return missing;
+          if (body.action === "rotate_token" && !flow!.published) {
+            return [404, { error: err("NOT_FOUND", "No flow with that id belongs to you.") }];
+          }
+          const token = `shr_${randomBytes(32).toString("base64url")}`;
+          state.issuedTokens.push(token);
+          flow!.live_id ??= randomBytes(9).toString("base64url");
+          flow!.published = true;
+          flow!.published_at ??= now;
+          return [200, { flow, live_id: flow!.live_id, share_token: token }];
+        }
+        case "revoke_token": {
+          const missing = needFlow();
+          if (missing) return missing;
+          return [200, { flow }];
+        }
+        default:
+          return [400, { error: err("INVALID_REQUEST", "action: invalid option") }];
+      }
+    }
+    if (path === "/functions/v1/credentials-manager" && method === "POST" && body?.action === "events") {
+      return [200, { events: state.events.slice(0, Number(body.limit ?? 100)) }];
+    }
+    const llm = path.match(/^\/functions\/v1\/llm-config\/([a-z-]+)(?:\/([^/?]+))?(?:\/([a-z]+))?(?:\?.*)?$/);
+    if (!llm) return [404, { error: err("NOT_FOUND", "Not found.") }];
+    const [, route, account, action] = llm;
+    if (route === "me" && method === "GET") return [200, state.config];
+    if (route === "save" && method === "POST") {
+      if (body?.use_shared_key) {
+        const key = sharedKeys.get(String(body.shared_key_account_name));
+        if (!key) return [404, { error: err("SHARED_KEY_NOT_FOUND", "No shared key has that account name.") }];
+        state.config = {
+          ...state.config,
+          use_shared_key: true,
+          shared_key_account_name: key.account_name,
+          shared_key_display_name: key.display_name,
+          provider: key.provider,
+          usage_today: 0,
+        };
+      } else {
+        state.config = { ...state.config, use_shared_key: false, shared_key_account_name: null, provider: body?.provider };
+      }
+      return [200, { ok: true }];
+    }
+    if (route !== "shared-keys") return [404, { error: err("NOT_FOUND", "Not found.") }];
+    if (!account) {
+      if (method === "GET") return [200, { shared_keys: [...sharedKeys.values()] }];
+      if (method !== "POST" || !body) return [405, { error: err("METHOD_NOT_ALLOWED", "This method is not allowed here.") }];
+      if (!isService(body.provider)) return [400, { error: err("INVALID_REQUEST", "provider: invalid option") }];
+      const problem = apiKeyFormatProblem(body.provider, String(body.api_key ?? ""));
+      if (problem) return [400, { error: err("INVALID_REQUEST", problem) }];
+      if (sharedKeys.has(String(body.account_name))) {
+        return [400, { error: err("INVALID_REQUEST", "That account name is taken.") }];
+      }
+      const created = {
+        account_name: body.account_name,
+        display_name: body.display_name,
+        provider: body.provider,
+        model: body.model ?? null,
+        last_four: String(body.api_key).slice(-4),
+        is_public: body.is_public ?? false,
+        allowed_user_ids: body.allowed_user_ids ?? [],
+        daily_limit: body.daily_limit ?? null,
+        per_user_daily_limit: body.per_user_daily_limit ?? null,
+        created_at: now,
+        updated_at: now,
+      };
+      sharedKeys.set(String(body.account_name), created);
+      state.sharedKeySecrets.set(String(body.account_name), String(body.api_key));
+      return [201, { shared_key: created }];
+    }
+    const key = sharedKeys.get(decodeURIComponent(account));
+    if (!key) return [404, { error: err("SHARED_KEY_NOT_FOUND", "No shared key has that account name.") }];
+    if (!action && method === "DELETE") {
+      sharedKeys.delete(String(key.account_name));
+      return [200, { ok: true }];
+    }
+    if (action === "usage" && method === "GET") {
+      return [200, { account_name: key.account_name, usage: state.usage.get(String(key.account_name)) ?? [] }];
+    }
+    if (method !== "POST" || !body) return [405, { error: err("METHOD_NOT_ALLOWED", "This method is not allowed here.") }];
+    if (action === "access") {
+      if (body.is_public !== undefined) key.is_public = body.is_public;
+      if (body.allowed_user_ids !== undefined) key.allowed_user_ids = body.allowed_user_ids;
+    } else if (action === "limits") {
+      if (body.daily_limit !== undefined) key.daily_limit = body.daily_limit;
+      if (body.per_user_daily_limit !== undefined) key.per_user_daily_limit = body.per_user_daily_limit;
+    } else if (action === "key") {
+      key.last_four = String(body.api_key).slice(-4);
+      state.sharedKeySecrets.set(String(key.account_name), String(body.api_key));
+    } else {
+      return [404, { error: err("NOT_FOUND", "Not found.") }];
+    }
+    key.updated_at = new Date(Date.parse(String(key.updated_at)) + 1000).toISOString();
+    return [200, { shared_key: key }];
+  }
+
+  const server: Server = createServer(async (request, response) => {
+    const send = (status: number, body: unknown) => {
+      response.writeHead(status, {
+        "content-type": "application/json",
+        "access-control-allow-origin": "*",
+        "access-control-allow-methods": "GET, POST, DELETE, OPTIONS",
+        "access-control-allow-headers": "authorization, x-client-info, apikey, content-type",
+      });
+      response.end(JSON.stringify(body));
+    };
+    if (request.method === "OPTIONS") return send(204, null);
+    const body = await readBody(request);
+    const method = request.method ?? "GET";
+    const path = request.url ?? "";
+    state.calls.push({ method, path, body });
+    if (nextFailure) {
+      const failure = nextFailure;
+      nextFailure = null;
+      return send(failure.status, { error: failure.error });
+    }
+    if (request.headers.authorization !== "Bearer user-token") {
+      return send(401, { error: err("UNAUTHORIZED", "Sign in again: the request had no valid user session.") });
+    }
+    const [status, answer] = handle(method, path, body);
+    send(status, answer);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  let shared: SupabaseClient | null = null;
+
+  return Object.assign(state, {
+    url,
+    failNext(status: number, error: ErrorBody) {
+      nextFailure = { status, error };
+    },
+    client() {
+      shared ??= createClient(url, "anon-key", {
+        auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false, storageKey: "fake-sharing-user" },
+        global: { headers: { Authorization: "Bearer user-token" } },
+      });
+      return shared;
+    },
+    reset() {
+      flows.clear();
+      sharedKeys.clear();
+      state.calls.length = 0;
+      state.issuedTokens.length = 0;
+      state.sharedKeySecrets.clear();
+      state.usage.clear();
+      state.events.length = 0;
+      state.config = { use_shared_key: false, use_owner_name: false };
+      nextFailure = null;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  });
+}
