@@ -8,6 +8,7 @@
  * connections, stream time to first byte, and the RSS growth of streaming 100 MB through bare
  * and ours. `npx deno run -A bench/proxy.ts` runs it alone.
  */
+import { connectPostgres } from "../supabase/functions/_shared/db.ts";
 import { ms, percentile } from "./stats.ts";
 
 const SEQUENTIAL = 1_000;
@@ -209,15 +210,40 @@ async function rssGrowth(target: Target): Promise<{ growth: number; seconds: num
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 /** Runs the proxy section and prints its table. */
+/**
+ * A throwaway database on the machine's PostgreSQL for "ours", as deployed functions reach
+ * Postgres over the network; null (embedded PGlite) when there is no server to reach.
+ */
+async function benchDatabase(): Promise<{ url: string; drop(): Promise<void> } | null> {
+  const adminUrl = Deno.env.get("BENCH_POSTGRES_URL") ??
+    "postgres://postgres@127.0.0.1:5432/postgres";
+  const admin = connectPostgres(adminUrl, { max: 1, connectTimeoutSeconds: 2 });
+  const name = `byok_proxy_bench_${Date.now()}`;
+  try {
+    await admin.query(`create database ${name}`);
+  } catch {
+    await admin.close().catch(() => {});
+    return null;
+  }
+  return {
+    url: adminUrl.replace(/\/[^/]*$/, `/${name}`),
+    async drop() {
+      await admin.query(`drop database if exists ${name} with (force)`);
+      await admin.close();
+    },
+  };
+}
+
 export async function runProxyBench(): Promise<void> {
   console.log("\n## proxy (chat/completions against one fast fake upstream)");
   const children: Deno.ChildProcess[] = [];
+  const database = await benchDatabase();
   try {
     const upstream = await spawnServer(["upstream"]);
     children.push(upstream.process);
     const bare = await spawnServer(["bare", upstream.ready.url]);
     children.push(bare.process);
-    const ours = await spawnServer(["ours", upstream.ready.url]);
+    const ours = await spawnServer(["ours", upstream.ready.url, database?.url ?? ""]);
     children.push(ours.process);
     const key = { authorization: "Bearer sk-bench-user-key-0000" };
     const targets: Target[] = [
@@ -311,6 +337,7 @@ export async function runProxyBench(): Promise<void> {
     console.log(`- ours RSS growth for 100 MB = ${mb(bulk.ours.growth)} (target < 20 MB)`);
   } finally {
     await Promise.all(children.map(stop));
+    await database?.drop();
   }
 }
 

@@ -3,11 +3,10 @@
  * read and it does not share an event loop with the load generator:
  *   upstream         a minimal fast OpenAI-style fake
  *   bare <upstream>  a bare Deno fetch pass-through (the floor for this runtime)
- *   ours <upstream>  openai-proxy served as deployed (Deno.serve(handler)), with real JWT
- *                    verification and key lookup against the local stack's PGlite
+ *   ours <upstream> [db url]  openai-proxy served as deployed (Deno.serve(handler)), with real
+ *                    JWT verification and key lookup (Postgres at db url, else embedded PGlite)
  * Each prints one JSON line `{url, token?}` on stdout once it listens.
  */
-import { openPglite } from "../local/pgliteDatabase.ts";
 import { startLocalStack } from "../local/stack.ts";
 import { createHandler } from "../supabase/functions/openai-proxy/handler.ts";
 
@@ -89,13 +88,12 @@ function serveBare(upstream: string): string {
   return `http://127.0.0.1:${server.addr.port}/v1`;
 }
 
-async function serveOurs(upstream: string): Promise<{ url: string; token: string }> {
-  // In-memory PGlite: the deployed function talks to Postgres over the network, so the usage
-  // flush must not turn into synchronous file writes on this process's event loop.
+async function serveOurs(upstream: string, dbUrl: string): Promise<{ url: string; token: string }> {
+  // Postgres over the network when the bench found one, as deployed; else embedded PGlite.
   const stack = await startLocalStack({
     dataDir: await Deno.makeTempDir({ prefix: "byok-proxy-bench-" }),
     port: 0,
-    db: await openPglite(),
+    dbUrl: dbUrl || null,
     env: { OPENAI_BASE_URL: upstream },
   });
   const signIn = await fetch(`${stack.url}/auth/v1/dev/token`, {
@@ -124,7 +122,7 @@ if (import.meta.main) {
     : mode === "bare"
     ? { url: serveBare(upstream) }
     : mode === "ours"
-    ? await serveOurs(upstream)
+    ? await serveOurs(upstream, Deno.args[2] ?? "")
     : null;
   if (!ready) throw new Error(`unknown mode ${mode}`);
   console.log(JSON.stringify(ready));

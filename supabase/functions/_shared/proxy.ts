@@ -209,6 +209,21 @@ export async function forwardWithKey(
   if (eventStream) responseHeaders.set("cache-control", "no-cache");
 
   const usage = usageRecorderFor(rt.db);
+  const declaredLength = Number(upstream.headers.get("content-length") ?? NaN);
+  if (!eventStream && declaredLength <= READ_AHEAD_BYTES) {
+    // A small answer of known size: one native read of the whole body.
+    let bytes: Uint8Array<ArrayBuffer>;
+    try {
+      bytes = await upstream.bytes();
+    } catch (error) {
+      finish();
+      const reason = abort.signal.aborted ? abort.signal.reason : error;
+      throw upstreamError(codeForFetchFailure(service, reason), null, { ...keySource }, reason);
+    }
+    finish();
+    usage.record({ userId: user.id, service, source, usage: usageFromTail([bytes]) });
+    return new Response(bytes, { status: upstream.status, headers: responseHeaders });
+  }
   const reader = upstream.body.getReader();
   let prefix: Uint8Array[] = [];
   if (!eventStream) {
