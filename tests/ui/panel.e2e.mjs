@@ -293,3 +293,165 @@ describe("settings panel in Chromium", () => {
     assert.ok(!credentialCalls.some((c) => c.body.includes(BADLY_FORMATTED_KEY)), "the badly formatted key was sent");
   });
 });
+
+// The sharing views, in the same browser and stack: the signed-in user from above keeps going.
+const SHARED_KEY = `sk-e2e-shared-${run}-Q7w6`;
+KEYS.push(SHARED_KEY);
+DOC_SHOTS.add("sharing-flows");
+DOC_SHOTS.add("sharing-mobile-dark");
+const shareTokens = [];
+const requestUrls = [];
+
+/** Fails when a share token handed out so far is in the page HTML, web storage or the URL. */
+async function checkNoShareTokenVisible(step) {
+  const html = await page.content();
+  const storage = await page.evaluate(() => JSON.stringify([{ ...localStorage }, { ...sessionStorage }]));
+  for (const token of shareTokens) {
+    assert.ok(!html.includes(token), `${step}: a share token is in the page HTML`);
+    assert.ok(!storage.includes(token), `${step}: a share token is in web storage`);
+    assert.ok(!page.url().includes(token), `${step}: a share token is in the URL`);
+  }
+  await checkNoKeyVisible(step);
+}
+
+async function openTab(name) {
+  await page.getByRole("tab", { name, exact: true }).click();
+  assert.equal(await page.getByRole("tab", { name, exact: true }).getAttribute("aria-selected"), "true");
+}
+
+describe("sharing views in Chromium", () => {
+  before(async () => {
+    await page.emulateMedia({ colorScheme: "light" });
+    await page.setViewportSize({ width: 1100, height: 900 });
+    await page.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: stackUrl });
+    page.on("request", (request) => requestUrls.push(request.url()));
+    await page.reload();
+    await page.getByText("providers connected.").waitFor();
+  });
+
+  test("flows view does create a flow, turn on owner-funded and show the share link once", async () => {
+    await openTab("Flows");
+    await page.getByText("No flows yet.").waitFor();
+    await page.getByLabel("New flow name").fill("E2E research flow");
+    await page.getByLabel("New flow name").press("Enter");
+    const flow = page.getByRole("region", { name: "E2E research flow" });
+    await flow.waitFor();
+    assert.equal(await flow.getByTestId("flow-status").textContent(), "Not published");
+
+    const toggle = flow.getByRole("switch", { name: /Owner-funded/ });
+    await toggle.focus();
+    await page.keyboard.press("Space");
+    await flow.getByText(/everyone with the share link spends your provider keys/).waitFor();
+    assert.equal(await toggle.isChecked(), true);
+
+    await flow.getByRole("button", { name: "Publish and get link" }).click();
+    const dialog = flow.getByRole("dialog", { name: "Share link for E2E research flow" });
+    await dialog.waitFor();
+    const link = await dialog.getByLabel("Share link").inputValue();
+    const match = link.match(new RegExp(`^${stackUrl}/live/([A-Za-z0-9_-]+)#(shr_[A-Za-z0-9_-]{43})$`));
+    assert.ok(match, `unexpected share link shape: ${link.replace(/shr_\S+/, "shr_…")}`);
+    shareTokens.push(match[2]);
+    assert.equal(await flow.getByTestId("flow-status").textContent(), "Published");
+
+    await dialog.getByRole("button", { name: "Copy link" }).click();
+    await page.getByText("Link copied.").waitFor();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), link);
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "detached" });
+    await checkNoShareTokenVisible("after closing the share link");
+
+    // The database kept the switch and the publication; the link is not shown again.
+    await page.reload();
+    await openTab("Flows");
+    const reloaded = page.getByRole("region", { name: "E2E research flow" });
+    await reloaded.getByTestId("flow-status").getByText("Published").waitFor();
+    assert.equal(await reloaded.getByRole("switch", { name: /Owner-funded/ }).isChecked(), true);
+    assert.equal(await reloaded.getByRole("dialog").count(), 0);
+    await shot("sharing-flows");
+    await checkNoShareTokenVisible("after a reload of the flows view");
+  });
+
+  test("flows view does rotate the link after confirmation and forget the new token too", async () => {
+    const flow = page.getByRole("region", { name: "E2E research flow" });
+    await flow.getByRole("button", { name: "New share link" }).click();
+    await flow.getByRole("button", { name: "Yes, new link" }).click();
+    const dialog = flow.getByRole("dialog");
+    await dialog.waitFor();
+    const link = await dialog.getByLabel("Share link").inputValue();
+    const token = link.slice(link.indexOf("#") + 1);
+    assert.notEqual(token, shareTokens[0]);
+    shareTokens.push(token);
+    await dialog.getByRole("button", { name: "Done" }).click();
+    await dialog.waitFor({ state: "detached" });
+    await checkNoShareTokenVisible("after rotating the share link");
+  });
+
+  test("shared keys view does create a shared key and list it without the key", async () => {
+    await openTab("Shared keys");
+    await page.getByText("No shared keys yet.").waitFor();
+    const form = page.getByRole("form", { name: "New shared key" });
+    await form.getByLabel("Account name").fill(`e2e-team-${run}`);
+    await form.getByLabel("Display name").fill("E2E team key");
+    await form.getByLabel("Daily limit per user").fill("20");
+    await form.getByLabel("OpenAI API key to share").fill(SHARED_KEY);
+    assert.equal(await form.getByLabel("OpenAI API key to share").getAttribute("type"), "password");
+    await form.getByRole("button", { name: "Create shared key" }).click();
+    const card = page.getByRole("region", { name: "E2E team key" });
+    await card.waitFor();
+    assert.equal(await card.getByTestId("last-four").textContent(), SHARED_KEY.slice(-4));
+    assert.equal(await card.getByTestId("limits").textContent(), "no daily limit, 20 a day per user");
+    assert.equal(await form.getByLabel("OpenAI API key to share").inputValue(), "");
+    await checkNoShareTokenVisible("after creating a shared key");
+
+    await page.reload();
+    await openTab("Shared keys");
+    await page.getByRole("region", { name: "E2E team key" }).getByTestId("last-four").waitFor();
+    await card.getByRole("button", { name: "Show usage" }).click();
+    await card.getByText("No requests in the last 7 days.").waitFor();
+    await checkNoShareTokenVisible("after reloading the shared keys");
+  });
+
+  test("audit view does show the set event of the key saved earlier, newest first", async () => {
+    await openTab("Audit");
+    const table = page.getByTestId("audit-table");
+    await table.waitFor();
+    const rows = table.locator("tbody tr");
+    const events = await rows.evaluateAll((all) => all.map((row) => row.getAttribute("data-event")));
+    assert.ok(events.includes("set"), `no set event in ${events.join(", ")}`);
+    assert.ok(events.includes("delete"), `no delete event in ${events.join(", ")}`);
+    const set = table.locator('tbody tr[data-event="set"]').first();
+    assert.match(await set.textContent(), /Key saved.*OpenAI.*you$/);
+    const times = await table.locator("tbody time").evaluateAll((all) => all.map((t) => t.getAttribute("datetime")));
+    assert.deepEqual(times, [...times].sort().reverse(), "events are not newest first");
+    await checkNoShareTokenVisible("on the audit view");
+  });
+
+  test("sharing views do fit 375 px in the dark theme", async () => {
+    await page.emulateMedia({ colorScheme: "dark" });
+    await page.setViewportSize({ width: 375, height: 800 });
+    for (const tab of ["Flows", "Shared keys", "Your usage", "Audit"]) {
+      await openTab(tab);
+      await page.getByRole("tabpanel").getByRole("heading", { level: 2, name: tab }).waitFor();
+      await page.waitForTimeout(200);
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(width <= 375, `${tab} scrolls sideways (${width} px)`);
+    }
+    await openTab("Flows");
+    await page.getByRole("region", { name: "E2E research flow" }).waitFor();
+    await page.getByRole("tab", { name: "Flows", exact: true }).focus();
+    await page.keyboard.press("ArrowRight");
+    assert.equal(await page.getByRole("tab", { name: "Shared keys" }).getAttribute("aria-selected"), "true");
+    await page.keyboard.press("ArrowLeft");
+    await page.getByRole("region", { name: "E2E research flow" }).waitFor();
+    await shot("sharing-mobile-dark");
+  });
+
+  test("sharing views do never expose a share token or the shared key in the console, URLs or the stack's logs", () => {
+    assert.equal(shareTokens.length, 2);
+    for (const secret of [...shareTokens, SHARED_KEY]) {
+      assert.ok(!consoleLines.some((line) => line.includes(secret)), "a secret reached the browser console");
+      assert.ok(!stackOutput.includes(secret), "a secret reached the local stack's output");
+      assert.ok(!requestUrls.some((url) => url.includes(secret)), "a secret was put in a request URL");
+    }
+  });
+});
