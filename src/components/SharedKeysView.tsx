@@ -164,17 +164,17 @@ function CreateSharedKeyForm(props: { client: SupabaseClient; onCreated(key: Sha
         </div>
       </div>
       <KeyInput
-          id={`${id}-key`}
-          inputRef={keyInput}
-          label={`${spec.label} API key to share`}
-          name="shared-api-key"
-          placeholder={spec.keyPrefix ? `${spec.keyPrefix}…` : "Paste the key"}
-          problem={problems.key ?? null}
-          shown={showKey}
-          onToggleShown={() => setShowKey((s) => !s)}
-          onInput={() => setProblems((p) => ({ ...p, key: undefined }))}
-          help={`${spec.keyPrefix ? `Starts with "${spec.keyPrefix}". ` : ""}Stored encrypted; teammates never see it.`}
-        />
+        id={`${id}-key`}
+        inputRef={keyInput}
+        label={`${spec.label} API key to share`}
+        name="shared-api-key"
+        placeholder={spec.keyPrefix ? `${spec.keyPrefix}…` : "Paste the key"}
+        problem={problems.key ?? null}
+        shown={showKey}
+        onToggleShown={() => setShowKey((s) => !s)}
+        onInput={() => setProblems((p) => ({ ...p, key: undefined }))}
+        help={`${spec.keyPrefix ? `Starts with "${spec.keyPrefix}". ` : ""}Stored encrypted; teammates never see it.`}
+      />
       <div className="field switch-field">
         <label>
           <input type="checkbox" name="is_public" /> Anyone signed in may use it (public)
