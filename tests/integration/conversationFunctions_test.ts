@@ -1,4 +1,5 @@
 import { createClient, FunctionsHttpError } from "@supabase/supabase-js";
+import { signInDevUser } from "../support/devAuth.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { createHandler as createManagerHandler } from "../../supabase/functions/conversation-manager/handler.ts";
 import { createHandler as createRunHandler } from "../../supabase/functions/conversation-run/handler.ts";
@@ -343,12 +344,7 @@ dbTest(
     const dataDir = await Deno.makeTempDir({ prefix: "conversation-functions-" });
     const stack = await startLocalStack({ dataDir, port: 0, db, env });
     try {
-      const tokenResponse = await fetch(`${stack.url}/auth/v1/dev/token`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ email: `${crypto.randomUUID()}@test.local` }),
-      });
-      const { access_token: token } = await tokenResponse.json();
+      const { token } = await signInDevUser(stack.url);
       const supabase = createClient(stack.url, stack.anonKey, { auth: { persistSession: false } });
       supabase.functions.setAuth(token);
 

@@ -5,6 +5,7 @@ import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { sseChat, startFakeUpstream, statusRoute } from "../support/fakeUpstream.ts";
 import { dbTest } from "../support/runtime.ts";
+import { signInDevUser } from "../support/devAuth.ts";
 
 const db = await openTestDatabase();
 const fake = startFakeUpstream();
@@ -42,14 +43,7 @@ const KEY_PREFIX: Record<Service, string> = {
   manus: "",
 };
 
-async function signIn(): Promise<string> {
-  const response = await fetch(`${stack.url}/auth/v1/dev/token`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email: `${crypto.randomUUID()}@llm.test` }),
-  });
-  return (await response.json()).access_token;
-}
+const signIn = async () => (await signInDevUser(stack.url)).token;
 
 async function store(
   token: string,

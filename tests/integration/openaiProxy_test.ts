@@ -13,6 +13,7 @@ import {
   type StreamRecord,
 } from "../support/fakeUpstream.ts";
 import { dbTest } from "../support/runtime.ts";
+import { signInDevUser } from "../support/devAuth.ts";
 
 const GLOBAL_KEY = "sk-global-must-never-be-used";
 const db = await openTestDatabase();
@@ -29,15 +30,7 @@ interface ProxyUser {
   key: string | null;
 }
 
-async function signIn(): Promise<{ id: string; token: string }> {
-  const response = await fetch(`${stack.url}/auth/v1/dev/token`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email: `${crypto.randomUUID()}@proxy.test` }),
-  });
-  const body = await response.json();
-  return { id: body.user.id, token: body.access_token };
-}
+const signIn = () => signInDevUser(stack.url);
 
 /** A signed-in user who stored an OpenAI key through credentials-manager (or none). */
 async function newProxyUser(withKey = true): Promise<ProxyUser> {

@@ -9,11 +9,17 @@ import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { startFakeUpstream } from "../support/fakeUpstream.ts";
 import { dbTest } from "../support/runtime.ts";
+import { signInDevUser } from "../support/devAuth.ts";
 
 const db = await openTestDatabase();
 const fake = startFakeUpstream();
 const stackEnv = { OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: "sk-global-must-never-be-used" };
-const stack = await startLocalStack({ dataDir: await Deno.makeTempDir(), port: 0, db, env: stackEnv });
+const stack = await startLocalStack({
+  dataDir: await Deno.makeTempDir(),
+  port: 0,
+  db,
+  env: stackEnv,
+});
 const ownerNameStack = await startLocalStack({
   dataDir: await Deno.makeTempDir(),
   port: 0,
@@ -26,35 +32,49 @@ interface Person {
   token: string;
 }
 
-async function signIn(url = stack.url): Promise<Person> {
-  const response = await fetch(`${url}/auth/v1/dev/token`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email: `${crypto.randomUUID()}@sharing.test` }),
-  });
-  const body = await response.json();
-  return { id: body.user.id, token: body.access_token };
-}
+const signIn = (url = stack.url): Promise<Person> => signInDevUser(url);
 
-async function call(person: Person, path: string, body?: unknown, method = "POST", base = stack.functionsUrl) {
+async function call(
+  person: Person,
+  path: string,
+  body?: unknown,
+  method = "POST",
+  base = stack.functionsUrl,
+) {
   const response = await fetch(`${base}/${path}`, {
     method,
     headers: { authorization: `Bearer ${person.token}`, "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, text, json: text ? JSON.parse(text) : null };
+  return {
+    status: response.status,
+    headers: response.headers,
+    text,
+    json: text ? JSON.parse(text) : null,
+  };
 }
 
 async function storeKey(person: Person, value: string) {
   fake.validKeys.add(value);
-  const result = await call(person, "credentials-manager", { action: "set", service: "openai", value });
+  const result = await call(person, "credentials-manager", {
+    action: "set",
+    service: "openai",
+    value,
+  });
   assertEquals(result.status, 200);
 }
 
 async function publish(owner: Person, settings: Record<string, unknown>) {
-  const created = await call(owner, "flows", { action: "create", name: "shared flow", ...settings });
-  const published = await call(owner, "flows", { action: "publish", flow_id: created.json.flow.id });
+  const created = await call(owner, "flows", {
+    action: "create",
+    name: "shared flow",
+    ...settings,
+  });
+  const published = await call(owner, "flows", {
+    action: "publish",
+    flow_id: created.json.flow.id,
+  });
   return { flowId: created.json.flow.id as string, token: published.json.share_token as string };
 }
 
@@ -64,84 +84,143 @@ function keysSeenSince(mark: number): string[] {
   return fake.requests.slice(mark).map((r) => fake.keyOf(r) ?? "");
 }
 
-dbTest(`execute runs the owner's own flow on the owner's key (seed case 1, ${DATABASE_KIND})`, async () => {
-  const owner = await signIn();
-  const ownerKey = `sk-owner-${crypto.randomUUID()}`;
-  await storeKey(owner, ownerKey);
-  const { token } = await publish(owner, { use_owner_keys: false });
-  const mark = fake.requests.length;
-  const result = await call(owner, "execute", { shareToken: token, runId: crypto.randomUUID(), request: chat });
-  assertEquals(result.status, 200);
-  assertEquals(result.headers.get("x-key-source"), "user");
-  assertEquals(keysSeenSince(mark), [ownerKey]);
-});
+dbTest(
+  `execute runs the owner's own flow on the owner's key (seed case 1, ${DATABASE_KIND})`,
+  async () => {
+    const owner = await signIn();
+    const ownerKey = `sk-owner-${crypto.randomUUID()}`;
+    await storeKey(owner, ownerKey);
+    const { token } = await publish(owner, { use_owner_keys: false });
+    const mark = fake.requests.length;
+    const result = await call(owner, "execute", {
+      shareToken: token,
+      runId: crypto.randomUUID(),
+      request: chat,
+    });
+    assertEquals(result.status, 200);
+    assertEquals(result.headers.get("x-key-source"), "user");
+    assertEquals(keysSeenSince(mark), [ownerKey]);
+  },
+);
 
-dbTest("execute runs a collaborator on the owner's key when use_owner_keys is on (seed case 2)", async () => {
-  const owner = await signIn();
-  const collaborator = await signIn();
-  const ownerKey = `sk-owner-${crypto.randomUUID()}`;
-  await storeKey(owner, ownerKey);
-  await storeKey(collaborator, `sk-collab-${crypto.randomUUID()}`);
-  const { token } = await publish(owner, { use_owner_keys: true, per_minute_limit: 5 });
-  const mark = fake.requests.length;
-  const result = await call(collaborator, "execute", { shareToken: token, runId: crypto.randomUUID(), request: chat });
-  assertEquals(result.status, 200);
-  assertEquals(result.headers.get("x-key-source"), "owner");
-  assertEquals(result.headers.get("x-ratelimit-remaining-minute"), "4");
-  assertEquals(result.headers.get("x-ratelimit-remaining-day"), "99");
-  assertEquals(keysSeenSince(mark), [ownerKey]);
-  assert(!result.text.includes(ownerKey) && !result.text.includes(token));
-});
+dbTest(
+  "execute runs a collaborator on the owner's key when use_owner_keys is on (seed case 2)",
+  async () => {
+    const owner = await signIn();
+    const collaborator = await signIn();
+    const ownerKey = `sk-owner-${crypto.randomUUID()}`;
+    await storeKey(owner, ownerKey);
+    await storeKey(collaborator, `sk-collab-${crypto.randomUUID()}`);
+    const { token } = await publish(owner, { use_owner_keys: true, per_minute_limit: 5 });
+    const mark = fake.requests.length;
+    const result = await call(collaborator, "execute", {
+      shareToken: token,
+      runId: crypto.randomUUID(),
+      request: chat,
+    });
+    assertEquals(result.status, 200);
+    assertEquals(result.headers.get("x-key-source"), "owner");
+    assertEquals(result.headers.get("x-ratelimit-remaining-minute"), "4");
+    assertEquals(result.headers.get("x-ratelimit-remaining-day"), "99");
+    assertEquals(keysSeenSince(mark), [ownerKey]);
+    assert(!result.text.includes(ownerKey) && !result.text.includes(token));
+  },
+);
 
-dbTest("execute refuses a shareToken when use_owner_keys is off, whatever the client claims (seed case 3)", async () => {
-  const owner = await signIn();
-  const collaborator = await signIn();
-  await storeKey(owner, `sk-owner-${crypto.randomUUID()}`);
-  const { token } = await publish(owner, { use_owner_keys: false });
-  const mark = fake.requests.length;
-  for (const extra of [{}, { useOwnerKeys: true }, { use_owner_keys: true }]) {
-    const result = await call(collaborator, "execute", { shareToken: token, runId: crypto.randomUUID(), request: chat, ...extra });
-    assert([400, 403].includes(result.status), JSON.stringify(extra));
-    if (Object.keys(extra).length === 0) assertEquals(result.json.error.code, "OWNER_KEYS_NOT_ENABLED");
-  }
-  assertEquals(fake.requests.length, mark, "nothing reached the provider");
-});
+dbTest(
+  "execute refuses a shareToken when use_owner_keys is off, whatever the client claims (seed case 3)",
+  async () => {
+    const owner = await signIn();
+    const collaborator = await signIn();
+    await storeKey(owner, `sk-owner-${crypto.randomUUID()}`);
+    const { token } = await publish(owner, { use_owner_keys: false });
+    const mark = fake.requests.length;
+    for (const extra of [{}, { useOwnerKeys: true }, { use_owner_keys: true }]) {
+      const result = await call(collaborator, "execute", {
+        shareToken: token,
+        runId: crypto.randomUUID(),
+        request: chat,
+        ...extra,
+      });
+      assert([400, 403].includes(result.status), JSON.stringify(extra));
+      if (Object.keys(extra).length === 0) {
+        assertEquals(result.json.error.code, "OWNER_KEYS_NOT_ENABLED");
+      }
+    }
+    assertEquals(fake.requests.length, mark, "nothing reached the provider");
+  },
+);
 
 dbTest("execute refuses a body that carries API keys", async () => {
   const owner = await signIn();
   const { token } = await publish(owner, { use_owner_keys: true });
-  for (const extra of [{ apiKeys: { openai: "sk-x" } }, { request: { ...chat, api_key: "sk-y" } }]) {
-    const result = await call(owner, "execute", { shareToken: token, runId: crypto.randomUUID(), request: chat, ...extra });
+  for (
+    const extra of [{ apiKeys: { openai: "sk-x" } }, { request: { ...chat, api_key: "sk-y" } }]
+  ) {
+    const result = await call(owner, "execute", {
+      shareToken: token,
+      runId: crypto.randomUUID(),
+      request: chat,
+      ...extra,
+    });
     assertEquals(result.status, 400);
     assertEquals(result.json.error.code, "INVALID_REQUEST");
     assert(!result.text.includes("sk-x") && !result.text.includes("sk-y"));
   }
 });
 
-dbTest("execute answers 429 RATE_LIMITED with Retry-After, then counts one run's parallel nodes once", async () => {
-  const owner = await signIn();
-  const collaborator = await signIn();
-  await storeKey(owner, `sk-owner-${crypto.randomUUID()}`);
-  const { token } = await publish(owner, { use_owner_keys: true, per_minute_limit: 2 });
-  const runId = crypto.randomUUID();
-  const parallel = await Promise.all(
-    Array.from({ length: 5 }, () => call(collaborator, "execute", { shareToken: token, runId, request: chat })),
-  );
-  assert(parallel.every((r) => r.status === 200), "parallel nodes of one run all pass");
-  assertEquals((await call(collaborator, "execute", { shareToken: token, runId: crypto.randomUUID(), request: chat })).status, 200);
-  const limited = await call(collaborator, "execute", { shareToken: token, runId: crypto.randomUUID(), request: chat });
-  assertEquals(limited.status, 429);
-  assertEquals(limited.json.error.code, "RATE_LIMITED");
-  assert(Number(limited.headers.get("retry-after")) >= 1);
-});
+dbTest(
+  "execute answers 429 RATE_LIMITED with Retry-After, then counts one run's parallel nodes once",
+  async () => {
+    const owner = await signIn();
+    const collaborator = await signIn();
+    await storeKey(owner, `sk-owner-${crypto.randomUUID()}`);
+    const { token } = await publish(owner, { use_owner_keys: true, per_minute_limit: 2 });
+    const runId = crypto.randomUUID();
+    const parallel = await Promise.all(
+      Array.from(
+        { length: 5 },
+        () => call(collaborator, "execute", { shareToken: token, runId, request: chat }),
+      ),
+    );
+    assert(parallel.every((r) => r.status === 200), "parallel nodes of one run all pass");
+    assertEquals(
+      (await call(collaborator, "execute", {
+        shareToken: token,
+        runId: crypto.randomUUID(),
+        request: chat,
+      })).status,
+      200,
+    );
+    const limited = await call(collaborator, "execute", {
+      shareToken: token,
+      runId: crypto.randomUUID(),
+      request: chat,
+    });
+    assertEquals(limited.status, 429);
+    assertEquals(limited.json.error.code, "RATE_LIMITED");
+    assert(Number(limited.headers.get("retry-after")) >= 1);
+  },
+);
 
 dbTest("execute answers 403 DAILY_QUOTA_EXCEEDED past the daily limit", async () => {
   const owner = await signIn();
   const collaborator = await signIn();
   await storeKey(owner, `sk-owner-${crypto.randomUUID()}`);
   const { token } = await publish(owner, { use_owner_keys: true, daily_limit: 1 });
-  assertEquals((await call(collaborator, "execute", { shareToken: token, runId: crypto.randomUUID(), request: chat })).status, 200);
-  const over = await call(collaborator, "execute", { shareToken: token, runId: crypto.randomUUID(), request: chat });
+  assertEquals(
+    (await call(collaborator, "execute", {
+      shareToken: token,
+      runId: crypto.randomUUID(),
+      request: chat,
+    })).status,
+    200,
+  );
+  const over = await call(collaborator, "execute", {
+    shareToken: token,
+    runId: crypto.randomUUID(),
+    request: chat,
+  });
   assertEquals(over.status, 403);
   assertEquals(over.json.error.code, "DAILY_QUOTA_EXCEEDED");
 });
@@ -154,7 +233,11 @@ dbTest("execute streams through the owner's key", async () => {
   const response = await fetch(`${stack.functionsUrl}/execute`, {
     method: "POST",
     headers: { authorization: `Bearer ${collaborator.token}`, "content-type": "application/json" },
-    body: JSON.stringify({ shareToken: token, runId: crypto.randomUUID(), request: { ...chat, stream: true } }),
+    body: JSON.stringify({
+      shareToken: token,
+      runId: crypto.randomUUID(),
+      request: { ...chat, stream: true },
+    }),
   });
   assertEquals(response.status, 200);
   assertEquals(response.headers.get("x-key-source"), "owner");
@@ -184,64 +267,103 @@ function sdkFor(person: Person, url = stack.functionsUrl) {
   return new OpenAI({ baseURL: `${url}/openai-proxy/v1`, apiKey: person.token, maxRetries: 0 });
 }
 
-dbTest("shared keys serve allow-listed users through the proxy and refuse everyone else", async () => {
-  const owner = await signIn();
-  const member = await signIn();
-  const outsider = await signIn();
-  const { accountName, apiKey } = await createSharedKey(owner, { allowed_user_ids: [member.id] });
+dbTest(
+  "shared keys serve allow-listed users through the proxy and refuse everyone else",
+  async () => {
+    const owner = await signIn();
+    const member = await signIn();
+    const outsider = await signIn();
+    const { accountName, apiKey } = await createSharedKey(owner, { allowed_user_ids: [member.id] });
 
-  const denied = await call(outsider, "llm-config/save", { use_shared_key: true, shared_key_account_name: accountName });
-  assertEquals(denied.status, 403);
-  assertEquals(denied.json.error.code, "SHARED_KEY_ACCESS_DENIED");
+    const denied = await call(outsider, "llm-config/save", {
+      use_shared_key: true,
+      shared_key_account_name: accountName,
+    });
+    assertEquals(denied.status, 403);
+    assertEquals(denied.json.error.code, "SHARED_KEY_ACCESS_DENIED");
 
-  const saved = await call(member, "llm-config/save", { use_shared_key: true, shared_key_account_name: accountName });
-  assertEquals(saved.status, 200, saved.text);
-  const mark = fake.requests.length;
-  const completion = await sdkFor(member).chat.completions.create(chat).withResponse();
-  assertEquals(completion.response.headers.get("x-key-source"), "shared");
-  assertEquals(keysSeenSince(mark), [apiKey]);
+    const saved = await call(member, "llm-config/save", {
+      use_shared_key: true,
+      shared_key_account_name: accountName,
+    });
+    assertEquals(saved.status, 200, saved.text);
+    const mark = fake.requests.length;
+    const completion = await sdkFor(member).chat.completions.create(chat).withResponse();
+    assertEquals(completion.response.headers.get("x-key-source"), "shared");
+    assertEquals(keysSeenSince(mark), [apiKey]);
 
-  // The owner takes the member off the list: the very next request is refused, no fallback.
-  await call(owner, `llm-config/shared-keys/${accountName}/access`, { allowed_user_ids: [] });
-  const error = await sdkFor(member).chat.completions.create(chat).catch((e) => e);
-  assertEquals(error.status, 403);
-  assertEquals(error.code, "SHARED_KEY_ACCESS_DENIED");
-  assertEquals(fake.requests.length, mark + 1);
-});
+    // The owner takes the member off the list: the very next request is refused, no fallback.
+    await call(owner, `llm-config/shared-keys/${accountName}/access`, { allowed_user_ids: [] });
+    const error = await sdkFor(member).chat.completions.create(chat).catch((e) => e);
+    assertEquals(error.status, 403);
+    assertEquals(error.code, "SHARED_KEY_ACCESS_DENIED");
+    assertEquals(fake.requests.length, mark + 1);
+  },
+);
 
-dbTest("shared keys keep the per-user daily limit exact under concurrency, and the owner sees usage per user", async () => {
-  const owner = await signIn();
-  const member = await signIn();
-  const { accountName } = await createSharedKey(owner, { is_public: true, per_user_daily_limit: 5 });
-  await call(member, "llm-config/save", { use_shared_key: true, shared_key_account_name: accountName });
-  const outcomes = await Promise.all(
-    Array.from({ length: 20 }, () => sdkFor(member).chat.completions.create(chat).then(() => "ok", (e) => e.code)),
-  );
-  assertEquals(outcomes.filter((o) => o === "ok").length, 5);
-  assertEquals(outcomes.filter((o) => o === "SHARED_KEY_LIMIT_EXCEEDED").length, 15);
+dbTest(
+  "shared keys keep the per-user daily limit exact under concurrency, and the owner sees usage per user",
+  async () => {
+    const owner = await signIn();
+    const member = await signIn();
+    const { accountName } = await createSharedKey(owner, {
+      is_public: true,
+      per_user_daily_limit: 5,
+    });
+    await call(member, "llm-config/save", {
+      use_shared_key: true,
+      shared_key_account_name: accountName,
+    });
+    const outcomes = await Promise.all(
+      Array.from(
+        { length: 20 },
+        () => sdkFor(member).chat.completions.create(chat).then(() => "ok", (e) => e.code),
+      ),
+    );
+    assertEquals(outcomes.filter((o) => o === "ok").length, 5);
+    assertEquals(outcomes.filter((o) => o === "SHARED_KEY_LIMIT_EXCEEDED").length, 15);
 
-  const usage = await call(owner, `llm-config/shared-keys/${accountName}/usage`, undefined, "GET");
-  assertEquals(usage.json.usage.length, 1);
-  assertEquals(usage.json.usage[0].user_id, member.id);
-  assertEquals(usage.json.usage[0].requests, 5);
-  const me = await call(member, "llm-config/me", undefined, "GET");
-  assertEquals(me.json.use_shared_key, true);
-  assertEquals(me.json.shared_key_display_name, "Team OpenAI");
-  assertEquals(me.json.usage_today, 5);
-  assertEquals(me.json.daily_limit, 5);
-  const notOwner = await call(member, `llm-config/shared-keys/${accountName}/usage`, undefined, "GET");
-  assertEquals(notOwner.json.usage, []);
-});
+    const usage = await call(
+      owner,
+      `llm-config/shared-keys/${accountName}/usage`,
+      undefined,
+      "GET",
+    );
+    assertEquals(usage.json.usage.length, 1);
+    assertEquals(usage.json.usage[0].user_id, member.id);
+    assertEquals(usage.json.usage[0].requests, 5);
+    const me = await call(member, "llm-config/me", undefined, "GET");
+    assertEquals(me.json.use_shared_key, true);
+    assertEquals(me.json.shared_key_display_name, "Team OpenAI");
+    assertEquals(me.json.usage_today, 5);
+    assertEquals(me.json.daily_limit, 5);
+    const notOwner = await call(
+      member,
+      `llm-config/shared-keys/${accountName}/usage`,
+      undefined,
+      "GET",
+    );
+    assertEquals(notOwner.json.usage, []);
+  },
+);
 
 dbTest("shared keys' total daily limit holds across users", async () => {
   const owner = await signIn();
   const members = await Promise.all([signIn(), signIn(), signIn()]);
   const { accountName } = await createSharedKey(owner, { is_public: true, daily_limit: 4 });
   for (const member of members) {
-    await call(member, "llm-config/save", { use_shared_key: true, shared_key_account_name: accountName });
+    await call(member, "llm-config/save", {
+      use_shared_key: true,
+      shared_key_account_name: accountName,
+    });
   }
   const outcomes = await Promise.all(
-    members.flatMap((m) => Array.from({ length: 4 }, () => sdkFor(m).chat.completions.create(chat).then(() => "ok", (e) => e.code))),
+    members.flatMap((m) =>
+      Array.from(
+        { length: 4 },
+        () => sdkFor(m).chat.completions.create(chat).then(() => "ok", (e) => e.code),
+      )
+    ),
   );
   assertEquals(outcomes.filter((o) => o === "ok").length, 4);
 });
@@ -258,32 +380,57 @@ dbTest("owner-name mode is off by default with 403 OWNER_NAME_SHARING_DISABLED",
   assertEquals(result.json.error.code, "OWNER_NAME_SHARING_DISABLED");
 });
 
-dbTest("owner-name mode, when turned on, gives two users with the same owner name the same key", async () => {
-  const base = ownerNameStack.functionsUrl;
-  const alice = await signIn(ownerNameStack.url);
-  const bob = await signIn(ownerNameStack.url);
-  const ownerName = `team-${crypto.randomUUID().slice(0, 8)}`;
-  const sharedKey = `sk-ownername-${crypto.randomUUID()}`;
-  fake.validKeys.add(sharedKey);
-  const first = await call(alice, "llm-config/save", { use_owner_name: true, key_owner_name: ownerName, provider: "openai", model: "gpt-test", api_key: sharedKey }, "POST", base);
-  assertEquals(first.status, 200, first.text);
-  const second = await call(bob, "llm-config/save", { use_owner_name: true, key_owner_name: ownerName, provider: "openai" }, "POST", base);
-  assertEquals(second.status, 200);
-  const mark = fake.requests.length;
-  await sdkFor(alice, base).chat.completions.create(chat);
-  const response = await sdkFor(bob, base).chat.completions.create(chat).withResponse();
-  assertEquals(response.response.headers.get("x-key-source"), "shared");
-  assertEquals(keysSeenSince(mark), [sharedKey, sharedKey]);
-  const me = await call(bob, "llm-config/me", undefined, "GET", base);
-  assertEquals(me.json.key_owner_name, ownerName);
-  assertEquals(me.json.key_last_four, sharedKey.slice(-4));
-});
+dbTest(
+  "owner-name mode, when turned on, gives two users with the same owner name the same key",
+  async () => {
+    const base = ownerNameStack.functionsUrl;
+    const alice = await signIn(ownerNameStack.url);
+    const bob = await signIn(ownerNameStack.url);
+    const ownerName = `team-${crypto.randomUUID().slice(0, 8)}`;
+    const sharedKey = `sk-ownername-${crypto.randomUUID()}`;
+    fake.validKeys.add(sharedKey);
+    const first = await call(
+      alice,
+      "llm-config/save",
+      {
+        use_owner_name: true,
+        key_owner_name: ownerName,
+        provider: "openai",
+        model: "gpt-test",
+        api_key: sharedKey,
+      },
+      "POST",
+      base,
+    );
+    assertEquals(first.status, 200, first.text);
+    const second = await call(
+      bob,
+      "llm-config/save",
+      { use_owner_name: true, key_owner_name: ownerName, provider: "openai" },
+      "POST",
+      base,
+    );
+    assertEquals(second.status, 200);
+    const mark = fake.requests.length;
+    await sdkFor(alice, base).chat.completions.create(chat);
+    const response = await sdkFor(bob, base).chat.completions.create(chat).withResponse();
+    assertEquals(response.response.headers.get("x-key-source"), "shared");
+    assertEquals(keysSeenSince(mark), [sharedKey, sharedKey]);
+    const me = await call(bob, "llm-config/me", undefined, "GET", base);
+    assertEquals(me.json.key_owner_name, ownerName);
+    assertEquals(me.json.key_last_four, sharedKey.slice(-4));
+  },
+);
 
 dbTest("llm-config personal mode stores the key in the user's own vault", async () => {
   const user = await signIn();
   const key = `sk-personal-${crypto.randomUUID()}`;
   fake.validKeys.add(key);
-  const saved = await call(user, "llm-config/save", { provider: "openai", model: "gpt-test", api_key: key });
+  const saved = await call(user, "llm-config/save", {
+    provider: "openai",
+    model: "gpt-test",
+    api_key: key,
+  });
   assertEquals(saved.status, 200, saved.text);
   const me = await call(user, "llm-config/me", undefined, "GET");
   assertEquals(me.json.provider, "openai");
@@ -295,22 +442,28 @@ dbTest("llm-config personal mode stores the key in the user's own vault", async 
   assertEquals(keysSeenSince(mark), [key]);
 });
 
-dbTest("the audit trail shows owners the events on their keys and nothing of anyone else's", async () => {
-  const owner = await signIn();
-  const member = await signIn();
-  await storeKey(owner, `sk-audit-${crypto.randomUUID()}`);
-  await call(owner, "credentials-manager", { action: "validate", service: "openai" });
-  const { accountName } = await createSharedKey(owner, { allowed_user_ids: [member.id] });
-  await call(member, "llm-config/save", { use_shared_key: true, shared_key_account_name: accountName });
-  await sdkFor(member).chat.completions.create(chat);
-  const events = await call(owner, "credentials-manager", { action: "events" });
-  const kinds = events.json.events.map((e: { event: string }) => e.event);
-  for (const kind of ["set", "validate", "use_shared_key"]) assert(kinds.includes(kind), kind);
-  const use = events.json.events.find((e: { event: string }) => e.event === "use_shared_key");
-  assertEquals(use.actor_id, member.id);
-  const memberEvents = await call(member, "credentials-manager", { action: "events" });
-  assertEquals(memberEvents.json.events, []);
-});
+dbTest(
+  "the audit trail shows owners the events on their keys and nothing of anyone else's",
+  async () => {
+    const owner = await signIn();
+    const member = await signIn();
+    await storeKey(owner, `sk-audit-${crypto.randomUUID()}`);
+    await call(owner, "credentials-manager", { action: "validate", service: "openai" });
+    const { accountName } = await createSharedKey(owner, { allowed_user_ids: [member.id] });
+    await call(member, "llm-config/save", {
+      use_shared_key: true,
+      shared_key_account_name: accountName,
+    });
+    await sdkFor(member).chat.completions.create(chat);
+    const events = await call(owner, "credentials-manager", { action: "events" });
+    const kinds = events.json.events.map((e: { event: string }) => e.event);
+    for (const kind of ["set", "validate", "use_shared_key"]) assert(kinds.includes(kind), kind);
+    const use = events.json.events.find((e: { event: string }) => e.event === "use_shared_key");
+    assertEquals(use.actor_id, member.id);
+    const memberEvents = await call(member, "credentials-manager", { action: "events" });
+    assertEquals(memberEvents.json.events, []);
+  },
+);
 
 dbTest("sharing closes its stacks, fake upstream and database", async () => {
   await stack.close();
