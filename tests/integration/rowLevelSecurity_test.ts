@@ -101,9 +101,12 @@ dbTest("credentials_for cannot be called by authenticated", async () => {
       db,
       aliceDb,
       (tx) =>
-        tx.query("select * from private.credentials_for($1::uuid, 'openai', 'guess', 1, null, false)", [
-          alice.id,
-        ]),
+        tx.query(
+          "select * from private.credentials_for($1::uuid, 'openai', 'guess', 1, null, false)",
+          [
+            alice.id,
+          ],
+        ),
     ),
     permissionDenied,
   );
