@@ -77,5 +77,9 @@ Deno.test("authenticate remembers a verified token only until it expires", async
   await new Promise((resolve) => setTimeout(resolve, 2_100));
   await rejects(verify(`Bearer ${token}`), isUnauthorized, "expired while remembered");
   const [h, p, s] = token.split(".");
-  await rejects(verify(`Bearer ${h}.${p}.${s.slice(0, -2)}AA`), isUnauthorized, "a changed signature is verified anew");
+  await rejects(
+    verify(`Bearer ${h}.${p}.${s.slice(0, -2)}AA`),
+    isUnauthorized,
+    "a changed signature is verified anew",
+  );
 });

@@ -18,7 +18,6 @@ export interface CredentialRow {
   last_used_at: Date | null;
 }
 
-
 export type { ServiceStatus };
 
 const STATUS_COLUMNS =

@@ -57,7 +57,6 @@ export function codeForFetchFailure(service: Service, error: unknown): ErrorCode
     : providerErrorCode(service, "API_ERROR");
 }
 
-
 export interface ValidationOutcome {
   status: ValidationStatus;
   /** Why the key is not `valid`. */
