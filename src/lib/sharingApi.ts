@@ -5,6 +5,7 @@
  * keys only travel in request or response bodies: nothing here logs or stores them.
  */
 import type { SupabaseClient } from "@supabase/supabase-js";
+import type { CredentialEvent } from "../../supabase/functions/_shared/credentialStatus.ts";
 import { apiKeyFormatProblem, type Service } from "../../supabase/functions/_shared/providers.ts";
 import { callCredentials, CredentialsError, toCredentialsError } from "./credentialsApi.ts";
 import { friendlyMessage } from "./errorMessages.ts";
@@ -91,16 +92,7 @@ export interface LlmConfigSummary {
   updated_at?: string | null;
 }
 
-/** One audit event on the caller's keys (credentials-manager `events`). */
-export interface CredentialEvent {
-  id: number;
-  created_at: string;
-  actor_id: string | null;
-  service: string;
-  event: string;
-  via: string | null;
-  detail: Record<string, unknown>;
-}
+export type { CredentialEvent };
 
 type Method = "GET" | "POST" | "DELETE";
 

@@ -19,3 +19,14 @@ export interface ServiceStatus {
   validation_status: ValidationStatus | null;
   last_used_at: string | null;
 }
+
+/** One audit event on the caller's keys, as credentials-manager's `events` action lists it. */
+export interface CredentialEvent {
+  id: number;
+  created_at: string;
+  actor_id: string | null;
+  service: string;
+  event: string;
+  via: string | null;
+  detail: Record<string, unknown>;
+}

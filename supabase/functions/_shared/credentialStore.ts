@@ -6,7 +6,7 @@
 import { asUser, type Database, type DbUser } from "./db.ts";
 import type { Config } from "./config.ts";
 import type { CredentialKey, Service } from "./providers.ts";
-import type { ServiceStatus, ValidationStatus } from "./credentialStatus.ts";
+import type { CredentialEvent, ServiceStatus, ValidationStatus } from "./credentialStatus.ts";
 
 export interface CredentialRow {
   service: Service;
@@ -140,16 +140,6 @@ export async function recordValidation(
          from checked`,
       [service, status],
     ));
-}
-
-export interface CredentialEvent {
-  id: number;
-  created_at: string;
-  actor_id: string | null;
-  service: string;
-  event: string;
-  via: string | null;
-  detail: Record<string, unknown>;
 }
 
 /** The audit trail of the caller's keys, newest first (RLS: events whose owner is the caller). */
