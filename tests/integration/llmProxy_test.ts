@@ -1,4 +1,4 @@
-import OpenAI, { APIError } from "openai";
+import OpenAI from "openai";
 import { startLocalStack } from "../../local/stack.ts";
 import type { Service } from "../../supabase/functions/_shared/providers.ts";
 import { assert, assertEquals } from "../support/assert.ts";
@@ -6,6 +6,7 @@ import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { sseChat, startFakeUpstream, statusRoute } from "../support/fakeUpstream.ts";
 import { dbTest } from "../support/runtime.ts";
 import { signInDevUser } from "../support/devAuth.ts";
+import { expectApiError } from "../support/apiError.ts";
 
 const db = await openTestDatabase();
 const fake = startFakeUpstream();
@@ -65,16 +66,6 @@ const clientFor = (token: string, provider: string) =>
     apiKey: token,
     maxRetries: 0,
   });
-
-async function expectApiError(work: Promise<unknown>): Promise<APIError> {
-  try {
-    await work;
-  } catch (error) {
-    assert(error instanceof APIError, `expected APIError, got ${error}`);
-    return error;
-  }
-  throw new Error("expected the call to fail");
-}
 
 const chat = (openai: OpenAI) =>
   openai.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });

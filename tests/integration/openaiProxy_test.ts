@@ -1,4 +1,4 @@
-import OpenAI, { APIError } from "openai";
+import OpenAI from "openai";
 import { startLocalStack } from "../../local/stack.ts";
 import { usageRecorderFor } from "../../supabase/functions/_shared/usageRecorder.ts";
 import { assert, assertEquals } from "../support/assert.ts";
@@ -14,6 +14,7 @@ import {
 } from "../support/fakeUpstream.ts";
 import { dbTest } from "../support/runtime.ts";
 import { signInDevUser } from "../support/devAuth.ts";
+import { expectApiError } from "../support/apiError.ts";
 
 const GLOBAL_KEY = "sk-global-must-never-be-used";
 const db = await openTestDatabase();
@@ -69,16 +70,6 @@ function postStream(user: ProxyUser, signal?: AbortSignal): Promise<Response> {
     }),
     signal,
   });
-}
-
-async function expectApiError(work: Promise<unknown>): Promise<APIError> {
-  try {
-    await work;
-  } catch (error) {
-    assert(error instanceof APIError, `expected APIError, got ${error}`);
-    return error;
-  }
-  throw new Error("expected the call to fail");
 }
 
 const sseEvents = (text: string) =>

@@ -80,6 +80,11 @@ async function publish(owner: Person, settings: Record<string, unknown>) {
 
 const chat = { model: "gpt-test", messages: [{ role: "user" as const, content: "hi" }] };
 
+/** One model call of a shared flow's run through `execute` (a new run unless `runId` is given). */
+function execute(person: Person, shareToken: string, runId: string = crypto.randomUUID()) {
+  return call(person, "execute", { shareToken, runId, request: chat });
+}
+
 function keysSeenSince(mark: number): string[] {
   return fake.requests.slice(mark).map((r) => fake.keyOf(r) ?? "");
 }
@@ -92,11 +97,7 @@ dbTest(
     await storeKey(owner, ownerKey);
     const { token } = await publish(owner, { use_owner_keys: false });
     const mark = fake.requests.length;
-    const result = await call(owner, "execute", {
-      shareToken: token,
-      runId: crypto.randomUUID(),
-      request: chat,
-    });
+    const result = await execute(owner, token);
     assertEquals(result.status, 200);
     assertEquals(result.headers.get("x-key-source"), "user");
     assertEquals(keysSeenSince(mark), [ownerKey]);
@@ -113,11 +114,7 @@ dbTest(
     await storeKey(collaborator, `sk-collab-${crypto.randomUUID()}`);
     const { token } = await publish(owner, { use_owner_keys: true, per_minute_limit: 5 });
     const mark = fake.requests.length;
-    const result = await call(collaborator, "execute", {
-      shareToken: token,
-      runId: crypto.randomUUID(),
-      request: chat,
-    });
+    const result = await execute(collaborator, token);
     assertEquals(result.status, 200);
     assertEquals(result.headers.get("x-key-source"), "owner");
     assertEquals(result.headers.get("x-ratelimit-remaining-minute"), "4");
@@ -180,23 +177,15 @@ dbTest(
     const parallel = await Promise.all(
       Array.from(
         { length: 5 },
-        () => call(collaborator, "execute", { shareToken: token, runId, request: chat }),
+        () => execute(collaborator, token, runId),
       ),
     );
     assert(parallel.every((r) => r.status === 200), "parallel nodes of one run all pass");
     assertEquals(
-      (await call(collaborator, "execute", {
-        shareToken: token,
-        runId: crypto.randomUUID(),
-        request: chat,
-      })).status,
+      (await execute(collaborator, token)).status,
       200,
     );
-    const limited = await call(collaborator, "execute", {
-      shareToken: token,
-      runId: crypto.randomUUID(),
-      request: chat,
-    });
+    const limited = await execute(collaborator, token);
     assertEquals(limited.status, 429);
     assertEquals(limited.json.error.code, "RATE_LIMITED");
     assert(Number(limited.headers.get("retry-after")) >= 1);
@@ -209,18 +198,10 @@ dbTest("execute answers 403 DAILY_QUOTA_EXCEEDED past the daily limit", async ()
   await storeKey(owner, `sk-owner-${crypto.randomUUID()}`);
   const { token } = await publish(owner, { use_owner_keys: true, daily_limit: 1 });
   assertEquals(
-    (await call(collaborator, "execute", {
-      shareToken: token,
-      runId: crypto.randomUUID(),
-      request: chat,
-    })).status,
+    (await execute(collaborator, token)).status,
     200,
   );
-  const over = await call(collaborator, "execute", {
-    shareToken: token,
-    runId: crypto.randomUUID(),
-    request: chat,
-  });
+  const over = await execute(collaborator, token);
   assertEquals(over.status, 403);
   assertEquals(over.json.error.code, "DAILY_QUOTA_EXCEEDED");
 });

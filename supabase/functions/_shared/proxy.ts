@@ -71,6 +71,8 @@ export interface ProxyTarget {
   service: Service;
   /** The OpenAI-style path after `/v1`, e.g. `/chat/completions`. */
   path: string;
+  /** The query string to pass on (`?limit=...`), already split off by the caller's URL parse. */
+  search?: string;
 }
 
 /** Refuses paths and methods outside the proxied endpoints. */
@@ -144,7 +146,7 @@ export async function forwardWithKey(
   const user = { id: caller.userId };
   const keySource = { ...caller.responseHeaders, "x-key-source": source };
   const url = upstreamBaseUrl(rt.config, service, credentials) + target.path +
-    new URL(request.url).search;
+    (target.search ?? "");
 
   const headers = new Headers(
     keyHeaders(PROVIDERS[service].validation.keyHeader, credentials.api_key),

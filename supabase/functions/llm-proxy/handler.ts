@@ -12,9 +12,10 @@ const PATH = /^\/llm-proxy\/([a-z]+)\/v1(\/.*)$/;
 
 export function createHandler(runtime: RuntimeSource): Handler {
   return defineHandler("llm-proxy", runtime, (request, rt) => {
-    const [, service, path] = new URL(request.url).pathname.match(PATH) ?? fail("NOT_FOUND");
+    const { pathname, search } = new URL(request.url);
+    const [, service, path] = pathname.match(PATH) ?? fail("NOT_FOUND");
     if (!isService(service) || !PROVIDERS[service].openAICompatible) fail("NOT_FOUND");
-    return proxyRequest(request, rt, { service, path });
+    return proxyRequest(request, rt, { service, path, search });
   });
 }
 

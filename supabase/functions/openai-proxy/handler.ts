@@ -11,8 +11,9 @@ const PATH = /^\/openai-proxy\/v1(\/.*)$/;
 
 export function createHandler(runtime: RuntimeSource): Handler {
   return defineHandler("openai-proxy", runtime, (request, rt) => {
-    const path = new URL(request.url).pathname.match(PATH)?.[1] ?? fail("NOT_FOUND");
-    return proxyRequest(request, rt, { service: "openai", path });
+    const { pathname, search } = new URL(request.url);
+    const path = pathname.match(PATH)?.[1] ?? fail("NOT_FOUND");
+    return proxyRequest(request, rt, { service: "openai", path, search });
   });
 }
 
