@@ -9,9 +9,9 @@ import { bearerToken } from "../supabase/functions/_shared/auth.ts";
 import type { Database } from "../supabase/functions/_shared/db.ts";
 import { AppError } from "../supabase/functions/_shared/errors.ts";
 import {
-  corsHeaders,
   errorResponse,
   jsonResponse,
+  preflightResponse,
   toAppError,
 } from "../supabase/functions/_shared/http.ts";
 import type { MountedFunction } from "./functionRegistry.ts";
@@ -65,13 +65,9 @@ export function createGateway(options: GatewayOptions): (request: Request) => Pr
       }
       if (url.pathname === "/local-config.json") return jsonResponse(options.publicConfig);
       if (url.pathname === "/auth/v1/dev/token") {
-        if (request.method === "OPTIONS") {
-          return new Response(null, { status: 204, headers: corsHeaders(request) });
-        }
+        if (request.method === "OPTIONS") return preflightResponse(request);
         if (request.method !== "POST") throw new AppError("METHOD_NOT_ALLOWED");
-        const response = await issueDevToken(request, options);
-        for (const [k, v] of Object.entries(corsHeaders(request))) response.headers.set(k, v);
-        return response;
+        return await issueDevToken(request, options);
       }
       const match = url.pathname.match(/^\/functions\/v1\/([a-z0-9-]+)(\/.*)?$/);
       if (match) {
@@ -81,9 +77,7 @@ export function createGateway(options: GatewayOptions): (request: Request) => Pr
           fn.verifyJwt && request.method !== "OPTIONS" &&
           !(await passesGatewayJwtCheck(request, options.jwtSecret))
         ) {
-          const response = errorResponse(new AppError("UNAUTHORIZED"));
-          for (const [k, v] of Object.entries(corsHeaders(request))) response.headers.set(k, v);
-          return response;
+          return errorResponse(new AppError("UNAUTHORIZED"));
         }
         // The platform hands a function its path starting at the function's name.
         const inner = new URL(`/${fn.name}${match[2] ?? ""}${url.search}`, url);

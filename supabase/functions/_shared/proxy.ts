@@ -7,7 +7,7 @@
  */
 import { type ErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
-import { fail } from "./http.ts";
+import { CORS_RESPONSE_HEADERS, fail } from "./http.ts";
 import { type ResolvedKey, resolveProviderKey } from "./keyResolution.ts";
 import { PROVIDERS, type Service } from "./providers.ts";
 import {
@@ -148,12 +148,10 @@ export async function forwardWithKey(
   const url = upstreamBaseUrl(rt.config, service, credentials) + target.path +
     (target.search ?? "");
 
-  const headers = new Headers(
-    keyHeaders(PROVIDERS[service].validation.keyHeader, credentials.api_key),
-  );
+  const headers = keyHeaders(PROVIDERS[service].validation.keyHeader, credentials.api_key);
   for (const name of FORWARDED_REQUEST_HEADERS) {
     const value = request.headers.get(name);
-    if (value !== null && !headers.has(name)) headers.set(name, value);
+    if (value !== null && !(name in headers)) headers[name] = value;
   }
 
   // Read (and size-check) the body before anything upstream starts: a 413 is the caller's error.
@@ -197,10 +195,11 @@ export async function forwardWithKey(
     throw upstreamError(code, upstream, { ...keySource });
   }
 
-  const responseHeaders = new Headers(keySource);
+  // Complete before the Response is built, so Deno keeps its native fast path for byte bodies.
+  const responseHeaders: Record<string, string> = { ...CORS_RESPONSE_HEADERS, ...keySource };
   for (const name of FORWARDED_RESPONSE_HEADERS) {
     const value = upstream.headers.get(name);
-    if (value !== null) responseHeaders.set(name, value);
+    if (value !== null) responseHeaders[name] = value;
   }
   if (!upstream.body || code) {
     // A 4xx about the request itself: pass the provider's own explanation through.
@@ -208,7 +207,7 @@ export async function forwardWithKey(
     return new Response(upstream.body, { status: upstream.status, headers: responseHeaders });
   }
   const eventStream = (upstream.headers.get("content-type") ?? "").startsWith("text/event-stream");
-  if (eventStream) responseHeaders.set("cache-control", "no-cache");
+  if (eventStream) responseHeaders["cache-control"] = "no-cache";
 
   const usage = usageRecorderFor(rt.db);
   const declaredLength = Number(upstream.headers.get("content-length") ?? NaN);
@@ -223,7 +222,7 @@ export async function forwardWithKey(
       throw upstreamError(codeForFetchFailure(service, reason), null, { ...keySource }, reason);
     }
     finish();
-    usage.record({ userId: user.id, service, source, usage: usageFromTail([bytes]) });
+    usage.record({ userId: user.id, service, source, usage: usageFromTail(bytes) });
     return new Response(bytes, { status: upstream.status, headers: responseHeaders });
   }
   const reader = upstream.body.getReader();
@@ -239,11 +238,9 @@ export async function forwardWithKey(
     }
     if (head.complete) {
       finish();
-      usage.record({ userId: user.id, service, source, usage: usageFromTail(head.chunks) });
-      return new Response(concatChunks(head.chunks), {
-        status: upstream.status,
-        headers: responseHeaders,
-      });
+      const bytes = concatChunks(head.chunks);
+      usage.record({ userId: user.id, service, source, usage: usageFromTail(bytes) });
+      return new Response(bytes, { status: upstream.status, headers: responseHeaders });
     }
     prefix = head.chunks;
   }

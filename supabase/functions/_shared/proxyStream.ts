@@ -21,7 +21,7 @@ export interface RelayOptions {
   /** The error code for a failure while reading (timeout or network). */
   codeForFailure(error: unknown): ErrorCode;
   /** Called once when the body ends for any reason, with the tail of the bytes sent. */
-  onEnd(tail: Uint8Array[]): void;
+  onEnd(tail: Uint8Array): void;
 }
 
 /**
@@ -55,7 +55,7 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
     if (ended) return;
     ended = true;
     clearInterval(watchdog);
-    options.onEnd([tail.subarray(0, tailBytes)]);
+    options.onEnd(tail.subarray(0, tailBytes));
   }
 
   function keep(chunk: Uint8Array): void {
@@ -166,18 +166,32 @@ const USAGE_FIELDS = {
   total: /"total_tokens"\s*:\s*(\d+)/,
 };
 
+const USAGE_KEY = encoder.encode('"usage"');
+/** Past the key, how far a `usage` object's token counts can reach. */
+const USAGE_OBJECT_BYTES = 2_048;
+const decoder = new TextDecoder();
+
+/** Where the last `"usage"` key starts in `bytes`, or -1. */
+function lastUsageKey(bytes: Uint8Array): number {
+  const last = USAGE_KEY.byteLength - 1;
+  for (let end = bytes.byteLength - 1; end >= last; end--) {
+    if (bytes[end] !== USAGE_KEY[last]) continue;
+    let k = 1;
+    while (k <= last && bytes[end - k] === USAGE_KEY[last - k]) k++;
+    if (k > last) return end - last;
+  }
+  return -1;
+}
+
 /**
- * The last `usage` object in a body tail: OpenAI-style (`prompt_tokens`, `completion_tokens`)
- * or Responses/Anthropic-style (`input_tokens`, `output_tokens`). Null when there is none.
+ * The last `usage` object in a body (or its tail): OpenAI-style (`prompt_tokens`,
+ * `completion_tokens`) or Responses/Anthropic-style (`input_tokens`, `output_tokens`). Null when
+ * there is none. Only the bytes after the key are decoded.
  */
-export function usageFromTail(tail: Uint8Array[]): TokenUsage | null {
-  if (tail.length === 0) return null;
-  const decoder = new TextDecoder();
-  let text = "";
-  for (const chunk of tail) text += decoder.decode(chunk, { stream: true });
-  const at = text.lastIndexOf('"usage"');
+export function usageFromTail(bytes: Uint8Array): TokenUsage | null {
+  const at = lastUsageKey(bytes);
   if (at < 0) return null;
-  const object = text.slice(at, at + 2_048);
+  const object = decoder.decode(bytes.subarray(at, at + USAGE_OBJECT_BYTES));
   const number = (pattern: RegExp) => Number(object.match(pattern)?.[1] ?? 0);
   const promptTokens = number(USAGE_FIELDS.prompt);
   const completionTokens = number(USAGE_FIELDS.completion);

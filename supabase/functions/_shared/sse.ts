@@ -5,7 +5,7 @@
  * away) aborts whatever the producer is waiting on, e.g. the upstream request.
  */
 import { buildErrorResponse } from "./errorCodes.ts";
-import { toAppError } from "./http.ts";
+import { CORS_RESPONSE_HEADERS, toAppError } from "./http.ts";
 
 /** One SSE message. `data` is JSON-encoded; a `comment` is sent as `: <comment>`. */
 export interface ServerSentEvent {
@@ -60,7 +60,7 @@ export interface StreamSseOptions {
   heartbeatMs: number;
   /** Names the stream in logs when the producer throws. */
   context: string;
-  headers?: HeadersInit;
+  headers?: Record<string, string>;
 }
 
 export const SSE_HEADERS = {
@@ -126,7 +126,8 @@ export function streamSse(
     },
   });
 
-  const headers = new Headers(options.headers);
-  for (const [name, value] of Object.entries(SSE_HEADERS)) headers.set(name, value);
-  return new Response(source.pipeThrough(new ServerSentEventStream()), { status: 200, headers });
+  return new Response(source.pipeThrough(new ServerSentEventStream()), {
+    status: 200,
+    headers: { ...CORS_RESPONSE_HEADERS, ...options.headers, ...SSE_HEADERS },
+  });
 }

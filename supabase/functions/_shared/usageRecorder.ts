@@ -43,20 +43,34 @@ interface Totals {
 
 export interface UsageRecorderOptions {
   flushIntervalMs?: number;
-  now?: () => Date;
+  /** Clock in ms since the epoch. */
+  now?: () => number;
 }
 
 const MAX_PENDING_ROWS = 50_000;
+const DAY_MS = 86_400_000;
 
 export function createUsageRecorder(
   db: Database,
   options: UsageRecorderOptions = {},
 ): UsageRecorder {
   const interval = options.flushIntervalMs ?? 2_000;
-  const now = options.now ?? (() => new Date());
+  const now = options.now ?? Date.now;
   let pending = new Map<string, Totals>();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let flushing: Promise<void> = Promise.resolve();
+
+  // The UTC day string, rebuilt only when the clock leaves the day it was built for.
+  let day = "";
+  let dayStart = 0;
+  function today(): string {
+    const time = now();
+    if (time < dayStart || time >= dayStart + DAY_MS) {
+      dayStart = time - (time % DAY_MS);
+      day = new Date(dayStart).toISOString().slice(0, 10);
+    }
+    return day;
+  }
 
   function add(into: Map<string, Totals>, row: Totals): void {
     const key = `${row.user_id}|${row.day}|${row.service}|${row.key_source}`;
@@ -104,7 +118,7 @@ export function createUsageRecorder(
     record(event) {
       add(pending, {
         user_id: event.userId,
-        day: now().toISOString().slice(0, 10),
+        day: today(),
         service: event.service,
         key_source: event.source,
         requests: 1,
