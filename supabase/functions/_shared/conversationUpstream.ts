@@ -3,6 +3,7 @@
  * `eventsource-parser`: each content delta is handed on as soon as its chunk arrives.
  */
 import { createParser } from "eventsource-parser";
+import { chunkReader } from "./chunkReader.ts";
 import type { Config } from "./config.ts";
 import type { StoredCredentials } from "./credentialVault.ts";
 import type { ChatMessage, Usage } from "./conversationStore.ts";
@@ -106,19 +107,20 @@ export async function streamChatCompletion(options: ChatStreamOptions): Promise<
       },
     });
 
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    const reader = chunkReader(response.body);
+    const decoder = new TextDecoder();
     try {
       while (true) {
-        let result: ReadableStreamReadResult<string>;
+        let chunk: Uint8Array | null;
         try {
-          result = await reader.read();
+          chunk = await reader.read();
         } catch (error) {
           if (options.signal.aborted) throw error;
           throw upstreamStreamError(service, error);
         }
-        if (result.done) break;
+        if (chunk === null) break;
         stillAlive();
-        parser.feed(result.value);
+        parser.feed(decoder.decode(chunk, { stream: true }));
         if (state.failure) throw state.failure;
       }
     } finally {

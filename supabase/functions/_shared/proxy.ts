@@ -10,6 +10,7 @@ import { AppError } from "./errors.ts";
 import { CORS_RESPONSE_HEADERS, fail } from "./http.ts";
 import { type ResolvedKey, resolveProviderKey } from "./keyResolution.ts";
 import { PROVIDERS, type Service } from "./providers.ts";
+import { chunkReader } from "./chunkReader.ts";
 import {
   concatChunks,
   READ_AHEAD_BYTES,
@@ -225,7 +226,7 @@ export async function forwardWithKey(
     usage.record({ userId: user.id, service, source, usage: usageFromTail(bytes) });
     return new Response(bytes, { status: upstream.status, headers: responseHeaders });
   }
-  const reader = upstream.body.getReader();
+  const reader = chunkReader(upstream.body);
   let prefix: Uint8Array[] = [];
   if (!eventStream) {
     let head;
@@ -245,7 +246,7 @@ export async function forwardWithKey(
     prefix = head.chunks;
   }
   const body = relayBody({
-    reader,
+    chunks: reader,
     prefix,
     abort,
     idleTimeoutMs: rt.config.upstreamTimeoutMs,

@@ -6,11 +6,12 @@
  */
 import type { ErrorCode } from "./errorCodes.ts";
 import { buildErrorResponse } from "./errorCodes.ts";
+import type { ChunkReader } from "./chunkReader.ts";
 import type { TokenUsage } from "./usageRecorder.ts";
 
 export interface RelayOptions {
-  /** The upstream body's reader; `prefix` holds chunks already read from it. */
-  reader: ReadableStreamDefaultReader<Uint8Array>;
+  /** The upstream body; `prefix` holds chunks already read from it. */
+  chunks: ChunkReader;
   prefix?: Uint8Array[];
   /** Aborting it cancels the upstream request. */
   abort: AbortController;
@@ -35,7 +36,7 @@ const encoder = new TextEncoder();
 
 /** The client-facing body stream for an upstream body. */
 export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
-  const reader = options.reader;
+  const { chunks } = options;
   const prefix = [...(options.prefix ?? [])];
   const tail = new Uint8Array(TAIL_BYTES);
   let tailBytes = 0;
@@ -80,14 +81,14 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
       }
       waitingSince = performance.now();
       try {
-        const { done, value } = await reader.read();
-        if (done) {
+        const chunk = await chunks.read();
+        if (chunk === null) {
           end();
           controller.close();
           return;
         }
-        keep(value);
-        controller.enqueue(value);
+        keep(chunk);
+        controller.enqueue(chunk);
       } catch (error) {
         const reason = options.abort.signal.aborted ? options.abort.signal.reason : error;
         end();
@@ -107,7 +108,7 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
     cancel(reason) {
       end();
       options.abort.abort(reason);
-      return reader.cancel(reason).catch(() => {});
+      return chunks.cancel(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
 }
@@ -122,7 +123,7 @@ export const READ_AHEAD_BYTES = 256 * 1024;
 
 /** Reads up to `limit` bytes (or the whole body, if shorter), each read within the idle timeout. */
 export async function readAhead(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
+  reader: ChunkReader,
   limit: number,
   abort: AbortController,
   idleTimeoutMs: number,
@@ -135,10 +136,10 @@ export async function readAhead(
       idleTimeoutMs,
     );
     try {
-      const { done, value } = await reader.read();
-      if (done) return { chunks, complete: true };
-      chunks.push(value);
-      size += value.byteLength;
+      const chunk = await reader.read();
+      if (chunk === null) return { chunks, complete: true };
+      chunks.push(chunk);
+      size += chunk.byteLength;
     } finally {
       clearTimeout(idle);
     }
