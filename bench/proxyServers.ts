@@ -3,6 +3,8 @@
  * read and it does not share an event loop with the load generator:
  *   upstream         a minimal fast OpenAI-style fake
  *   bare <upstream>  a bare Deno fetch pass-through (the floor for this runtime)
+ *   relay-floor <upstream>  the same with a JS TransformStream in the middle: the floor for any
+ *                    relay that sees the bytes (Deno cannot pipe them natively any more)
  *   ours <upstream> [db url]  openai-proxy served as deployed (Deno.serve(handler)), with real
  *                    JWT verification and key lookup (Postgres at db url, else embedded PGlite)
  * Each prints one JSON line `{url, token?}` on stdout once it listens.
@@ -45,6 +47,22 @@ function bulkStream(bytes: number): ReadableStream<Uint8Array> {
   }, { highWaterMark: 0 });
 }
 
+/** `count` small SSE events, each flushed on its own, as a model streams tokens. */
+function tokenStream(count: number): ReadableStream<Uint8Array> {
+  let sent = 0;
+  return new ReadableStream({
+    async pull(controller) {
+      if (sent === count) {
+        controller.enqueue(encoder.encode("data: [DONE]\n\n"));
+        controller.close();
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      controller.enqueue(SMALL_EVENTS[sent++ % SMALL_EVENTS.length]);
+    },
+  }, { highWaterMark: 0 });
+}
+
 function serveUpstream(): string {
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
@@ -55,17 +73,21 @@ function serveUpstream(): string {
           headers: { "content-type": "application/json" },
         });
       }
-      const stream = body.bench_bytes ? bulkStream(body.bench_bytes) : ReadableStream.from([
-        ...SMALL_EVENTS,
-        encoder.encode("data: [DONE]\n\n"),
-      ]);
+      const stream = body.bench_bytes
+        ? bulkStream(body.bench_bytes)
+        : body.bench_events
+        ? tokenStream(body.bench_events)
+        : ReadableStream.from([
+          ...SMALL_EVENTS,
+          encoder.encode("data: [DONE]\n\n"),
+        ]);
       return new Response(stream, { headers: { "content-type": "text/event-stream" } });
     },
   );
   return `http://127.0.0.1:${server.addr.port}/v1`;
 }
 
-function serveBare(upstream: string): string {
+function serveBare(upstream: string, relayInJs = false): string {
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     async (request) => {
@@ -79,7 +101,8 @@ function serveBare(upstream: string): string {
         body: request.method === "GET" ? null : await request.arrayBuffer(),
         signal: request.signal,
       });
-      return new Response(response.body, {
+      const body = relayInJs ? response.body?.pipeThrough(new TransformStream()) : response.body;
+      return new Response(body, {
         status: response.status,
         headers: { "content-type": response.headers.get("content-type") ?? "application/json" },
       });
@@ -121,6 +144,8 @@ if (import.meta.main) {
     ? { url: serveUpstream() }
     : mode === "bare"
     ? { url: serveBare(upstream) }
+    : mode === "relay-floor"
+    ? { url: serveBare(upstream, true) }
     : mode === "ours"
     ? await serveOurs(upstream, Deno.args[2] ?? "")
     : null;
