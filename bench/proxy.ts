@@ -411,6 +411,7 @@ export async function runProxyBench(): Promise<void> {
     for (const pass of passes) {
       const latencies = await sequential(pass);
       const direct = latencies.get("direct")!;
+      // The table's direct row is the first pass's; later passes only measure against theirs.
       for (const target of pass.slice(rows.direct ? 1 : 0)) {
         const samples = latencies.get(target.name)!;
         rows[target.name] = {

@@ -1,5 +1,6 @@
 import { assert, assertEquals } from "../support/assert.ts";
 import { chunkReader } from "../../supabase/functions/_shared/chunkReader.ts";
+import { concatChunks } from "../../supabase/functions/_shared/proxyStream.ts";
 
 const encoder = new TextEncoder();
 
@@ -38,7 +39,7 @@ Deno.test("chunkReader does hand on exact-size copies of a network body, in orde
       chunks.push(chunk);
     }
     // Every chunk is still intact after later reads reused the buffer it was read into.
-    assertEquals(new TextDecoder().decode(concat(chunks)), events.join(""));
+    assertEquals(new TextDecoder().decode(concatChunks(chunks)), events.join(""));
     for (const chunk of chunks) {
       assertEquals(chunk.buffer.byteLength, chunk.byteLength, "a chunk keeps no spare buffer");
     }
@@ -65,13 +66,3 @@ Deno.test("chunkReader does cancel the body it reads", async () => {
   await reader.cancel("client gone");
   assertEquals(cancelled, "client gone");
 });
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
-}

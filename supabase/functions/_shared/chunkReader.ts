@@ -2,6 +2,7 @@
  * Reading an upstream body without Deno's per-read allocation: one reused buffer, exact-size
  * copies handed on. Used by the proxy's relay and by conversation-run's stream parser.
  */
+
 /** How much one read from the upstream may fill. */
 const READ_BUFFER_BYTES = 64 * 1024;
 

@@ -226,12 +226,12 @@ export async function forwardWithKey(
     usage.record({ userId: user.id, service, source, usage: usageFromTail(bytes) });
     return new Response(bytes, { status: upstream.status, headers: responseHeaders });
   }
-  const reader = chunkReader(upstream.body);
+  const chunks = chunkReader(upstream.body);
   let prefix: Uint8Array[] = [];
   if (!eventStream) {
     let head;
     try {
-      head = await readAhead(reader, READ_AHEAD_BYTES, abort, rt.config.upstreamTimeoutMs);
+      head = await readAhead(chunks, READ_AHEAD_BYTES, abort, rt.config.upstreamTimeoutMs);
     } catch (error) {
       finish();
       const reason = abort.signal.aborted ? abort.signal.reason : error;
@@ -246,7 +246,7 @@ export async function forwardWithKey(
     prefix = head.chunks;
   }
   const body = relayBody({
-    chunks: reader,
+    chunks,
     prefix,
     abort,
     idleTimeoutMs: rt.config.upstreamTimeoutMs,
