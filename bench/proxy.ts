@@ -23,6 +23,8 @@ const TTFB_SAMPLES = 60;
 const BULK_BYTES = 100 * 1024 * 1024;
 const TOKEN_EVENTS = 2_000;
 const PORTKEY_VERSION = "1.15.2";
+/** The key the bare targets pass on, and the one "ours" stores for its bench user. */
+const BENCH_KEY = "sk-bench-user-key-0000";
 const SERVERS = new URL("./proxyServers.ts", import.meta.url).pathname;
 
 interface Target {
@@ -310,8 +312,8 @@ interface Row {
   ttfb: number;
 }
 
-/** A server for the memory section, started fresh so its first stream is a cold one. */
-async function memoryTarget(
+/** Starts one server under test (bare, relay-floor or ours) in its own process. */
+async function startTarget(
   name: string,
   upstreamUrl: string,
   dbUrl: string,
@@ -320,9 +322,7 @@ async function memoryTarget(
   return {
     name,
     url: child.ready.url,
-    headers: {
-      authorization: `Bearer ${child.ready.token ?? "sk-bench-user-key-0000"}`,
-    },
+    headers: { authorization: `Bearer ${child.ready.token ?? BENCH_KEY}` },
     pid: child.process.pid,
     process: child.process,
   };
@@ -338,10 +338,10 @@ async function measureMemory(upstreamUrl: string, dbUrl: string) {
   const bulkCold: Record<string, number> = {};
   const bulkWarm: Record<string, number> = {};
   for (const name of names) {
-    const forTokens = await memoryTarget(name, upstreamUrl, dbUrl);
+    const forTokens = await startTarget(name, upstreamUrl, dbUrl);
     tokens[name] = await rssGrowth(forTokens, { bench_events: TOKEN_EVENTS });
     await stop(forTokens.process);
-    const forBulk = await memoryTarget(name, upstreamUrl, dbUrl);
+    const forBulk = await startTarget(name, upstreamUrl, dbUrl);
     bulkCold[name] = await rssGrowth(forBulk, { bench_bytes: BULK_BYTES });
     bulkWarm[name] = await rssGrowth(forBulk, { bench_bytes: BULK_BYTES });
     await stop(forBulk.process);
@@ -363,31 +363,31 @@ async function measureMemory(upstreamUrl: string, dbUrl: string) {
 
 export async function runProxyBench(): Promise<void> {
   console.log("\n## proxy (chat/completions against one fast fake upstream)");
-  const children: Deno.ChildProcess[] = [];
+  // The upstream lives for the whole section; the servers under test only for the first part.
+  let upstreamProcess: Deno.ChildProcess | null = null;
+  const servers: Deno.ChildProcess[] = [];
   const database = await benchDatabase();
+  const dbUrl = database?.url ?? "";
   try {
     const upstream = await spawnServer(["upstream"]);
-    children.push(upstream.process);
-    const bare = await spawnServer(["bare", upstream.ready.url]);
-    children.push(bare.process);
-    const ours = await spawnServer(["ours", upstream.ready.url, database?.url ?? ""]);
-    children.push(ours.process);
-    const key = { authorization: "Bearer sk-bench-user-key-0000" };
-    const targets: Target[] = [
-      { name: "direct", url: upstream.ready.url, headers: key, pid: null },
-      { name: "bare", url: bare.ready.url, headers: key, pid: bare.process.pid },
-      {
-        name: "ours",
-        url: ours.ready.url,
-        headers: { authorization: `Bearer ${ours.ready.token}` },
-        pid: ours.process.pid,
-      },
-    ];
+    upstreamProcess = upstream.process;
+    const key = { authorization: `Bearer ${BENCH_KEY}` };
+    const targets: Target[] = [{
+      name: "direct",
+      url: upstream.ready.url,
+      headers: key,
+      pid: null,
+    }];
+    for (const name of ["bare", "ours"]) {
+      const target = await startTarget(name, upstream.ready.url, dbUrl);
+      servers.push(target.process);
+      targets.push(target);
+    }
     const portkey = await startPortkey();
     if (typeof portkey === "string") {
       console.log(`portkey: skipped (${portkey})`);
     } else {
-      children.push(portkey.process);
+      servers.push(portkey.process);
       targets.push({
         name: "portkey",
         url: portkey.url,
@@ -449,8 +449,8 @@ export async function runProxyBench(): Promise<void> {
       );
     }
 
-    for (const child of children.splice(1)) await stop(child);
-    const memory = await measureMemory(upstream.ready.url, database?.url ?? "");
+    for (const server of servers.splice(0)) await stop(server);
+    const memory = await measureMemory(upstream.ready.url, dbUrl);
 
     console.log("\nTargets (ratios from this run):");
     console.log(
@@ -474,7 +474,7 @@ export async function runProxyBench(): Promise<void> {
       } warm (target < 20 MB; relay floor ${mb(memory.bulkCold["relay-floor"])} cold)`,
     );
   } finally {
-    await Promise.all(children.map(stop));
+    await Promise.all([...servers, ...(upstreamProcess ? [upstreamProcess] : [])].map(stop));
     await database?.drop();
   }
 }

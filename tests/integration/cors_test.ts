@@ -72,14 +72,16 @@ dbTest(
   `proxied answers carry the CORS headers, bytes and streams alike (${DATABASE_KIND})`,
   async () => {
     const user = await userWithKey();
+    const ask = (handler: (request: Request) => Promise<Response>, path: string, extra = {}) =>
+      handler(
+        jsonRequest(
+          `http://local/${path}`,
+          { model: "gpt-fake", messages: [{ role: "user", content: "hi" }], ...extra },
+          user.authorization,
+        ),
+      );
     const proxy = createProxyHandler(runtime);
-    const complete = await proxy(
-      jsonRequest(
-        "http://local/openai-proxy/v1/chat/completions",
-        { model: "gpt-fake", messages: [{ role: "user", content: "hi" }] },
-        user.authorization,
-      ),
-    );
+    const complete = await ask(proxy, "openai-proxy/v1/chat/completions");
     assertEquals(complete.status, 200);
     assertCors(complete, "non-streamed proxy answer");
     assertEquals(complete.headers.get("x-key-source"), "user");
@@ -87,25 +89,13 @@ dbTest(
 
     fake.route("POST /v1/chat/completions", sseChat({ chunks: ["a", "b"] }));
     try {
-      const streamed = await proxy(
-        jsonRequest(
-          "http://local/openai-proxy/v1/chat/completions",
-          { model: "gpt-fake", stream: true, messages: [{ role: "user", content: "hi" }] },
-          user.authorization,
-        ),
-      );
+      const streamed = await ask(proxy, "openai-proxy/v1/chat/completions", { stream: true });
       assertEquals(streamed.status, 200);
       assertCors(streamed, "streamed proxy answer");
       assertEquals(streamed.headers.get("cache-control"), "no-cache");
       assertMatch(await streamed.text(), /\[DONE\]/);
 
-      const run = await createRunHandler(runtime)(
-        jsonRequest(
-          "http://local/conversation-run",
-          { model: "gpt-fake", messages: [{ role: "user", content: "hi" }] },
-          user.authorization,
-        ),
-      );
+      const run = await ask(createRunHandler(runtime), "conversation-run");
       assertEquals(run.status, 200);
       assertCors(run, "conversation-run SSE");
       await run.text();
