@@ -11,6 +11,7 @@ import { CORS_RESPONSE_HEADERS, fail } from "./http.ts";
 import { type ResolvedKey, resolveProviderKey } from "./keyResolution.ts";
 import { PROVIDERS, type Service } from "./providers.ts";
 import { chunkReader } from "./chunkReader.ts";
+import { deadlines } from "./deadlines.ts";
 import {
   concatChunks,
   READ_AHEAD_BYTES,
@@ -170,9 +171,9 @@ export async function forwardWithKey(
   };
 
   let upstream: Response;
-  const headerTimer = setTimeout(
-    () => abort.abort(new DOMException("no upstream response in time", "TimeoutError")),
+  const headerDeadline = deadlines.after(
     rt.config.upstreamTimeoutMs,
+    () => abort.abort(new DOMException("no upstream response in time", "TimeoutError")),
   );
   try {
     upstream = await rt.fetch(url, {
@@ -186,7 +187,7 @@ export async function forwardWithKey(
     const reason = abort.signal.aborted ? abort.signal.reason : error;
     throw upstreamError(codeForFetchFailure(service, reason), null, { ...keySource }, reason);
   } finally {
-    clearTimeout(headerTimer);
+    headerDeadline.clear();
   }
 
   const code = codeForUpstreamStatus(service, upstream.status);

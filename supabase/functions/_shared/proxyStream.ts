@@ -7,6 +7,7 @@
 import type { ErrorCode } from "./errorCodes.ts";
 import { buildErrorResponse } from "./errorCodes.ts";
 import type { ChunkReader } from "./chunkReader.ts";
+import { deadlines } from "./deadlines.ts";
 import type { TokenUsage } from "./usageRecorder.ts";
 
 export interface RelayOptions {
@@ -131,9 +132,9 @@ export async function readAhead(
   const chunks: Uint8Array[] = [];
   let size = 0;
   while (size <= limit) {
-    const idle = setTimeout(
-      () => abort.abort(new DOMException("upstream stalled", "TimeoutError")),
+    const idle = deadlines.after(
       idleTimeoutMs,
+      () => abort.abort(new DOMException("upstream stalled", "TimeoutError")),
     );
     try {
       const chunk = await reader.read();
@@ -141,7 +142,7 @@ export async function readAhead(
       chunks.push(chunk);
       size += chunk.byteLength;
     } finally {
-      clearTimeout(idle);
+      idle.clear();
     }
   }
   return { chunks, complete: false };
