@@ -13,14 +13,54 @@ import { startLocalStack } from "../local/stack.ts";
 import { createHandler } from "../supabase/functions/openai-proxy/handler.ts";
 
 const encoder = new TextEncoder();
+/**
+ * A non-streamed answer shaped like OpenAI's: its fields, and the request-id, version and
+ * rate-limit headers it sends, which the proxy passes on. Each server then does the work real
+ * traffic asks of it, not that of a 238-byte toy answer with one header.
+ */
 const COMPLETION = JSON.stringify({
-  id: "chatcmpl-bench",
+  id: "chatcmpl-BenchBenchBenchBenchBenchBench",
   object: "chat.completion",
-  created: 1,
-  model: "bench",
-  choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }],
-  usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+  created: 1_763_856_000,
+  model: "gpt-4.1-2025-04-14",
+  choices: [{
+    index: 0,
+    message: {
+      role: "assistant",
+      content: "Hello! How can I assist you today?",
+      refusal: null,
+      annotations: [],
+    },
+    logprobs: null,
+    finish_reason: "stop",
+  }],
+  usage: {
+    prompt_tokens: 19,
+    completion_tokens: 10,
+    total_tokens: 29,
+    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+    completion_tokens_details: {
+      reasoning_tokens: 0,
+      audio_tokens: 0,
+      accepted_prediction_tokens: 0,
+      rejected_prediction_tokens: 0,
+    },
+  },
+  service_tier: "default",
+  system_fingerprint: "fp_bench000000",
 });
+const COMPLETION_HEADERS = {
+  "content-type": "application/json",
+  "x-request-id": "req_bench0000000000000000000000000",
+  "openai-processing-ms": "310",
+  "openai-version": "2020-10-01",
+  "x-ratelimit-limit-requests": "10000",
+  "x-ratelimit-limit-tokens": "30000000",
+  "x-ratelimit-remaining-requests": "9999",
+  "x-ratelimit-remaining-tokens": "29999980",
+  "x-ratelimit-reset-requests": "6ms",
+  "x-ratelimit-reset-tokens": "0s",
+};
 const SMALL_EVENTS = Array.from(
   { length: 5 },
   (_, i) =>
@@ -69,9 +109,7 @@ function serveUpstream(): string {
     async (request) => {
       const body = request.method === "POST" ? await request.json() : {};
       if (!body.stream) {
-        return new Response(COMPLETION, {
-          headers: { "content-type": "application/json" },
-        });
+        return new Response(COMPLETION, { headers: COMPLETION_HEADERS });
       }
       const stream = body.bench_bytes
         ? bulkStream(body.bench_bytes)
