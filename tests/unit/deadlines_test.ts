@@ -68,7 +68,7 @@ Deno.test("a callback that throws is reported and the others still fire", async 
   }
 });
 
-// The two tests below leave a 60 s timer armed (unref'd, it fires into an empty queue), which the
+// The tests below leave a 60 s timer armed (unref'd, it fires into an empty queue), which the
 // op sanitizer would report.
 const longDeadlines = { sanitizeOps: false };
 
@@ -114,3 +114,22 @@ Deno.test(
     assertEquals(deadlines.pending(), 0);
   },
 );
+
+Deno.test("one slow deadline does not pin every later one in memory", longDeadlines, () => {
+  // A slow upstream's deadline stays live while fast requests come and go behind it: their
+  // cleared entries are swept out instead of piling up for the slow one's whole duration.
+  const deadlines = createDeadlines();
+  const slow = deadlines.after(60_000, () => {});
+  const inFlight: { clear(): void }[] = [];
+  let largest = 0;
+  for (let i = 0; i < 100_000; i++) {
+    inFlight.push(deadlines.after(60_000, () => {}));
+    if (inFlight.length > 10) inFlight.shift()!.clear();
+    largest = Math.max(largest, deadlines.pending());
+  }
+  // Bounded by the sweep threshold (1,024 cleared entries), not by the 100,000 set.
+  assert(largest <= 1_024 + 12, `the queue held ${largest} entries`);
+  slow.clear();
+  for (const deadline of inFlight) deadline.clear();
+  assertEquals(deadlines.pending(), 0);
+});

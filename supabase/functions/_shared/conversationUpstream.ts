@@ -4,6 +4,7 @@
  */
 import { createParser } from "eventsource-parser";
 import { chunkReader } from "./chunkReader.ts";
+import { deadlines } from "./deadlines.ts";
 import type { Config } from "./config.ts";
 import type { StoredCredentials } from "./credentialVault.ts";
 import type { ChatMessage, Usage } from "./conversationStore.ts";
@@ -46,10 +47,10 @@ function upstreamStreamError(service: Service, cause: unknown): AppError {
 export async function streamChatCompletion(options: ChatStreamOptions): Promise<void> {
   const { service, stored } = options;
   const url = upstreamBaseUrl(options.config, service, stored) + "/chat/completions";
-  let idle = setTimeout(options.onStall, options.idleTimeoutMs);
+  let idle = deadlines.after(options.idleTimeoutMs, options.onStall);
   const stillAlive = () => {
-    clearTimeout(idle);
-    idle = setTimeout(options.onStall, options.idleTimeoutMs);
+    idle.clear();
+    idle = deadlines.after(options.idleTimeoutMs, options.onStall);
   };
 
   try {
@@ -127,6 +128,6 @@ export async function streamChatCompletion(options: ChatStreamOptions): Promise<
       reader.cancel().catch(() => {});
     }
   } finally {
-    clearTimeout(idle);
+    idle.clear();
   }
 }

@@ -6,8 +6,10 @@
  *
  * Deadlines of one duration expire in the order they were set, so each duration keeps a FIFO
  * queue and at most one timer, armed for its oldest live entry. Setting a deadline is a push;
- * clearing it is a flag, and cleared entries at the front are dropped at once, so a queue holds
- * about what is in flight. Timers are unref'd: a pending deadline never keeps a process alive.
+ * clearing it is a flag. Cleared entries at the front are dropped at once, and those stuck behind
+ * an older live one are swept out once they outnumber the live ones, so a queue stays within
+ * about twice what is in flight (plus `SWEEP_AFTER`). Timers are unref'd: a pending deadline
+ * never keeps a process alive.
  */
 
 export interface Deadline {
@@ -18,7 +20,7 @@ export interface Deadline {
 export interface Deadlines {
   /** Calls `onExpire` once, `ms` from now, unless the deadline is cleared first. */
   after(ms: number, onExpire: () => void): Deadline;
-  /** Deadlines set and neither fired nor dropped yet, over all durations (for tests). */
+  /** Entries held over all durations: live deadlines and cleared ones not yet dropped (for tests). */
   pending(): number;
 }
 
@@ -27,12 +29,17 @@ interface Entry {
   onExpire: (() => void) | null;
 }
 
-/** A queue holding more dropped entries than this (and more than live ones) is compacted. */
-const COMPACT_AFTER = 1_024;
+/**
+ * How many cleared entries a queue may hold before it sweeps them out: they pile up behind a
+ * live deadline much older than the rest (one slow upstream among fast ones).
+ */
+const SWEEP_AFTER = 1_024;
 
 class DurationQueue {
   #entries: Entry[] = [];
   #head = 0;
+  /** Cleared entries still in `#entries`, behind an older live one. */
+  #cleared = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly ms: number, private readonly now: () => number) {}
@@ -49,18 +56,31 @@ class DurationQueue {
       clear: () => {
         if (entry.onExpire === null) return;
         entry.onExpire = null;
-        this.#dropClearedFront();
+        this.#cleared++;
+        this.#tidy();
       },
     };
   }
 
-  #dropClearedFront(): void {
+  /** Drops cleared entries from the front, and sweeps them out when they outnumber live ones. */
+  #tidy(): void {
     const entries = this.#entries;
-    while (this.#head < entries.length && entries[this.#head].onExpire === null) this.#head++;
+    while (this.#head < entries.length && entries[this.#head].onExpire === null) {
+      this.#head++;
+      this.#cleared--;
+    }
     if (this.#head === entries.length) {
       entries.length = 0;
       this.#head = 0;
-    } else if (this.#head > COMPACT_AFTER && this.#head * 2 > entries.length) {
+    } else if (this.#cleared > SWEEP_AFTER && this.#cleared * 2 > this.size) {
+      const live: Entry[] = [];
+      for (let i = this.#head; i < entries.length; i++) {
+        if (entries[i].onExpire !== null) live.push(entries[i]);
+      }
+      this.#entries = live;
+      this.#head = 0;
+      this.#cleared = 0;
+    } else if (this.#head > SWEEP_AFTER && this.#head * 2 > entries.length) {
       this.#entries = entries.slice(this.#head);
       this.#head = 0;
     }
@@ -77,20 +97,23 @@ class DurationQueue {
     const now = this.now();
     while (this.#head < this.#entries.length) {
       const entry = this.#entries[this.#head];
-      if (entry.onExpire !== null && entry.at > now) break;
+      if (entry.onExpire === null) {
+        this.#head++;
+        this.#cleared--;
+        continue;
+      }
+      if (entry.at > now) break;
       this.#head++;
       const onExpire = entry.onExpire;
       entry.onExpire = null;
-      if (onExpire) {
-        try {
-          onExpire();
-        } catch (error) {
-          // One failing callback must not stop the others; report it as a timer callback's would be.
-          reportError(error);
-        }
+      try {
+        onExpire();
+      } catch (error) {
+        // One failing callback must not stop the others; report it as a timer callback's would be.
+        reportError(error);
       }
     }
-    this.#dropClearedFront();
+    this.#tidy();
     // A callback may have set a deadline (and armed a timer) already.
     if (this.#timer === undefined && this.size > 0) this.#arm(this.#entries[this.#head].at);
   }
