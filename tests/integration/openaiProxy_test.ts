@@ -99,6 +99,51 @@ dbTest(
   },
 );
 
+dbTest(
+  "openai-proxy passes on the provider's request id and rate limits, no other header",
+  async () => {
+    const user = await newProxyUser();
+    fake.route(
+      "POST /v1/chat/completions",
+      () =>
+        Response.json({ object: "chat.completion", choices: [], usage: FAKE_USAGE }, {
+          headers: {
+            "x-request-id": "req_headers",
+            "openai-processing-ms": "7",
+            "x-ratelimit-remaining-requests": "42",
+            "x-ratelimit-reset-tokens": "1s",
+            "set-cookie": "__cf_bm=upstream-session",
+            "x-internal-route": "pool-7",
+          },
+        }),
+    );
+    try {
+      const response = await fetch(`${proxyUrl}/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${user.token}` },
+        body: JSON.stringify({ model: "fake-model", messages: [{ role: "user", content: "hi" }] }),
+      });
+      assertEquals(response.status, 200);
+      await response.body?.cancel();
+      const passed = Object.fromEntries(
+        [...response.headers].filter(([name]) => !name.startsWith("access-control-")),
+      );
+      delete passed["date"];
+      assertEquals(passed, {
+        "content-length": response.headers.get("content-length")!,
+        "content-type": "application/json",
+        "openai-processing-ms": "7",
+        "x-key-source": "user",
+        "x-ratelimit-remaining-requests": "42",
+        "x-ratelimit-reset-tokens": "1s",
+        "x-request-id": "req_headers",
+      });
+    } finally {
+      fake.unroute("POST /v1/chat/completions");
+    }
+  },
+);
+
 dbTest("openai-proxy streams the SDK's streaming call exactly as the fake sent it", async () => {
   const user = await newProxyUser();
   const chunks = ["Hel", "lo", " wor", "ld"];

