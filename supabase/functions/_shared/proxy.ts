@@ -113,6 +113,20 @@ function upstreamError(
 }
 
 /**
+ * The error for an upstream that failed before its answer was in hand. When we aborted it (the
+ * timeout, the client gone), the abort's reason says why, not the error fetch raised for it.
+ */
+function failedUpstream(
+  service: Service,
+  abort: AbortController,
+  keySource: Record<string, string>,
+  error: unknown,
+): AppError {
+  const reason = abort.signal.aborted ? abort.signal.reason : error;
+  return upstreamError(codeForFetchFailure(service, reason), null, { ...keySource }, reason);
+}
+
+/**
  * Forwards `request` to `target` with the key that pays for the caller (keyResolution.ts) and
  * returns the provider's answer. Throws `AppError` for anything that ends before the upstream
  * answered successfully.
@@ -187,8 +201,7 @@ export async function forwardWithKey(
     });
   } catch (error) {
     finish();
-    const reason = abort.signal.aborted ? abort.signal.reason : error;
-    throw upstreamError(codeForFetchFailure(service, reason), null, { ...keySource }, reason);
+    throw failedUpstream(service, abort, keySource, error);
   } finally {
     headerDeadline.clear();
   }
@@ -222,8 +235,7 @@ export async function forwardWithKey(
       bytes = await upstream.bytes();
     } catch (error) {
       finish();
-      const reason = abort.signal.aborted ? abort.signal.reason : error;
-      throw upstreamError(codeForFetchFailure(service, reason), null, { ...keySource }, reason);
+      throw failedUpstream(service, abort, keySource, error);
     }
     finish();
     usage.record({ userId: user.id, service, source, usage: usageFromTail(bytes) });
@@ -237,8 +249,7 @@ export async function forwardWithKey(
       head = await readAhead(chunks, READ_AHEAD_BYTES, abort, rt.config.upstreamTimeoutMs);
     } catch (error) {
       finish();
-      const reason = abort.signal.aborted ? abort.signal.reason : error;
-      throw upstreamError(codeForFetchFailure(service, reason), null, { ...keySource }, reason);
+      throw failedUpstream(service, abort, keySource, error);
     }
     if (head.complete) {
       finish();
