@@ -43,20 +43,11 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
   let tailBytes = 0;
   let ended = false;
 
-  // One watchdog per body instead of a timer per chunk: it aborts the upstream when a read has
-  // been waiting longer than the idle timeout. (Per-chunk timers were measurable garbage.)
-  let waitingSince: number | null = null;
-  const watchdog = setInterval(() => {
-    if (waitingSince !== null && performance.now() - waitingSince > options.idleTimeoutMs) {
-      options.abort.abort(new DOMException("upstream stalled", "TimeoutError"));
-    }
-  }, Math.max(10, Math.min(1_000, options.idleTimeoutMs / 4)));
-  Deno.unrefTimer(watchdog);
+  const onStall = stallAborts(options.abort);
 
   function end(): void {
     if (ended) return;
     ended = true;
-    clearInterval(watchdog);
     options.onEnd(tail.subarray(0, tailBytes));
   }
 
@@ -80,9 +71,8 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
         controller.enqueue(ready);
         return;
       }
-      waitingSince = performance.now();
       try {
-        const chunk = await chunks.read();
+        const chunk = await readWithin(chunks, options.idleTimeoutMs, onStall);
         if (chunk === null) {
           end();
           controller.close();
@@ -102,8 +92,6 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
           encoder.encode(`data: ${JSON.stringify({ type: "error", ...envelope })}\n\n`),
         );
         controller.close();
-      } finally {
-        waitingSince = null;
       }
     },
     cancel(reason) {
@@ -129,23 +117,38 @@ export async function readAhead(
   abort: AbortController,
   idleTimeoutMs: number,
 ): Promise<{ chunks: Uint8Array[]; complete: boolean }> {
+  const onStall = stallAborts(abort);
   const chunks: Uint8Array[] = [];
   let size = 0;
   while (size <= limit) {
-    const idle = deadlines.after(
-      idleTimeoutMs,
-      () => abort.abort(new DOMException("upstream stalled", "TimeoutError")),
-    );
-    try {
-      const chunk = await reader.read();
-      if (chunk === null) return { chunks, complete: true };
-      chunks.push(chunk);
-      size += chunk.byteLength;
-    } finally {
-      idle.clear();
-    }
+    const chunk = await readWithin(reader, idleTimeoutMs, onStall);
+    if (chunk === null) return { chunks, complete: true };
+    chunks.push(chunk);
+    size += chunk.byteLength;
   }
   return { chunks, complete: false };
+}
+
+/** What a stalled read does: abort the upstream with a timeout as the reason. */
+function stallAborts(abort: AbortController): () => void {
+  return () => abort.abort(new DOMException("upstream stalled", "TimeoutError"));
+}
+
+/**
+ * One read that must finish within `idleTimeoutMs`, or `onStall` runs. Time the client spends
+ * not asking for the next chunk does not count: only a read the upstream keeps waiting does.
+ */
+async function readWithin(
+  reader: ChunkReader,
+  idleTimeoutMs: number,
+  onStall: () => void,
+): Promise<Uint8Array | null> {
+  const idle = deadlines.after(idleTimeoutMs, onStall);
+  try {
+    return await reader.read();
+  } finally {
+    idle.clear();
+  }
 }
 
 /** Joins chunks into one byte array. */
