@@ -2,6 +2,9 @@
  * Proxy benchmark: the same fast fake upstream reached four ways in one run.
  *   direct   client -> fake
  *   bare     client -> bare Deno fetch pass-through -> fake (the floor for this runtime)
+ *   required client -> bare plus only the runtime work each answer of ours needs -> fake
+ *            (no target: it splits ours' gap to bare into what the runtime charges for that
+ *            work and what our own code costs)
  *   ours     client -> local stack -> openai-proxy (JWT verification, key lookup, PGlite) -> fake
  *   portkey  client -> @portkey-ai/gateway (x-portkey-custom-host) -> fake, when it can be installed
  * Prints added p50/p99 latency over direct for sequential requests, req/s at 10 concurrent
@@ -312,7 +315,7 @@ interface Row {
   ttfb: number;
 }
 
-/** Starts one server under test (bare, relay-floor or ours) in its own process. */
+/** Starts one server under test (bare, required, relay-floor or ours) in its own process. */
 async function startTarget(
   name: string,
   upstreamUrl: string,
@@ -378,7 +381,7 @@ export async function runProxyBench(): Promise<void> {
       headers: key,
       pid: null,
     }];
-    for (const name of ["bare", "ours"]) {
+    for (const name of ["bare", "required", "ours"]) {
       const target = await startTarget(name, upstream.ready.url, dbUrl);
       servers.push(target.process);
       targets.push(target);
@@ -402,7 +405,7 @@ export async function runProxyBench(): Promise<void> {
 
     // Portkey keeps a Node process busy after each answer; interleaved with the others, that work
     // lands on the request after it (measured: ours/bare 1.48 with it, 1.31 without). So direct,
-    // bare and ours run interleaved in one pass, Portkey with direct in its own, and each row's
+    // bare, required and ours run interleaved in one pass, Portkey with direct in its own, and each row's
     // added latency is read against the direct samples of its own pass.
     const passes = [targets.filter((t) => t.name !== "portkey")];
     const gateway = targets.find((t) => t.name === "portkey");
@@ -438,13 +441,13 @@ export async function runProxyBench(): Promise<void> {
       rows[target.name].ttfb = await timeToFirstByte(target);
     }
     console.log(
-      "| path    | p50      | p99      | added p50 | added p99 | req/s @10 | stream TTFB p50 |\n" +
-        "| ------- | -------- | -------- | --------- | --------- | --------- | --------------- |",
+      "| path     | p50      | p99      | added p50 | added p99 | req/s @10 | stream TTFB p50 |\n" +
+        "| -------- | -------- | -------- | --------- | --------- | --------- | --------------- |",
     );
     for (const [name, row] of Object.entries(rows)) {
       const added = (value: number) => name === "direct" ? "-" : ms(Math.max(0, value));
       console.log(
-        `| ${name.padEnd(7)} | ${ms(row.p50)} | ${ms(row.p99)} | ${added(row.addedP50)} | ` +
+        `| ${name.padEnd(8)} | ${ms(row.p50)} | ${ms(row.p99)} | ${added(row.addedP50)} | ` +
           `${added(row.addedP99)} | ${row.rps.toFixed(0)} | ${ms(row.ttfb)} |`,
       );
     }
@@ -472,6 +475,21 @@ export async function runProxyBench(): Promise<void> {
       `- ours RSS growth for 100 MB = ${mb(memory.bulkCold.ours)} cold, ${
         mb(memory.bulkWarm.ours)
       } warm (target < 20 MB; relay floor ${mb(memory.bulkCold["relay-floor"])} cold)`,
+    );
+    console.log("\nWhere the gap to bare lies (no target):");
+    console.log(
+      `- required req/s / bare req/s = ${(rows.required.rps / rows.bare.rps).toFixed(2)}, ` +
+        `added p50 ratio ${
+          (rows.required.addedP50 / Math.max(rows.bare.addedP50, 1e-6)).toFixed(2)
+        }` +
+        ` (the runtime's price for the work every answer needs)`,
+    );
+    console.log(
+      `- ours req/s / required req/s = ${(rows.ours.rps / rows.required.rps).toFixed(2)}, ` +
+        `added p50 ratio ${
+          (rows.ours.addedP50 / Math.max(rows.required.addedP50, 1e-6)).toFixed(2)
+        }` +
+        ` (our own code: JWT, key lookup, routing, timeouts, usage)`,
     );
   } finally {
     await Promise.all([...servers, ...(upstreamProcess ? [upstreamProcess] : [])].map(stop));

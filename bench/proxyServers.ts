@@ -5,11 +5,15 @@
  *   bare <upstream>  a bare Deno fetch pass-through (the floor for this runtime)
  *   relay-floor <upstream>  the same with a JS TransformStream in the middle: the floor for any
  *                    relay that sees the bytes (Deno cannot pipe them natively any more)
+ *   required <upstream>  bare plus only the runtime work every answer of ours needs, and none of
+ *                    our code: the floor for any pass-through that meets the issue
  *   ours <upstream> [db url]  openai-proxy served as deployed (Deno.serve(handler)), with real
  *                    JWT verification and key lookup (Postgres at db url, else embedded PGlite)
  * Each prints one JSON line `{url, token?}` on stdout once it listens.
  */
 import { startLocalStack } from "../local/stack.ts";
+import { CORS_RESPONSE_HEADERS } from "../supabase/functions/_shared/http.ts";
+import { FORWARDED_RESPONSE_HEADERS } from "../supabase/functions/_shared/proxy.ts";
 import { createHandler } from "../supabase/functions/openai-proxy/handler.ts";
 
 const encoder = new TextEncoder();
@@ -149,6 +153,53 @@ function serveBare(upstream: string, relayInJs = false): string {
   return `http://127.0.0.1:${server.addr.port}/v1`;
 }
 
+/**
+ * The bare pass-through plus the runtime work the issue asks of every answer, with none of our
+ * code (no JWT, no key lookup, no timeouts, no usage accounting):
+ *   - an AbortController of its own, tied to the client's signal, so the upstream can be aborted
+ *     for other reasons too (timeouts);
+ *   - the body read whole when it is a JSON answer, since `usage` is in it, and relayed through
+ *     JS when it is a stream, since the usage event is at its end;
+ *   - the headers every answer carries: `x-key-source`, CORS, and the provider's own ones.
+ * What separates "ours" from this row is our own code; what separates this row from "bare" is
+ * what the runtime charges for the work itself.
+ */
+function serveRequired(upstream: string): string {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      const path = new URL(request.url).pathname.replace(/^\/v1/, "");
+      const abort = new AbortController();
+      let settled = false;
+      const onClientGone = () => {
+        if (!settled) abort.abort(request.signal.reason);
+      };
+      request.signal.addEventListener("abort", onClientGone, { once: true });
+      const response = await fetch(upstream + path, {
+        method: request.method,
+        headers: {
+          "content-type": request.headers.get("content-type") ?? "application/json",
+          authorization: request.headers.get("authorization") ?? "",
+        },
+        body: request.method === "GET" ? null : await request.arrayBuffer(),
+        signal: abort.signal,
+      });
+      const headers: Record<string, string> = { ...CORS_RESPONSE_HEADERS, "x-key-source": "user" };
+      response.headers.forEach((value, name) => {
+        if (FORWARDED_RESPONSE_HEADERS.has(name)) headers[name] = value;
+      });
+      const stream = headers["content-type"]?.startsWith("text/event-stream");
+      const body = stream
+        ? response.body?.pipeThrough(new TransformStream())
+        : await response.bytes();
+      settled = true;
+      request.signal.removeEventListener("abort", onClientGone);
+      return new Response(body, { status: response.status, headers });
+    },
+  );
+  return `http://127.0.0.1:${server.addr.port}/v1`;
+}
+
 async function serveOurs(upstream: string, dbUrl: string): Promise<{ url: string; token: string }> {
   // Postgres over the network when the bench found one, as deployed; else embedded PGlite.
   const stack = await startLocalStack({
@@ -184,6 +235,8 @@ if (import.meta.main) {
     ? { url: serveBare(upstream) }
     : mode === "relay-floor"
     ? { url: serveBare(upstream, true) }
+    : mode === "required"
+    ? { url: serveRequired(upstream) }
     : mode === "ours"
     ? await serveOurs(upstream, Deno.args[2] ?? "")
     : null;

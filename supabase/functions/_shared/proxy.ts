@@ -50,7 +50,7 @@ const FORWARDED_REQUEST_HEADERS = [
  * Response headers worth passing back to the client. Looked up while walking the upstream's
  * headers once: eleven `get`s, each a scan of the list, cost five times as much.
  */
-const FORWARDED_RESPONSE_HEADERS = new Set([
+export const FORWARDED_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
   "content-type",
   "x-request-id",
   "openai-processing-ms",
