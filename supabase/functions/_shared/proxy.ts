@@ -7,7 +7,7 @@
  */
 import { type ErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
-import { CORS_RESPONSE_HEADERS, fail } from "./http.ts";
+import { CORS_RESPONSE_HEADERS, fail, readBodyBytes } from "./http.ts";
 import { type ResolvedKey, resolveProviderKey } from "./keyResolution.ts";
 import { PROVIDERS, type Service } from "./providers.ts";
 import { chunkReader } from "./chunkReader.ts";
@@ -87,14 +87,9 @@ export function checkRoute(method: string, path: string): void {
   if (!matches.some((route) => route.method === method)) fail("METHOD_NOT_ALLOWED");
 }
 
-async function readBody(request: Request): Promise<ArrayBuffer | null> {
-  if (request.method === "GET" || !request.body) return null;
-  if (Number(request.headers.get("content-length") ?? "0") > MAX_PROXY_BODY_BYTES) {
-    fail("PAYLOAD_TOO_LARGE");
-  }
-  const body = await request.arrayBuffer();
-  if (body.byteLength > MAX_PROXY_BODY_BYTES) fail("PAYLOAD_TOO_LARGE");
-  return body;
+function readBody(request: Request): Promise<Uint8Array<ArrayBuffer> | null> {
+  if (request.method === "GET") return Promise.resolve(null);
+  return readBodyBytes(request, MAX_PROXY_BODY_BYTES);
 }
 
 function upstreamError(
