@@ -129,20 +129,29 @@ function serveUpstream(): string {
   return `http://127.0.0.1:${server.addr.port}/v1`;
 }
 
+/** The same request to the upstream, as plainly as Deno's fetch allows. */
+async function forwardPlainly(
+  upstream: string,
+  request: Request,
+  signal: AbortSignal,
+): Promise<Response> {
+  const path = new URL(request.url).pathname.replace(/^\/v1/, "");
+  return await fetch(upstream + path, {
+    method: request.method,
+    headers: {
+      "content-type": request.headers.get("content-type") ?? "application/json",
+      authorization: request.headers.get("authorization") ?? "",
+    },
+    body: request.method === "GET" ? null : await request.arrayBuffer(),
+    signal,
+  });
+}
+
 function serveBare(upstream: string, relayInJs = false): string {
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     async (request) => {
-      const path = new URL(request.url).pathname.replace(/^\/v1/, "");
-      const response = await fetch(upstream + path, {
-        method: request.method,
-        headers: {
-          "content-type": request.headers.get("content-type") ?? "application/json",
-          authorization: request.headers.get("authorization") ?? "",
-        },
-        body: request.method === "GET" ? null : await request.arrayBuffer(),
-        signal: request.signal,
-      });
+      const response = await forwardPlainly(upstream, request, request.signal);
       const body = relayInJs ? response.body?.pipeThrough(new TransformStream()) : response.body;
       return new Response(body, {
         status: response.status,
@@ -168,22 +177,13 @@ function serveRequired(upstream: string): string {
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     async (request) => {
-      const path = new URL(request.url).pathname.replace(/^\/v1/, "");
       const abort = new AbortController();
       let settled = false;
       const onClientGone = () => {
         if (!settled) abort.abort(request.signal.reason);
       };
       request.signal.addEventListener("abort", onClientGone, { once: true });
-      const response = await fetch(upstream + path, {
-        method: request.method,
-        headers: {
-          "content-type": request.headers.get("content-type") ?? "application/json",
-          authorization: request.headers.get("authorization") ?? "",
-        },
-        body: request.method === "GET" ? null : await request.arrayBuffer(),
-        signal: abort.signal,
-      });
+      const response = await forwardPlainly(upstream, request, abort.signal);
       const headers: Record<string, string> = { ...CORS_RESPONSE_HEADERS, "x-key-source": "user" };
       response.headers.forEach((value, name) => {
         if (FORWARDED_RESPONSE_HEADERS.has(name)) headers[name] = value;
