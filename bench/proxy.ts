@@ -220,10 +220,13 @@ async function wrkThroughput(target: Target, script: string): Promise<number> {
 }
 
 /**
- * req/s of every target: THROUGHPUT_ROUNDS interleaved rounds in a rotating order, each target's
- * median kept, so drift in the machine's load falls on all targets alike.
+ * req/s of every target, one sample per round: THROUGHPUT_ROUNDS interleaved rounds in a rotating
+ * order, so drift in the machine's load falls on all targets alike.
  */
-async function throughput(targets: Target[], script: string | null): Promise<Map<string, number>> {
+async function throughput(
+  targets: Target[],
+  script: string | null,
+): Promise<Map<string, number[]>> {
   const measure = (target: Target) =>
     script ? wrkThroughput(target, script) : fetchThroughput(target);
   const samples = new Map(targets.map((t) => [t.name, [] as number[]]));
@@ -234,7 +237,18 @@ async function throughput(targets: Target[], script: string | null): Promise<Map
       samples.get(target.name)!.push(await measure(target));
     }
   }
-  return new Map([...samples].map(([name, values]) => [name, percentile(values, 50)]));
+  return samples;
+}
+
+/**
+ * The req/s ratio of two targets: the median of each round's own ratio. Both figures of a round
+ * were measured seconds apart, so a slow stretch of the machine moves both (seen here: one server's
+ * CPU time per request doubled in some rounds); the ratio of two separate medians would mix rounds
+ * of different speeds.
+ */
+function roundRatio(rounds: Map<string, number[]>, of: string, to: string): number {
+  const [a, b] = [rounds.get(of)!, rounds.get(to)!];
+  return percentile(a.map((value, round) => value / b[round]), 50);
 }
 
 async function timeToFirstByte(target: Target): Promise<number> {
@@ -430,14 +444,15 @@ export async function runProxyBench(): Promise<void> {
     const script = await wrkScript();
     console.log(
       script
-        ? `req/s: wrk -t1 -c${CONCURRENCY}, median of ${THROUGHPUT_ROUNDS} interleaved ${THROUGHPUT_SECONDS} s rounds`
+        ? `req/s: wrk -t1 -c${CONCURRENCY}, median of ${THROUGHPUT_ROUNDS} interleaved ${THROUGHPUT_SECONDS} s rounds ` +
+          `(req/s ratios below: the median of each round's ratio)`
         : `req/s: wrk is not installed (apt-get install wrk); a fetch client in this process, ` +
           `which competes with the servers for the CPU, median of ${THROUGHPUT_ROUNDS} rounds`,
     );
-    const rps = await throughput(targets, script);
+    const rounds = await throughput(targets, script);
     if (script) await Deno.remove(script);
     for (const target of targets) {
-      rows[target.name].rps = rps.get(target.name)!;
+      rows[target.name].rps = percentile(rounds.get(target.name)!, 50);
       rows[target.name].ttfb = await timeToFirstByte(target);
     }
     console.log(
@@ -457,12 +472,14 @@ export async function runProxyBench(): Promise<void> {
 
     console.log("\nTargets (ratios from this run):");
     console.log(
-      `- ours req/s / bare req/s = ${(rows.ours.rps / rows.bare.rps).toFixed(2)} (target >= 0.7)`,
+      `- ours req/s / bare req/s = ${
+        roundRatio(rounds, "ours", "bare").toFixed(2)
+      } (target >= 0.7)`,
     );
     if (rows.portkey) {
       console.log(
         `- ours req/s / portkey req/s = ${
-          (rows.ours.rps / rows.portkey.rps).toFixed(2)
+          roundRatio(rounds, "ours", "portkey").toFixed(2)
         } (target >= 10)`,
       );
     }
@@ -478,14 +495,14 @@ export async function runProxyBench(): Promise<void> {
     );
     console.log("\nWhere the gap to bare lies (no target):");
     console.log(
-      `- required req/s / bare req/s = ${(rows.required.rps / rows.bare.rps).toFixed(2)}, ` +
+      `- required req/s / bare req/s = ${roundRatio(rounds, "required", "bare").toFixed(2)}, ` +
         `added p50 ratio ${
           (rows.required.addedP50 / Math.max(rows.bare.addedP50, 1e-6)).toFixed(2)
         }` +
         ` (the runtime's price for the work every answer needs)`,
     );
     console.log(
-      `- ours req/s / required req/s = ${(rows.ours.rps / rows.required.rps).toFixed(2)}, ` +
+      `- ours req/s / required req/s = ${roundRatio(rounds, "ours", "required").toFixed(2)}, ` +
         `added p50 ratio ${
           (rows.ours.addedP50 / Math.max(rows.required.addedP50, 1e-6)).toFixed(2)
         }` +
