@@ -1,5 +1,5 @@
 /**
- * Proxy benchmark: the same fast fake upstream reached four ways in one run.
+ * Proxy benchmark: the same fast fake upstream reached five ways in one run.
  *   direct   client -> fake
  *   bare     client -> bare Deno fetch pass-through -> fake (the floor for this runtime)
  *   required client -> bare plus only the runtime work each answer of ours needs -> fake
@@ -419,8 +419,8 @@ export async function runProxyBench(): Promise<void> {
 
     // Portkey keeps a Node process busy after each answer; interleaved with the others, that work
     // lands on the request after it (measured: ours/bare 1.48 with it, 1.31 without). So direct,
-    // bare, required and ours run interleaved in one pass, Portkey with direct in its own, and each row's
-    // added latency is read against the direct samples of its own pass.
+    // bare, required and ours run interleaved in one pass, Portkey with direct in its own, and
+    // each row's added latency is read against the direct samples of its own pass.
     const passes = [targets.filter((t) => t.name !== "portkey")];
     const gateway = targets.find((t) => t.name === "portkey");
     if (gateway) passes.push([targets[0], gateway]);
