@@ -243,8 +243,8 @@ async function throughput(
 /**
  * The req/s ratio of two targets: the median of each round's own ratio. Both figures of a round
  * were measured seconds apart, so a slow stretch of the machine moves both (seen here: one server's
- * CPU time per request doubled in some rounds); the ratio of two separate medians would mix rounds
- * of different speeds.
+ * CPU time per request went from 277 to 535 µs between rounds of one run); the ratio of two
+ * separate medians would mix rounds of different speeds.
  */
 function roundRatio(rounds: Map<string, number[]>, of: string, to: string): number {
   const [a, b] = [rounds.get(of)!, rounds.get(to)!];
