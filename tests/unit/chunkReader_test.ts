@@ -1,6 +1,5 @@
 import { assert, assertEquals } from "../support/assert.ts";
-import { chunkReader } from "../../supabase/functions/_shared/chunkReader.ts";
-import { concatChunks } from "../../supabase/functions/_shared/proxyStream.ts";
+import { chunkReader, concatChunks } from "../../supabase/functions/_shared/chunkReader.ts";
 
 const encoder = new TextEncoder();
 

@@ -1,6 +1,7 @@
 /**
  * Reading an upstream body without Deno's per-read allocation: one reused buffer, exact-size
- * copies handed on. Used by the proxy's relay and by conversation-run's stream parser.
+ * copies handed on. Used by the proxy's relay and by conversation-run's stream parser; and
+ * joining chunks read into one array.
  */
 
 /** How much one read from the upstream may fill. */
@@ -53,4 +54,18 @@ function defaultChunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
     },
     cancel: (reason) => reader.cancel(reason),
   };
+}
+
+/** Joins chunks into one byte array. */
+export function concatChunks(chunks: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  if (chunks.length === 1 && chunks[0].buffer instanceof ArrayBuffer) {
+    return chunks[0] as Uint8Array<ArrayBuffer>;
+  }
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
 }

@@ -5,6 +5,7 @@
 import type { z } from "zod";
 import type { AuthenticatedUser } from "./auth.ts";
 import { ConfigError } from "./config.ts";
+import { concatChunks } from "./chunkReader.ts";
 import { buildErrorResponse, type ErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
 import { describeError, log } from "./log.ts";
@@ -140,14 +141,7 @@ export async function readBodyBytes(
     }
     chunks.push(value);
   }
-  if (size === 0) return null;
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return size === 0 ? null : concatChunks(chunks);
 }
 
 /**

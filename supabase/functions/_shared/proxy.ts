@@ -10,15 +10,9 @@ import { AppError } from "./errors.ts";
 import { CORS_RESPONSE_HEADERS, fail, readBodyBytes } from "./http.ts";
 import { type ResolvedKey, resolveProviderKey } from "./keyResolution.ts";
 import { PROVIDERS, type Service } from "./providers.ts";
-import { chunkReader } from "./chunkReader.ts";
+import { chunkReader, concatChunks } from "./chunkReader.ts";
 import { deadlines } from "./deadlines.ts";
-import {
-  concatChunks,
-  READ_AHEAD_BYTES,
-  readAhead,
-  relayBody,
-  usageFromTail,
-} from "./proxyStream.ts";
+import { READ_AHEAD_BYTES, readAhead, relayBody, usageFromTail } from "./proxyStream.ts";
 import type { Runtime } from "./runtime.ts";
 import {
   codeForFetchFailure,
@@ -218,7 +212,7 @@ export async function forwardWithKey(
     finish();
     return new Response(upstream.body, { status: upstream.status, headers: responseHeaders });
   }
-  const eventStream = (upstream.headers.get("content-type") ?? "").startsWith("text/event-stream");
+  const eventStream = responseHeaders["content-type"]?.startsWith("text/event-stream") ?? false;
   if (eventStream) responseHeaders["cache-control"] = "no-cache";
 
   const usage = usageRecorderFor(rt.db);

@@ -151,20 +151,6 @@ async function readWithin(
   }
 }
 
-/** Joins chunks into one byte array. */
-export function concatChunks(chunks: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  if (chunks.length === 1 && chunks[0].buffer instanceof ArrayBuffer) {
-    return chunks[0] as Uint8Array<ArrayBuffer>;
-  }
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
-}
-
 const USAGE_FIELDS = {
   prompt: /"(?:prompt_tokens|input_tokens)"\s*:\s*(\d+)/,
   completion: /"(?:completion_tokens|output_tokens)"\s*:\s*(\d+)/,
