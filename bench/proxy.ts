@@ -251,6 +251,11 @@ function roundRatio(rounds: Map<string, number[]>, of: string, to: string): numb
   return percentile(a.map((value, round) => value / b[round]), 50);
 }
 
+/** `of`'s added p50 latency as a multiple of `to`'s. */
+function addedRatio(rows: Record<string, Row>, of: string, to: string): number {
+  return rows[of].addedP50 / Math.max(rows[to].addedP50, 1e-6);
+}
+
 async function timeToFirstByte(target: Target): Promise<number> {
   const samples: number[] = [];
   for (let i = 0; i < TTFB_SAMPLES; i++) {
@@ -485,7 +490,7 @@ export async function runProxyBench(): Promise<void> {
     }
     console.log(
       `- ours added p50 / bare added p50 = ${
-        (rows.ours.addedP50 / Math.max(rows.bare.addedP50, 1e-6)).toFixed(2)
+        addedRatio(rows, "ours", "bare").toFixed(2)
       } (target <= 1.3)`,
     );
     console.log(
@@ -496,16 +501,12 @@ export async function runProxyBench(): Promise<void> {
     console.log("\nWhere the gap to bare lies (no target):");
     console.log(
       `- required req/s / bare req/s = ${roundRatio(rounds, "required", "bare").toFixed(2)}, ` +
-        `added p50 ratio ${
-          (rows.required.addedP50 / Math.max(rows.bare.addedP50, 1e-6)).toFixed(2)
-        }` +
+        `added p50 ratio ${addedRatio(rows, "required", "bare").toFixed(2)}` +
         ` (the runtime's price for the work every answer needs)`,
     );
     console.log(
       `- ours req/s / required req/s = ${roundRatio(rounds, "ours", "required").toFixed(2)}, ` +
-        `added p50 ratio ${
-          (rows.ours.addedP50 / Math.max(rows.required.addedP50, 1e-6)).toFixed(2)
-        }` +
+        `added p50 ratio ${addedRatio(rows, "ours", "required").toFixed(2)}` +
         ` (our own code: JWT, key lookup, routing, timeouts, usage)`,
     );
   } finally {
