@@ -10,9 +10,9 @@
  * Prints added p50/p99 latency over direct for sequential requests, req/s at 10 concurrent
  * connections (wrk when installed, else a fetch client in this process; the median of interleaved
  * rounds), stream time to first byte, and how far each server's RSS rises while a stream passes
- * through it: 100 MB twice (cold, then warm) and a token stream of small events, with the
- * "relay floor" (a bare pass-through that reads the chunks in JS) as the baseline for any relay
- * that sees the bytes. `npx deno run -A bench/proxy.ts` runs it alone.
+ * through it: 100 MB twice (cold, then warm) and a token stream of small events, with "js-relay"
+ * (a bare pass-through that reads the chunks in JS and leaves their memory to the garbage
+ * collector) beside ours. `npx deno run -A bench/proxy.ts` runs it alone.
  */
 import { connectPostgres } from "../supabase/functions/_shared/db.ts";
 import { ms, percentile } from "./stats.ts";
@@ -334,7 +334,7 @@ interface Row {
   ttfb: number;
 }
 
-/** Starts one server under test (bare, required, relay-floor or ours) in its own process. */
+/** Starts one server under test (bare, required, js-relay or ours) in its own process. */
 async function startTarget(
   name: string,
   upstreamUrl: string,
@@ -355,7 +355,7 @@ async function startTarget(
  * twice (the first time warms the runtime up; growth that stays flat after it is not buffering).
  */
 async function measureMemory(upstreamUrl: string, dbUrl: string) {
-  const names = ["bare", "relay-floor", "ours"];
+  const names = ["bare", "js-relay", "ours"];
   const tokens: Record<string, number> = {};
   const bulkCold: Record<string, number> = {};
   const bulkWarm: Record<string, number> = {};
@@ -496,7 +496,7 @@ export async function runProxyBench(): Promise<void> {
     console.log(
       `- ours RSS growth for 100 MB = ${mb(memory.bulkCold.ours)} cold, ${
         mb(memory.bulkWarm.ours)
-      } warm (target < 20 MB; relay floor ${mb(memory.bulkCold["relay-floor"])} cold)`,
+      } warm (target < 20 MB; js-relay ${mb(memory.bulkCold["js-relay"])} cold)`,
     );
     console.log("\nWhere the gap to bare lies (no target):");
     console.log(

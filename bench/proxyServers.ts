@@ -3,8 +3,9 @@
  * read and it does not share an event loop with the load generator:
  *   upstream         a minimal fast OpenAI-style fake
  *   bare <upstream>  a bare Deno fetch pass-through (the floor for this runtime)
- *   relay-floor <upstream>  the same with a JS TransformStream in the middle: the floor for any
- *                    relay that sees the bytes (Deno cannot pipe them natively any more)
+ *   js-relay <upstream>  the same with a JS TransformStream in the middle: a relay that sees the
+ *                    bytes (Deno no longer pipes them natively) and leaves each chunk's memory to
+ *                    the garbage collector
  *   required <upstream>  bare plus only the runtime work every answer of ours needs, and none of
  *                    our code: the floor for any pass-through that meets the issue
  *   ours <upstream> [db url]  openai-proxy served as deployed (Deno.serve(handler)), with real
@@ -233,7 +234,7 @@ if (import.meta.main) {
     ? { url: serveUpstream() }
     : mode === "bare"
     ? { url: serveBare(upstream) }
-    : mode === "relay-floor"
+    : mode === "js-relay"
     ? { url: serveBare(upstream, true) }
     : mode === "required"
     ? { url: serveRequired(upstream) }

@@ -1,5 +1,6 @@
 import OpenAI from "openai";
 import { startLocalStack } from "../../local/stack.ts";
+import { concatChunks } from "../../supabase/functions/_shared/chunkReader.ts";
 import { usageRecorderFor } from "../../supabase/functions/_shared/usageRecorder.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
@@ -527,6 +528,61 @@ dbTest("openai-proxy records usage per user per day after a flush", async () => 
   );
   assertEquals(credential.used, true);
 });
+
+/** `size` random bytes ending in a usage object, as the chunks a fake upstream sends them in. */
+function longBody(size: number, usage: string): Uint8Array[] {
+  const bytes = new Uint8Array(size);
+  for (let at = 0; at < size; at += 65_536) {
+    crypto.getRandomValues(bytes.subarray(at, Math.min(size, at + 65_536)));
+  }
+  bytes.set(new TextEncoder().encode(usage), size - usage.length);
+  // Chunk sizes from 1 byte to past the proxy's 64 KiB read buffer.
+  const chunks: Uint8Array[] = [];
+  for (let at = 0, n = 1; at < size; n = (n * 7919) % 100_003 + 1) {
+    chunks.push(bytes.slice(at, at + n));
+    at += n;
+  }
+  return chunks;
+}
+
+const sha256 = async (bytes: Uint8Array<ArrayBuffer>) =>
+  new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)).toString();
+
+dbTest(
+  "openai-proxy relays a long body byte for byte, streamed or not, and still reads its usage",
+  async () => {
+    // The relay releases each chunk's memory once the next is asked for (proxyStream.ts): what
+    // the client gets must still be every byte the fake sent, and the usage at the very end.
+    const user = await newProxyUser();
+    const usage = '{"usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11}}';
+    for (const contentType of ["text/event-stream", "application/json"]) {
+      const chunks = longBody(6 * 1024 * 1024, usage);
+      fake.route(
+        "POST /v1/chat/completions",
+        () =>
+          new Response(ReadableStream.from(chunks.map((c) => c.slice())), {
+            headers: { "content-type": contentType },
+          }),
+      );
+      try {
+        const response = await postStream(user);
+        assertEquals(response.headers.get("content-type"), contentType);
+        const received = await response.bytes();
+        assertEquals(received.byteLength, 6 * 1024 * 1024, contentType);
+        assertEquals(await sha256(received), await sha256(concatChunks(chunks)), contentType);
+      } finally {
+        fake.unroute("POST /v1/chat/completions");
+      }
+    }
+    await usageRecorderFor(db).flush();
+    const [row] = await db.query<{ requests: number; total: number }>(
+      `select request_count::int as requests, total_tokens::int as total
+         from public.usage_daily where user_id = $1`,
+      [user.id],
+    );
+    assertEquals(row, { requests: 2, total: 22 });
+  },
+);
 
 dbTest("openai-proxy test teardown closes the stack, the fake and the database", async () => {
   await stack.close();

@@ -1,0 +1,69 @@
+import { assertEquals } from "../support/assert.ts";
+import type { ChunkReader } from "../../supabase/functions/_shared/chunkReader.ts";
+import { relayBody, usageFromTail } from "../../supabase/functions/_shared/proxyStream.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A ChunkReader over fixed chunks, as chunkReader hands them on. */
+function readerOf(chunks: Uint8Array[]): ChunkReader {
+  const queue = [...chunks];
+  return {
+    read: () => Promise.resolve(queue.shift() ?? null),
+    cancel: () => Promise.resolve(),
+  };
+}
+
+function relayOf(chunks: Uint8Array[], prefix: Uint8Array[] = []) {
+  const tails: Uint8Array[] = [];
+  const body = relayBody({
+    chunks: readerOf(chunks),
+    prefix,
+    abort: new AbortController(),
+    idleTimeoutMs: 1_000,
+    eventStream: true,
+    codeForFailure: () => "OPENAI_API_ERROR",
+    onEnd: (tail) => tails.push(tail.slice()),
+  });
+  return { reader: body.getReader(), tails };
+}
+
+Deno.test("relayBody does release each chunk once the next one is asked for", async () => {
+  const sent = ["data: one\n\n", "data: two\n\n", 'data: {"usage":{"total_tokens":3}}\n\n']
+    .map((text) => encoder.encode(text));
+  const { reader, tails } = relayOf(sent.slice(1), sent.slice(0, 1));
+
+  const first = await reader.read();
+  assertEquals(decoder.decode(first.value), "data: one\n\n", "handed on intact");
+  const second = await reader.read();
+  assertEquals(
+    first.value!.byteLength,
+    0,
+    "the first chunk is released once the next is asked for",
+  );
+  assertEquals(sent[0].buffer.byteLength, 0);
+  assertEquals(decoder.decode(second.value), "data: two\n\n");
+  await reader.read();
+  assertEquals(await reader.read(), { done: true, value: undefined });
+  assertEquals(sent.map((chunk) => chunk.byteLength), [0, 0, 0], "the last one at the end");
+  // The tail was copied before the chunks went: usage is still read from it.
+  assertEquals(usageFromTail(tails[0])?.totalTokens, 3);
+});
+
+Deno.test("relayBody does leave alone a chunk that shares its buffer", async () => {
+  const shared = encoder.encode("data: a\n\ndata: b\n\n");
+  const { reader } = relayOf([shared.subarray(0, 9), shared.subarray(9)]);
+  await reader.read();
+  await reader.read();
+  await reader.read();
+  assertEquals(decoder.decode(shared), "data: a\n\ndata: b\n\n");
+});
+
+Deno.test("relayBody does release the chunk in hand when the client goes away", async () => {
+  const chunk = encoder.encode("data: one\n\n");
+  const { reader, tails } = relayOf([chunk, encoder.encode("data: two\n\n")]);
+  await reader.read();
+  await reader.cancel("client gone");
+  assertEquals(chunk.byteLength, 0);
+  assertEquals(tails.length, 1, "the body ended once");
+});
