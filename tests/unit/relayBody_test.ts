@@ -67,3 +67,12 @@ Deno.test("relayBody does release the chunk in hand when the client goes away", 
   assertEquals(chunk.byteLength, 0);
   assertEquals(tails.length, 1, "the body ended once");
 });
+
+Deno.test("relayBody does carry on when the consumer took a chunk's buffer itself", async () => {
+  const { reader } = relayOf([encoder.encode("data: one\n\n"), encoder.encode("data: two\n\n")]);
+  const first = await reader.read();
+  const taken = (first.value!.buffer as ArrayBuffer).transfer();
+  const second = await reader.read();
+  assertEquals(decoder.decode(taken), "data: one\n\n");
+  assertEquals(decoder.decode(second.value), "data: two\n\n");
+});

@@ -81,9 +81,12 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
     sent = chunk;
   }
   function releaseSent(): void {
-    // Only a chunk that is its buffer's sole view (chunkReader's copies are) is released.
+    // Only a chunk that is its buffer's sole view (chunkReader's copies are) is released, and
+    // only once: a consumer may have taken (detached) the buffer itself.
     const buffer = sent?.buffer;
-    if (buffer instanceof ArrayBuffer && buffer.byteLength === sent!.byteLength) {
+    if (
+      buffer instanceof ArrayBuffer && !buffer.detached && buffer.byteLength === sent!.byteLength
+    ) {
       buffer.transfer(0);
     }
     sent = null;
