@@ -5,7 +5,8 @@
  *   required client -> bare plus only the runtime work each answer of ours needs -> fake
  *            (no target: it splits ours' gap to bare into what the runtime charges for that
  *            work and what our own code costs)
- *   ours     client -> local stack -> openai-proxy (JWT verification, key lookup, PGlite) -> fake
+ *   ours     client -> openai-proxy served as deployed (JWT verification, key lookup on the
+ *            machine's PostgreSQL, else embedded PGlite) -> fake
  *   portkey  client -> @portkey-ai/gateway (x-portkey-custom-host) -> fake, when it can be installed
  * Prints added p50/p99 latency over direct for sequential requests, req/s at 10 concurrent
  * connections (wrk when installed, else a fetch client in this process; the median of interleaved

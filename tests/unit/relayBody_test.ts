@@ -1,23 +1,15 @@
 import { assertEquals } from "../support/assert.ts";
-import type { ChunkReader } from "../../supabase/functions/_shared/chunkReader.ts";
+import { chunkReader } from "../../supabase/functions/_shared/chunkReader.ts";
 import { relayBody, usageFromTail } from "../../supabase/functions/_shared/proxyStream.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** A ChunkReader over fixed chunks, as chunkReader hands them on. */
-function readerOf(chunks: Uint8Array[]): ChunkReader {
-  const queue = [...chunks];
-  return {
-    read: () => Promise.resolve(queue.shift() ?? null),
-    cancel: () => Promise.resolve(),
-  };
-}
-
 function relayOf(chunks: Uint8Array[], prefix: Uint8Array[] = []) {
   const tails: Uint8Array[] = [];
   const body = relayBody({
-    chunks: readerOf(chunks),
+    // A body built in JS: chunkReader hands on its chunks themselves, each with its own buffer.
+    chunks: chunkReader(ReadableStream.from(chunks)),
     prefix,
     abort: new AbortController(),
     idleTimeoutMs: 1_000,
