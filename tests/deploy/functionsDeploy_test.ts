@@ -1,0 +1,99 @@
+/**
+ * The deploy a user runs, with the real Supabase CLI, against a stand-in Management API on
+ * loopback: `link`, `secrets set`, `functions deploy --use-api`. Every function's upload is then
+ * resolved exactly as uploaded (only the uploaded files, the uploaded import map, no
+ * node_modules), as the server-side bundler would, and checked for files that must never ship.
+ * Set DEPLOY_TRANSCRIPT=<file> to keep each command's output.
+ */
+import { parse } from "smol-toml";
+import { assert, assertEquals } from "../support/assert.ts";
+import { PROJECT_REF, startManagementApi } from "../support/managementApi.ts";
+import {
+  cliAvailable,
+  copyProject,
+  renderTranscript,
+  supabaseCli,
+} from "../support/supabaseCli.ts";
+import { resolveAsUploaded } from "../support/uploadedFunction.ts";
+import {
+  FUNCTION_PACKAGES,
+  functionNames,
+  rootImports,
+} from "../../scripts/gen-function-imports.ts";
+
+const SENTINEL = `never-deployed-${crypto.randomUUID()}`;
+
+Deno.test({
+  name: "functions deploy --use-api: every function resolves as uploaded, and nothing else ships",
+  ignore: !(await cliAvailable()),
+  async fn() {
+    const api = startManagementApi();
+    const project = await copyProject(SENTINEL);
+    const cli = await supabaseCli(api, project);
+    try {
+      const link = await cli.run(["link", "--project-ref", PROJECT_REF, "--yes"]);
+      assertEquals(link.code, 0, link.output);
+      const secrets = await cli.run([
+        "secrets",
+        "set",
+        `CREDENTIALS_ENCRYPTION_KEY=${"ab".repeat(32)}`,
+        `JWT_SECRET=${"cd".repeat(32)}`,
+        "--yes",
+      ]);
+      assertEquals(secrets.code, 0, secrets.output);
+      assert(!/skipping/i.test(secrets.output), `a secret name was refused: ${secrets.output}`);
+      assertEquals(api.secretNames.sort(), ["CREDENTIALS_ENCRYPTION_KEY", "JWT_SECRET"]);
+
+      const deploy = await cli.run(["functions", "deploy", "--use-api", "--yes"]);
+      assertEquals(deploy.code, 0, deploy.output);
+
+      const names = await functionNames();
+      assertEquals(names.length, 13);
+      assertEquals([...api.uploads.keys()].sort(), names);
+
+      const config = parse(await Deno.readTextFile(`${project}/supabase/config.toml`)) as {
+        functions: Record<string, { verify_jwt?: boolean }>;
+      };
+      const imports = await rootImports();
+      const declared = FUNCTION_PACKAGES.map((pkg) => imports[pkg].replace(/^npm:/, ""));
+      const unresolved: string[] = [];
+      for (const name of names) {
+        const upload = api.uploads.get(name)!;
+        for (const [path, content] of upload.files) {
+          assert(
+            path.startsWith(`supabase/functions/${name}/`) ||
+              path.startsWith("supabase/functions/_shared/"),
+            `${name} uploads ${path}, outside its folder and _shared/`,
+          );
+          assert(!/(_test|\.test)\.[jt]sx?$|\.env|\.data\//.test(path), `${name} uploads ${path}`);
+          assert(!content.includes(SENTINEL), `${name} uploads a local secret in ${path}`);
+        }
+
+        const resolution = await resolveAsUploaded(upload);
+        if (resolution.errors.length > 0) {
+          unresolved.push(`${name}: ${resolution.errors[0]}`);
+          continue;
+        }
+        // The upload holds exactly the graph: no module is missing, none is dead weight.
+        const uploadedModules = [...upload.files.keys()].filter((p) => p.endsWith(".ts")).sort();
+        assertEquals(resolution.localModules, uploadedModules, `${name}'s upload is not its graph`);
+        assert(resolution.npmPackages.length > 0, `${name} resolved no npm package`);
+        for (const pkg of resolution.npmPackages) {
+          assert(declared.includes(pkg), `${name} resolves ${pkg}, not one of ${declared}`);
+        }
+      }
+      assertEquals(unresolved, [], `${unresolved.length} of ${names.length} do not resolve`);
+      for (const name of names) {
+        const { metadata } = api.uploads.get(name)!;
+        assertEquals(metadata.import_map_path, `supabase/functions/${name}/deno.json`);
+        assertEquals(metadata.verify_jwt, config.functions[name].verify_jwt ?? true);
+      }
+    } finally {
+      const transcript = Deno.env.get("DEPLOY_TRANSCRIPT");
+      if (transcript) await Deno.writeTextFile(transcript, renderTranscript(cli.transcript));
+      await cli.close();
+      await api.close();
+      await Deno.remove(project, { recursive: true });
+    }
+  },
+});
