@@ -19,7 +19,7 @@ async function benchDatabase(label: string, db: Database): Promise<void> {
     SUPABASE_JWT_SECRET: "bench-jwt-secret",
   });
   const [user] = await db.query<{ id: string }>(
-    "insert into auth.users (email) values ($1) returning id",
+    "insert into auth.users (id, email) values (gen_random_uuid(), $1) returning id",
     [
       `${crypto.randomUUID()}@bench.local`,
     ],

@@ -34,9 +34,15 @@ async function issueDevToken(request: Request, options: GatewayOptions): Promise
   if (!parsed.success) throw new AppError("INVALID_REQUEST", { message: 'Send {"email": "..."}.' });
   const email = parsed.data.email.toLowerCase();
   const [user] = await options.db.query<{ id: string; email: string }>(
-    `insert into auth.users (email) values ($1)
-     on conflict (email) do update set updated_at = now()
-     returning id, email`,
+    // No conflict target: hosted Supabase's email index is partial (users_email_partial_key).
+    `with inserted as (
+       insert into auth.users (id, email) values (gen_random_uuid(), $1)
+       on conflict do nothing
+       returning id, email
+     )
+     select id, email from inserted
+     union all
+     select id, email from auth.users where email = $1`,
     [email],
   );
   const accessToken = await userAccessToken(options.jwtSecret, user);

@@ -1,7 +1,9 @@
 /**
  * Applies the local Supabase shim and then every migration in supabase/migrations, in name
  * order, recording each version the way the Supabase CLI does. Already-applied versions are
- * skipped, so it is safe to run at every start.
+ * skipped, so it is safe to run at every start. On a database where the platform already owns
+ * `auth` (hosted Supabase, or the hosted-like cluster in tests), the shim is not applied: the
+ * connecting role does not own those objects there, exactly as on the platform.
  */
 import type { Database } from "../supabase/functions/_shared/db.ts";
 
@@ -29,7 +31,21 @@ export async function readMigrations(): Promise<Migration[]> {
 
 /** Brings `db` up to date; returns the versions it applied. */
 export async function migrate(db: Database): Promise<string[]> {
-  await db.query(await Deno.readTextFile(SHIM));
+  const [{ platform_owns_auth }] = await db.query<{ platform_owns_auth: boolean }>(
+    `select exists (
+       select from pg_namespace
+       where nspname = 'auth' and nspowner <> (select oid from pg_roles where rolname = current_user)
+     ) as platform_owns_auth`,
+    [],
+  );
+  if (!platform_owns_auth) await db.query(await Deno.readTextFile(SHIM));
+  // The table the Supabase CLI keeps (`supabase db push` creates the same one).
+  await db.query(
+    `create schema if not exists supabase_migrations;
+     create table if not exists supabase_migrations.schema_migrations (
+       version text primary key, name text, statements text[]
+     )`,
+  );
   const applied = new Set(
     (await db.query<{ version: string }>(
       "select version from supabase_migrations.schema_migrations",

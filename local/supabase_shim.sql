@@ -1,5 +1,8 @@
 -- What hosted Supabase already provides, for the local stack and tests only. Never a migration:
--- every statement is idempotent and it is applied before supabase/migrations.
+-- every statement is idempotent and it is applied before supabase/migrations, only where the
+-- platform does not already own `auth` (local/migrate.ts). tests/support/hosted_platform.sql is
+-- the platform's own shape, where `postgres` is not a superuser; tests/deploy/ runs the
+-- migrations and the RLS and vault tests there.
 
 do $$
 begin
@@ -21,12 +24,20 @@ grant usage on schema extensions to anon, authenticated, service_role;
 create schema if not exists auth;
 grant usage on schema auth to anon, authenticated, service_role;
 
+-- The columns of Supabase Auth's auth.users that anything here may touch, typed as there: `id`
+-- has no default (Auth assigns it), the metadata columns are nullable. Email is unique here so
+-- the local dev token endpoint can find a user again; on the platform the index is partial.
 create table if not exists auth.users (
-  id uuid primary key default gen_random_uuid(),
-  email text unique,
-  raw_user_meta_data jsonb not null default '{}'::jsonb,
-  created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
+  id uuid primary key,
+  aud varchar(255),
+  role varchar(255),
+  email varchar(255) unique,
+  raw_app_meta_data jsonb,
+  raw_user_meta_data jsonb,
+  created_at timestamptz default now(),
+  updated_at timestamptz default now(),
+  is_sso_user boolean not null default false,
+  is_anonymous boolean not null default false
 );
 
 -- Same definitions as Supabase's auth helpers: claims come from the request settings.
@@ -65,10 +76,3 @@ grant usage on schema public to anon, authenticated, service_role;
 alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
 alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
 alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
-
-create schema if not exists supabase_migrations;
-create table if not exists supabase_migrations.schema_migrations (
-  version text primary key,
-  name text,
-  statements text[]
-);

@@ -38,7 +38,7 @@ const expected = new Map<string, { openai: string; custom: string; baseUrl: stri
 async function seedUsers(count: number): Promise<void> {
   for (let i = 0; i < count; i++) {
     const [user] = await db.query<{ id: string }>(
-      "insert into auth.users (email) values ($1) returning id",
+      "insert into auth.users (id, email) values (gen_random_uuid(), $1) returning id",
       [`rotation-${crypto.randomUUID()}@test.local`],
     );
     const dbUser = { id: user.id, claims: { sub: user.id, role: "authenticated" } };

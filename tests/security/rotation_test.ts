@@ -22,8 +22,8 @@ dbTest(
   async () => {
     // Two credentials per user, each value derived from the user id so it can be checked after.
     await db.query(
-      `insert into auth.users (email)
-     select 'rotation-scale-' || n || '@test.local' from generate_series(1, $1::int) as n`,
+      `insert into auth.users (id, email)
+     select gen_random_uuid(), 'rotation-scale-' || n || '@test.local' from generate_series(1, $1::int) as n`,
       [ROWS / 2],
     );
     await db.query(

@@ -136,7 +136,7 @@ export async function startSecurityStack(): Promise<SecurityStack> {
     functions: await declaredFunctions(),
     async newUser(options = {}) {
       const [user] = await db.query<{ id: string }>(
-        "insert into auth.users (email) values ($1) returning id",
+        "insert into auth.users (id, email) values (gen_random_uuid(), $1) returning id",
         [`security-${crypto.randomUUID()}@test.local`],
       );
       const token = await sign({ sub: user.id, email: `${user.id}@test.local` });

@@ -20,7 +20,7 @@ export async function openTestDatabase(): Promise<Database> {
 /** Creates a user in auth.users and returns its id. */
 export async function createUser(db: Database, email = `${crypto.randomUUID()}@test.local`) {
   const [row] = await db.query<{ id: string; email: string }>(
-    "insert into auth.users (email) values ($1) returning id, email",
+    "insert into auth.users (id, email) values (gen_random_uuid(), $1) returning id, email",
     [email],
   );
   return row;
