@@ -16,7 +16,7 @@ async function benchDatabase(label: string, db: Database): Promise<void> {
   await migrate(db);
   const config = loadConfig({
     CREDENTIALS_ENCRYPTION_KEY: `bench-${crypto.randomUUID()}`,
-    SUPABASE_JWT_SECRET: "bench-jwt-secret",
+    JWT_SECRET: "bench-jwt-secret",
   });
   const [user] = await db.query<{ id: string }>(
     "insert into auth.users (id, email) values (gen_random_uuid(), $1) returning id",

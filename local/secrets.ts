@@ -33,7 +33,7 @@ export async function loadLocalSecrets(dataDir: string): Promise<LocalSecrets> {
   }
   return {
     encryptionKey: Deno.env.get("CREDENTIALS_ENCRYPTION_KEY")?.trim() || secrets.encryptionKey,
-    jwtSecret: Deno.env.get("SUPABASE_JWT_SECRET")?.trim() || secrets.jwtSecret,
+    jwtSecret: Deno.env.get("JWT_SECRET")?.trim() || secrets.jwtSecret,
   };
 }
 

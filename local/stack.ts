@@ -49,7 +49,7 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
     ...Deno.env.toObject(),
     ...options.env,
     CREDENTIALS_ENCRYPTION_KEY: options.env?.CREDENTIALS_ENCRYPTION_KEY ?? secrets.encryptionKey,
-    SUPABASE_JWT_SECRET: options.env?.SUPABASE_JWT_SECRET ?? secrets.jwtSecret,
+    JWT_SECRET: options.env?.JWT_SECRET ?? secrets.jwtSecret,
   };
   const config = loadConfig(env);
   const runtime = createRuntime({ config, db });

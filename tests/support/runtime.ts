@@ -14,7 +14,7 @@ export const ENCRYPTION_KEY = `test-passphrase-${crypto.randomUUID()}`;
 export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({
     CREDENTIALS_ENCRYPTION_KEY: ENCRYPTION_KEY,
-    SUPABASE_JWT_SECRET: JWT_SECRET,
+    JWT_SECRET: JWT_SECRET,
     ALLOW_PRIVATE_BASE_URLS: "true",
     ...env,
   });

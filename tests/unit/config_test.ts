@@ -6,7 +6,7 @@ import { assert, assertEquals } from "../support/assert.ts";
 
 const base = {
   CREDENTIALS_ENCRYPTION_KEY: "a-long-enough-passphrase",
-  SUPABASE_JWT_SECRET: "jwt-secret",
+  JWT_SECRET: "jwt-secret",
 };
 
 function configError(env: Record<string, string>): string | null {
@@ -19,7 +19,7 @@ function configError(env: Record<string, string>): string | null {
 }
 
 Deno.test("loadConfig names the missing or malformed variable", () => {
-  assertEquals(configError({ SUPABASE_JWT_SECRET: "x" }), "CREDENTIALS_ENCRYPTION_KEY");
+  assertEquals(configError({ JWT_SECRET: "x" }), "CREDENTIALS_ENCRYPTION_KEY");
   assertEquals(
     configError({ ...base, CREDENTIALS_ENCRYPTION_KEY: "   " }),
     "CREDENTIALS_ENCRYPTION_KEY",
@@ -30,7 +30,7 @@ Deno.test("loadConfig names the missing or malformed variable", () => {
   );
   assertEquals(
     configError({ CREDENTIALS_ENCRYPTION_KEY: base.CREDENTIALS_ENCRYPTION_KEY }),
-    "SUPABASE_JWT_SECRET",
+    "JWT_SECRET",
   );
   assertEquals(
     configError({ ...base, CREDENTIALS_LOOKUP_TIMEOUT_MS: "soon" }),

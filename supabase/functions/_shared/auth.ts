@@ -1,6 +1,6 @@
 /**
- * Verifies the caller's Supabase access token with jose. Accepts the legacy HS256 project secret
- * and asymmetric signing keys from a JWKS. Anything else is a 401 `UNAUTHORIZED`: no token,
+ * Verifies the caller's Supabase access token with jose. Accepts asymmetric signing keys from the
+ * project's JWKS (the default) and, when `JWT_SECRET` is set, the legacy HS256 project secret. Anything else is a 401 `UNAUTHORIZED`: no token,
  * alg `none`, a bad signature, expiry, `nbf` in the future, a wrong audience, no `sub`, or a role
  * that is not a signed-in user (the anon and service keys are not users).
  */
@@ -14,6 +14,7 @@ import {
 } from "jose";
 import type { JwtConfig } from "./config.ts";
 import { AppError } from "./errors.ts";
+import { log } from "./log.ts";
 
 export interface AuthenticatedUser {
   id: string;
@@ -64,6 +65,7 @@ export function createAuthenticator(
     ? createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5_000 })
     : null;
   const verified = new Map<string, { user: AuthenticatedUser; expiresAt: number }>();
+  const misconfigured = onceReporter();
 
   return async (authorization) => {
     const token = bearerToken(authorization);
@@ -73,7 +75,7 @@ export function createAuthenticator(
       if (hit.expiresAt > now()) return hit.user;
       verified.delete(token);
     }
-    const user = await verifySignedToken(token, hmacKey, keySet);
+    const user = await verifySignedToken(token, hmacKey, keySet, misconfigured);
     if (verified.size >= VERIFIED_TOKEN_CACHE_SIZE) verified.delete(verified.keys().next().value!);
     verified.set(token, { user, expiresAt: (user.claims.exp as number) * 1000 });
     return user;
@@ -81,10 +83,31 @@ export function createAuthenticator(
 }
 
 /** The full check of one token: signature, algorithm, claims, role and subject. */
+/**
+ * Logs a configuration error once per isolate: a token signed in a way this deployment has no
+ * key for. The caller still gets 401 (anyone can send such a token), but the operator learns
+ * why every user of a legacy HS256 project is refused.
+ */
+function onceReporter(): (alg: string) => void {
+  const reported = new Set<string>();
+  return (alg) => {
+    if (reported.has(alg)) return;
+    reported.add(alg);
+    log.error("configuration error: cannot verify tokens signed with this algorithm", {
+      alg,
+      fix: alg === "HS256"
+        ? "JWT_SECRET is not set: if this project signs user tokens with the legacy JWT " +
+          "secret, set it (supabase secrets set JWT_SECRET=...)"
+        : "no JWKS: SUPABASE_URL (or SUPABASE_JWKS) is not set",
+    });
+  };
+}
+
 async function verifySignedToken(
   token: string,
   hmacKey: Promise<CryptoKey> | null,
   keySet: JWTVerifyGetKey | null,
+  misconfigured: (alg: string) => void,
 ): Promise<AuthenticatedUser> {
   let alg: string | undefined;
   try {
@@ -104,6 +127,7 @@ async function verifySignedToken(
         algorithms: ASYMMETRIC_ALGORITHMS,
       }));
     } else {
+      if (alg === "HS256" || (alg && ASYMMETRIC_ALGORITHMS.includes(alg))) misconfigured(alg);
       throw new Error(`unsupported alg ${alg}`);
     }
   } catch (cause) {

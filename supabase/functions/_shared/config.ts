@@ -15,9 +15,12 @@ export class ConfigError extends Error {
 }
 
 export interface JwtConfig {
-  /** Legacy HS256 project secret. */
+  /**
+   * Legacy HS256 project secret, from `JWT_SECRET`: the platform does not inject it, and refuses
+   * user secrets named `SUPABASE_*`, so a legacy project sets it under this name.
+   */
   secret: string | null;
-  /** A JWKS document given inline (`SUPABASE_JWKS`). */
+  /** The JWKS the platform injects as `SUPABASE_JWKS` (`{"keys": [...]}` or a bare array). */
   jwks: { keys: Record<string, unknown>[] } | null;
   /** Where to fetch the project's JWKS when none is inline. */
   jwksUrl: string | null;
@@ -72,6 +75,44 @@ function flag(read: (n: string) => string | undefined, name: string): boolean {
   return read(name)?.toLowerCase() === "true";
 }
 
+/**
+ * How tokens are verified. Asymmetric signing keys (ES256, RS256, EdDSA) through the JWKS are the
+ * default: inline from `SUPABASE_JWKS`, else fetched from `SUPABASE_URL`; both are injected on
+ * the platform. HS256 tokens need `JWT_SECRET`. Neither at all is one `ConfigError`.
+ */
+function readJwtConfig(read: (name: string) => string | undefined): JwtConfig {
+  const inlineJwks = read("SUPABASE_JWKS");
+  let jwks: JwtConfig["jwks"] = null;
+  if (inlineJwks) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(inlineJwks);
+    } catch (cause) {
+      throw new ConfigError("SUPABASE_JWKS", `is not JSON (${(cause as Error).name})`);
+    }
+    const keys = Array.isArray(parsed) ? parsed : (parsed as { keys?: unknown } | null)?.keys;
+    if (!Array.isArray(keys)) throw new ConfigError("SUPABASE_JWKS", "has no keys array");
+    jwks = { keys };
+  }
+  const supabaseUrl = read("SUPABASE_URL");
+  const jwt: JwtConfig = {
+    secret: read("JWT_SECRET") ?? null,
+    jwks,
+    jwksUrl: jwks
+      ? null
+      : supabaseUrl
+      ? `${supabaseUrl.replace(/\/+$/, "")}/auth/v1/.well-known/jwks.json`
+      : null,
+  };
+  if (!jwt.secret && !jwt.jwks && !jwt.jwksUrl) {
+    throw new ConfigError(
+      "JWT_SECRET",
+      "is not set, and there is no JWKS either (SUPABASE_JWKS or SUPABASE_URL): no token can be verified",
+    );
+  }
+  return jwt;
+}
+
 /** Reads every setting the functions use. Throws `ConfigError` for a missing or malformed one. */
 export function loadConfig(source: EnvSource = (name) => Deno.env.get(name)): Config {
   const read = reader(source);
@@ -85,30 +126,7 @@ export function loadConfig(source: EnvSource = (name) => Deno.env.get(name)): Co
     );
   }
 
-  const inlineJwks = read("SUPABASE_JWKS");
-  let jwks: JwtConfig["jwks"] = null;
-  if (inlineJwks) {
-    try {
-      jwks = JSON.parse(inlineJwks);
-    } catch (cause) {
-      throw new ConfigError("SUPABASE_JWKS", `is not JSON (${(cause as Error).name})`);
-    }
-    if (!Array.isArray(jwks?.keys)) throw new ConfigError("SUPABASE_JWKS", "has no keys array");
-  }
-  const supabaseUrl = read("SUPABASE_URL");
-  const jwt: JwtConfig = {
-    secret: read("SUPABASE_JWT_SECRET") ?? null,
-    jwks,
-    jwksUrl: jwks
-      ? null
-      : supabaseUrl
-      ? `${supabaseUrl.replace(/\/+$/, "")}/auth/v1/.well-known/jwks.json`
-      : null,
-  };
-  if (!jwt.secret && !jwt.jwks && !jwt.jwksUrl) {
-    throw new ConfigError("SUPABASE_JWT_SECRET", "is not set (nor SUPABASE_JWKS or SUPABASE_URL)");
-  }
-
+  const jwt = readJwtConfig(read);
   const providerBaseUrls = Object.fromEntries(
     SERVICES.filter((s) => s !== "custom").map((service) => {
       const spec = PROVIDERS[service];
