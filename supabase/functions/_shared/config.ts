@@ -31,6 +31,8 @@ export interface Config {
   /** The key before the last rotation, used for rows still carrying an older version. */
   previousEncryptionKey: string | null;
   dbUrl: string | null;
+  /** Longest one query or transaction may take before the request answers 503. */
+  databaseTimeoutMs: number;
   jwt: JwtConfig;
   providerBaseUrls: Record<Exclude<Service, "custom">, string>;
   credentialLookupTimeoutMs: number;
@@ -132,6 +134,7 @@ export function loadConfig(source: EnvSource = (name) => Deno.env.get(name)): Co
     encryptionKeyVersion: positiveInt(read, "CREDENTIALS_ENCRYPTION_KEY_VERSION", 1),
     previousEncryptionKey: read("CREDENTIALS_ENCRYPTION_KEY_PREVIOUS") ?? null,
     dbUrl: read("SUPABASE_DB_URL") ?? null,
+    databaseTimeoutMs: positiveInt(read, "DATABASE_TIMEOUT_MS", 5_000),
     jwt,
     providerBaseUrls,
     credentialLookupTimeoutMs: positiveInt(read, "CREDENTIALS_LOOKUP_TIMEOUT_MS", 5_000),
