@@ -33,7 +33,8 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
 
-  const db = connectPostgres(dbUrl, { max: 2 });
+  // A batch re-encrypts up to ROTATE_BATCH_SIZE rows in one statement: give it longer than a request.
+  const db = connectPostgres(dbUrl, { max: 2, queryTimeoutMs: 120_000 });
   try {
     const report = await rotateEncryptionKey(db, {
       newKey: env("CREDENTIALS_ENCRYPTION_KEY"),

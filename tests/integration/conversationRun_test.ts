@@ -7,6 +7,7 @@ import type { Runtime } from "../../supabase/functions/_shared/runtime.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { startFakeChatUpstream } from "../support/fakeChatUpstream.ts";
 import { sseClient } from "../support/sseClient.ts";
+import { collectGarbage } from "../support/gc.ts";
 import {
   captureLogs,
   dbTest,
@@ -164,6 +165,62 @@ dbTest(
     assertEquals(events[2].error.code, "OPENAI_TIMEOUT");
     assert(elapsed >= 300 && elapsed < 3_000, `timed out after ${elapsed} ms`);
     await fake.streamClosed();
+  },
+);
+
+dbTest(
+  "conversation-run times out a stalled upstream even after a garbage collection mid-stream",
+  async () => {
+    // See openai-proxy's test of the same name: fetch may lose track of its signal in a collection.
+    const stallRuntime = testRuntime(db, { env: { ...env, UPSTREAM_TIMEOUT_MS: "500" } });
+    const alice = await newUser(db);
+    await giveKey(stallRuntime, alice, "openai", newKey());
+    fake.chat = { kind: "stall", chunks: ["slow"] };
+    const startedAt = performance.now();
+    const client = sseClient(
+      await startRun({ messages, model: "m" }, alice, createRunHandler(stallRuntime)),
+    );
+    assertEquals((await client.next())?.type, "run.started");
+    assertEquals((await client.next())?.type, "delta");
+    collectGarbage();
+    const ended = await Promise.race([
+      client.rest(),
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), 6_000)),
+    ]);
+    const elapsed = performance.now() - startedAt;
+    if (ended === null) {
+      await client.cancel();
+      throw new Error("the stalled run did not end within 6 s");
+    }
+    assertEquals(ended.map((e) => e.type), ["error"]);
+    assertEquals(ended[0].error.code, "OPENAI_TIMEOUT");
+    assert(elapsed < 3_000, `timed out after ${elapsed} ms`);
+    await fake.streamClosed();
+  },
+);
+
+dbTest(
+  "conversation-run ends a stream past STREAM_TIME_LIMIT_MS with STREAM_TIME_LIMIT, keeping the partial reply",
+  async () => {
+    const limited = testRuntime(db, { env: { ...env, STREAM_TIME_LIMIT_MS: "600" } });
+    const alice = await newUser(db);
+    await giveKey(limited, alice, "openai", newKey());
+    fake.chat = { kind: "stream", chunks: Array.from({ length: 40 }, () => "word "), delayMs: 100 };
+    const startedAt = performance.now();
+    const events = await sseClient(
+      await startRun({ messages, model: "m" }, alice, createRunHandler(limited)),
+    ).rest();
+    const elapsed = performance.now() - startedAt;
+    assertEquals(events.at(-1)?.type, "error");
+    assertEquals(events.at(-1)?.error.code, "STREAM_TIME_LIMIT");
+    assert(elapsed >= 600 && elapsed < 2_500, `ended after ${elapsed} ms`);
+    const deltas = events.filter((e) => e.type === "delta").length;
+    assert(deltas > 0 && deltas < 40, `${deltas} deltas`);
+    await fake.streamClosed();
+    const { conversation } = await managerGet(alice, events[0].conversation_id);
+    assertEquals(conversation.runs[0].status, "error");
+    assertEquals(conversation.runs[0].error_code, "STREAM_TIME_LIMIT");
+    assertEquals(conversation.messages.at(-1).content, "word ".repeat(deltas));
   },
 );
 

@@ -16,6 +16,7 @@ import {
 import { dbTest } from "../support/runtime.ts";
 import { signInDevUser } from "../support/devAuth.ts";
 import { expectApiError } from "../support/apiError.ts";
+import { collectGarbage } from "../support/gc.ts";
 
 const GLOBAL_KEY = "sk-global-must-never-be-used";
 const db = await openTestDatabase();
@@ -454,6 +455,49 @@ dbTest("openai-proxy times out a stalled upstream with OPENAI_TIMEOUT", async ()
     await impatient.close();
   }
 });
+
+dbTest(
+  "openai-proxy ends a stalled stream on time even after a garbage collection mid-stream",
+  async () => {
+    // Deno's fetch follows the signal it was given through a weak reference: once a collection
+    // dropped it, aborting the signal no longer reached a body being read, and a stalled stream
+    // (the first after start, when the most garbage is made) never ended.
+    const user = await newProxyUser();
+    const impatient = await startStack({
+      OPENAI_BASE_URL: fake.baseUrl,
+      UPSTREAM_TIMEOUT_MS: "600",
+    });
+    const streams: StreamRecord[] = [];
+    fake.route(
+      "POST /v1/chat/completions",
+      sseChat({ chunks: ["a", "b", "c"], stallAfter: 1, streams }),
+    );
+    const gaveUp = AbortSignal.timeout(8_000);
+    try {
+      const started = performance.now();
+      const response = await fetch(`${impatient.functionsUrl}/openai-proxy/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${user.token}` },
+        body: JSON.stringify({ model: "m", stream: true, messages: [] }),
+        signal: gaveUp,
+      });
+      const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let text = (await reader.read()).value ?? "";
+      collectGarbage();
+      for (let part = await reader.read(); !part.done; part = await reader.read()) {
+        text += part.value;
+      }
+      const elapsed = performance.now() - started;
+      const events = sseEvents(text);
+      assertEquals(JSON.parse(events.at(-1)!).error.code, "OPENAI_TIMEOUT");
+      assert(elapsed < 3_000, `the stalled stream ended after ${Math.round(elapsed)} ms`);
+      assert(streams[0].closedAt !== null, "the stalled upstream stream was not closed");
+    } finally {
+      fake.unroute("POST /v1/chat/completions");
+      await impatient.close();
+    }
+  },
+);
 
 dbTest(
   "openai-proxy sends 100 users' 20 concurrent requests each with their own keys",

@@ -13,6 +13,7 @@ function relayOf(chunks: Uint8Array[], prefix: Uint8Array[] = []) {
     prefix,
     abort: new AbortController(),
     idleTimeoutMs: 1_000,
+    timeLimitMs: 60_000,
     eventStream: true,
     codeForFailure: () => "OPENAI_API_ERROR",
     onEnd: (tail) => tails.push(tail.slice()),
@@ -67,4 +68,42 @@ Deno.test("relayBody does carry on when the consumer took a chunk's buffer itsel
   const second = await reader.read();
   assertEquals(decoder.decode(taken), "data: one\n\n");
   assertEquals(decoder.decode(second.value), "data: two\n\n");
+});
+
+Deno.test("relayBody does end an event stream past its time limit with STREAM_TIME_LIMIT", async () => {
+  let cancelled: unknown = null;
+  let sent = 0;
+  const endless = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      await new Promise((resolve) => setTimeout(resolve, 40));
+      controller.enqueue(encoder.encode(`data: {"n":${sent++}}\n\n`));
+    },
+    cancel(reason) {
+      cancelled = reason;
+    },
+  });
+  const abort = new AbortController();
+  const started = performance.now();
+  const body = relayBody({
+    chunks: chunkReader(endless),
+    abort,
+    idleTimeoutMs: 10_000,
+    timeLimitMs: 300,
+    eventStream: true,
+    codeForFailure: () => "OPENAI_API_ERROR",
+    onEnd: () => {},
+  });
+  // Decoded chunk by chunk: the relay releases each chunk once the next is asked for.
+  let text = "";
+  for await (const chunk of body) text += decoder.decode(chunk, { stream: true });
+  const elapsed = performance.now() - started;
+  const events = text.split("\n\n").filter(Boolean);
+  const last = JSON.parse(events.at(-1)!.slice("data: ".length));
+  assertEquals(last.type, "error");
+  assertEquals(last.error.code, "STREAM_TIME_LIMIT");
+  assertEquals(last.error.recoverable, false);
+  assertEquals(events.length - 1, sent, "every chunk read was relayed before the error event");
+  if (elapsed < 300 || elapsed > 1_500) throw new Error(`ended after ${elapsed} ms`);
+  if (cancelled === null) throw new Error("the upstream body was not cancelled");
+  assertEquals(abort.signal.aborted, true);
 });

@@ -1,7 +1,7 @@
 /**
  * Reading an upstream body without Deno's per-read allocation: one reused buffer, exact-size
- * copies handed on. Used by the proxy's relay and by conversation-run's stream parser; and
- * joining chunks read into one array.
+ * copies handed on; each read bounded in time. Used by the proxy's relay and by
+ * conversation-run's stream parser; and joining chunks read into one array.
  */
 
 /** How much one read from the upstream may fill. */
@@ -54,6 +54,47 @@ function defaultChunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
     },
     cancel: (reason) => reader.cancel(reason),
   };
+}
+
+export interface ReadLimit {
+  /** The read fails with `timeout()` once this many ms pass without a chunk. */
+  ms: number;
+  timeout(): unknown;
+  /** Aborting it fails the read with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/**
+ * The next chunk, unless `limit.ms` pass first or `limit.signal` aborts: then the body is
+ * cancelled and the read fails. The reader is cancelled here, not only through the signal given to
+ * fetch: Deno's fetch follows that signal through a weak reference, so after a garbage collection
+ * an abort no longer reaches a body being read, and a stalled read waited forever.
+ */
+export async function readWithin(
+  reader: ChunkReader,
+  limit: ReadLimit,
+): Promise<Uint8Array | null> {
+  const { signal } = limit;
+  if (signal?.aborted) {
+    await reader.cancel(signal.reason).catch(() => {});
+    throw signal.reason;
+  }
+  let stop!: (reason: unknown) => void;
+  const stopped = new Promise<never>((_, reject) => {
+    stop = (reason) => {
+      reject(reason);
+      reader.cancel(reason).catch(() => {});
+    };
+  });
+  const onAbort = () => stop(signal!.reason);
+  const timer = setTimeout(() => stop(limit.timeout()), limit.ms);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await Promise.race([reader.read(), stopped]);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
+  }
 }
 
 /** Joins chunks into one byte array. */

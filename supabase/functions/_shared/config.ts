@@ -34,11 +34,18 @@ export interface Config {
   /** The key before the last rotation, used for rows still carrying an older version. */
   previousEncryptionKey: string | null;
   dbUrl: string | null;
+  /** Longest one query or transaction may take before the request answers 503. */
+  databaseTimeoutMs: number;
   jwt: JwtConfig;
   providerBaseUrls: Record<Exclude<Service, "custom">, string>;
   credentialLookupTimeoutMs: number;
   credentialCacheTtlMs: number;
   upstreamTimeoutMs: number;
+  /**
+   * Longest a streamed answer may run before it ends with a `STREAM_TIME_LIMIT` event: below the
+   * platform's wall clock, so the client gets an answer instead of a cut connection.
+   */
+  streamTimeLimitMs: number;
   validationTimeoutMs: number;
   /** Comment heartbeat interval on SSE streams (conversation-run). */
   sseHeartbeatMs: number;
@@ -52,6 +59,11 @@ export interface Config {
 /** Cache entries never outlive this, whatever the setting says: the documented staleness bound. */
 export const MAX_CREDENTIAL_CACHE_TTL_MS = 10_000;
 const MIN_ENCRYPTION_KEY_LENGTH = 16;
+/**
+ * The free plan's wall clock is 150 s, and a worker is retired at about half of it, so a stream
+ * that starts late in a worker's life may have little more than 75 s: 60 s stays below that.
+ */
+export const DEFAULT_STREAM_TIME_LIMIT_MS = 60_000;
 
 function reader(source: EnvSource): (name: string) => string | undefined {
   const get = typeof source === "function" ? source : (name: string) => source[name];
@@ -140,6 +152,7 @@ export function loadConfig(source: EnvSource = (name) => Deno.env.get(name)): Co
     encryptionKeyVersion: positiveInt(read, "CREDENTIALS_ENCRYPTION_KEY_VERSION", 1),
     previousEncryptionKey: read("CREDENTIALS_ENCRYPTION_KEY_PREVIOUS") ?? null,
     dbUrl: read("SUPABASE_DB_URL") ?? null,
+    databaseTimeoutMs: positiveInt(read, "DATABASE_TIMEOUT_MS", 5_000),
     jwt,
     providerBaseUrls,
     credentialLookupTimeoutMs: positiveInt(read, "CREDENTIALS_LOOKUP_TIMEOUT_MS", 5_000),
@@ -148,6 +161,7 @@ export function loadConfig(source: EnvSource = (name) => Deno.env.get(name)): Co
       MAX_CREDENTIAL_CACHE_TTL_MS,
     ),
     upstreamTimeoutMs: positiveInt(read, "UPSTREAM_TIMEOUT_MS", 120_000),
+    streamTimeLimitMs: positiveInt(read, "STREAM_TIME_LIMIT_MS", DEFAULT_STREAM_TIME_LIMIT_MS),
     validationTimeoutMs: positiveInt(read, "VALIDATION_TIMEOUT_MS", 10_000),
     sseHeartbeatMs: positiveInt(read, "SSE_HEARTBEAT_MS", 15_000),
     runCancelPollMs: positiveInt(read, "RUN_CANCEL_POLL_MS", 250),

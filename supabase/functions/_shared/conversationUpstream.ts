@@ -3,8 +3,7 @@
  * `eventsource-parser`: each content delta is handed on as soon as its chunk arrives.
  */
 import { createParser } from "eventsource-parser";
-import { chunkReader } from "./chunkReader.ts";
-import { deadlines } from "./deadlines.ts";
+import { chunkReader, readWithin } from "./chunkReader.ts";
 import type { Config } from "./config.ts";
 import type { StoredCredentials } from "./credentialVault.ts";
 import type { ChatMessage, Usage } from "./conversationStore.ts";
@@ -20,10 +19,11 @@ export interface ChatStreamOptions {
   stored: StoredCredentials & { api_key: string };
   model: string;
   messages: ChatMessage[];
-  /** Aborts the upstream request (cancel, client gone, stall). */
+  /** Aborts the upstream request (cancel, client gone, time limit). */
   signal: AbortSignal;
   /** Longest silence from upstream (before headers or between chunks) before `onStall`. */
   idleTimeoutMs: number;
+  /** Called when upstream stays silent past `idleTimeoutMs`; it should abort `signal`. */
   onStall(): void;
   onDelta(content: string): void;
   onUsage(usage: Usage): void;
@@ -47,87 +47,88 @@ function upstreamStreamError(service: Service, cause: unknown): AppError {
 export async function streamChatCompletion(options: ChatStreamOptions): Promise<void> {
   const { service, stored } = options;
   const url = upstreamBaseUrl(options.config, service, stored) + "/chat/completions";
-  let idle = deadlines.after(options.idleTimeoutMs, options.onStall);
-  const stillAlive = () => {
-    idle.clear();
-    idle = deadlines.after(options.idleTimeoutMs, options.onStall);
-  };
-
+  // Each wait is bounded on its own: the headers by a timer, every read by `readWithin`, which
+  // also watches `signal` itself (fetch may have lost track of it, see chunkReader.ts).
+  const headerTimer = setTimeout(options.onStall, options.idleTimeoutMs);
+  let response: Response;
   try {
-    let response: Response;
-    try {
-      response = await options.fetch(url, {
-        method: "POST",
-        headers: {
-          ...keyHeaders(PROVIDERS[service].validation.keyHeader, stored.api_key),
-          "content-type": "application/json",
-          accept: "text/event-stream",
-        },
-        body: JSON.stringify({
-          model: options.model,
-          messages: options.messages,
-          stream: true,
-          stream_options: { include_usage: true },
-        }),
-        signal: options.signal,
-      });
-    } catch (error) {
-      if (options.signal.aborted) throw error;
-      throw new AppError(codeForFetchFailure(service, error), { cause: error });
-    }
-    if (!response.ok || !response.body) {
-      await response.body?.cancel();
-      throw upstreamFailure(service, response);
-    }
-    stillAlive();
-
-    const state: { failure: AppError | null } = { failure: null };
-    const parser = createParser({
-      onEvent(event) {
-        if (state.failure || event.data === "[DONE]") return;
-        let chunk: ChunkJson;
-        try {
-          chunk = JSON.parse(event.data);
-        } catch (cause) {
-          state.failure = upstreamStreamError(service, cause);
-          return;
-        }
-        if (chunk.error) {
-          state.failure = upstreamStreamError(service, new Error("upstream sent an error event"));
-          return;
-        }
-        const content = chunk.choices?.[0]?.delta?.content;
-        if (content) options.onDelta(content);
-        if (chunk.usage) {
-          options.onUsage({
-            prompt_tokens: chunk.usage.prompt_tokens ?? null,
-            completion_tokens: chunk.usage.completion_tokens ?? null,
-            total_tokens: chunk.usage.total_tokens ?? null,
-          });
-        }
+    response = await options.fetch(url, {
+      method: "POST",
+      headers: {
+        ...keyHeaders(PROVIDERS[service].validation.keyHeader, stored.api_key),
+        "content-type": "application/json",
+        accept: "text/event-stream",
       },
+      body: JSON.stringify({
+        model: options.model,
+        messages: options.messages,
+        stream: true,
+        stream_options: { include_usage: true },
+      }),
+      signal: options.signal,
     });
+  } catch (error) {
+    if (options.signal.aborted) throw error;
+    throw new AppError(codeForFetchFailure(service, error), { cause: error });
+  } finally {
+    clearTimeout(headerTimer);
+  }
+  if (!response.ok || !response.body) {
+    await response.body?.cancel();
+    throw upstreamFailure(service, response);
+  }
 
-    const reader = chunkReader(response.body);
-    const decoder = new TextDecoder();
-    try {
-      while (true) {
-        let chunk: Uint8Array | null;
-        try {
-          chunk = await reader.read();
-        } catch (error) {
-          if (options.signal.aborted) throw error;
-          throw upstreamStreamError(service, error);
-        }
-        if (chunk === null) break;
-        stillAlive();
-        parser.feed(decoder.decode(chunk, { stream: true }));
-        if (state.failure) throw state.failure;
+  const state: { failure: AppError | null } = { failure: null };
+  const parser = createParser({
+    onEvent(event) {
+      if (state.failure || event.data === "[DONE]") return;
+      let chunk: ChunkJson;
+      try {
+        chunk = JSON.parse(event.data);
+      } catch (cause) {
+        state.failure = upstreamStreamError(service, cause);
+        return;
       }
-    } finally {
-      reader.cancel().catch(() => {});
+      if (chunk.error) {
+        state.failure = upstreamStreamError(service, new Error("upstream sent an error event"));
+        return;
+      }
+      const content = chunk.choices?.[0]?.delta?.content;
+      if (content) options.onDelta(content);
+      if (chunk.usage) {
+        options.onUsage({
+          prompt_tokens: chunk.usage.prompt_tokens ?? null,
+          completion_tokens: chunk.usage.completion_tokens ?? null,
+          total_tokens: chunk.usage.total_tokens ?? null,
+        });
+      }
+    },
+  });
+
+  const reader = chunkReader(response.body);
+  const decoder = new TextDecoder();
+  const stalled = () => {
+    options.onStall();
+    return options.signal.reason;
+  };
+  try {
+    while (true) {
+      let chunk: Uint8Array | null;
+      try {
+        chunk = await readWithin(reader, {
+          ms: options.idleTimeoutMs,
+          timeout: stalled,
+          signal: options.signal,
+        });
+      } catch (error) {
+        if (options.signal.aborted) throw error;
+        throw upstreamStreamError(service, error);
+      }
+      if (chunk === null) break;
+      parser.feed(decoder.decode(chunk, { stream: true }));
+      if (state.failure) throw state.failure;
     }
   } finally {
-    idle.clear();
+    reader.cancel().catch(() => {});
   }
 }

@@ -97,6 +97,12 @@ const GENERAL = {
     recoverable: true,
     userMessage: "Your stored keys could not be read right now. Try again in a moment.",
   },
+  STREAM_TIME_LIMIT: {
+    httpStatus: 504,
+    recoverable: false,
+    userMessage:
+      "The answer ran past this server's time limit for one stream (STREAM_TIME_LIMIT_MS) and was cut short. Ask for a shorter answer.",
+  },
   CONFIG_ERROR: {
     httpStatus: 500,
     recoverable: false,

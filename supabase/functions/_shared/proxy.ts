@@ -11,7 +11,6 @@ import { CORS_RESPONSE_HEADERS, fail, readBodyBytes } from "./http.ts";
 import { type ResolvedKey, resolveProviderKey } from "./keyResolution.ts";
 import { PROVIDERS, type Service } from "./providers.ts";
 import { chunkReader, concatChunks } from "./chunkReader.ts";
-import { deadlines } from "./deadlines.ts";
 import { READ_AHEAD_BYTES, readAhead, relayBody, usageFromTail } from "./proxyStream.ts";
 import type { Runtime } from "./runtime.ts";
 import {
@@ -177,9 +176,9 @@ export async function forwardWithKey(
   };
 
   let upstream: Response;
-  const headerDeadline = deadlines.after(
-    rt.config.upstreamTimeoutMs,
+  const headerDeadline = setTimeout(
     () => abort.abort(new DOMException("no upstream response in time", "TimeoutError")),
+    rt.config.upstreamTimeoutMs,
   );
   try {
     upstream = await rt.fetch(url, {
@@ -192,7 +191,7 @@ export async function forwardWithKey(
     finish();
     throw failedUpstream(service, abort, keySource, error);
   } finally {
-    headerDeadline.clear();
+    clearTimeout(headerDeadline);
   }
 
   const code = codeForUpstreamStatus(service, upstream.status);
@@ -253,6 +252,7 @@ export async function forwardWithKey(
     prefix,
     abort,
     idleTimeoutMs: rt.config.upstreamTimeoutMs,
+    timeLimitMs: rt.config.streamTimeLimitMs,
     eventStream,
     codeForFailure: (error) => codeForFetchFailure(service, error),
     onEnd: (tail) => {

@@ -1,14 +1,15 @@
 /**
  * The body of a proxied response: upstream bytes go to the client chunk by chunk as they arrive.
- * On the way it watches for a stalled upstream (idle timeout), turns a mid-stream failure into
- * an SSE error event for event streams, aborts the upstream when the client goes away, keeps a
+ * On the way it watches for a stalled upstream (idle timeout) and for the stream's total time
+ * limit, turns a mid-stream failure into an SSE error event for event streams, aborts the
+ * upstream when the client goes away, keeps a
  * short tail of the bytes so `usage` can be read once the body ends, and frees each chunk's
  * memory once the next one is asked for (see `relayBody`).
  */
 import type { ErrorCode } from "./errorCodes.ts";
 import { buildErrorResponse } from "./errorCodes.ts";
-import type { ChunkReader } from "./chunkReader.ts";
-import { deadlines } from "./deadlines.ts";
+import { type ChunkReader, readWithin } from "./chunkReader.ts";
+import { AppError } from "./errors.ts";
 import type { TokenUsage } from "./usageRecorder.ts";
 
 export interface RelayOptions {
@@ -19,6 +20,11 @@ export interface RelayOptions {
   abort: AbortController;
   /** A chunk must arrive within this many ms, or the upstream counts as stalled. */
   idleTimeoutMs: number;
+  /**
+   * The body ends with `STREAM_TIME_LIMIT` once it has run this long (ms), before the platform
+   * cuts the connection with no answer at all.
+   */
+  timeLimitMs: number;
   /** Event streams end with an SSE `error` event on failure instead of a broken connection. */
   eventStream: boolean;
   /** The error code for a failure while reading (timeout or network). */
@@ -53,8 +59,7 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
   const tail = new Uint8Array(TAIL_BYTES);
   let tailBytes = 0;
   let ended = false;
-
-  const onStall = stallAborts(options.abort);
+  const endsAt = performance.now() + options.timeLimitMs;
 
   function end(): void {
     if (ended) return;
@@ -101,7 +106,13 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
         return;
       }
       try {
-        const chunk = await readWithin(chunks, options.idleTimeoutMs, onStall);
+        const left = endsAt - performance.now();
+        if (left <= 0) throw new AppError("STREAM_TIME_LIMIT");
+        const chunk = await readWithin(chunks, {
+          ms: Math.min(options.idleTimeoutMs, left),
+          timeout: left < options.idleTimeoutMs ? () => new AppError("STREAM_TIME_LIMIT") : stalled,
+          signal: options.abort.signal,
+        });
         if (chunk === null) {
           end();
           controller.close();
@@ -109,15 +120,17 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
         }
         send(controller, chunk);
       } catch (error) {
-        const reason = options.abort.signal.aborted ? options.abort.signal.reason : error;
         end();
+        options.abort.abort(error);
         if (!options.eventStream) {
-          controller.error(reason);
+          controller.error(error);
           return;
         }
-        const envelope = buildErrorResponse(options.codeForFailure(reason));
+        const code = error instanceof AppError ? error.code : options.codeForFailure(error);
         controller.enqueue(
-          encoder.encode(`data: ${JSON.stringify({ type: "error", ...envelope })}\n\n`),
+          encoder.encode(
+            `data: ${JSON.stringify({ type: "error", ...buildErrorResponse(code) })}\n\n`,
+          ),
         );
         controller.close();
       }
@@ -146,38 +159,29 @@ export async function readAhead(
   abort: AbortController,
   idleTimeoutMs: number,
 ): Promise<{ chunks: Uint8Array[]; complete: boolean }> {
-  const onStall = stallAborts(abort);
   const chunks: Uint8Array[] = [];
   let size = 0;
-  while (size <= limit) {
-    const chunk = await readWithin(reader, idleTimeoutMs, onStall);
-    if (chunk === null) return { chunks, complete: true };
-    chunks.push(chunk);
-    size += chunk.byteLength;
+  try {
+    while (size <= limit) {
+      const chunk = await readWithin(reader, {
+        ms: idleTimeoutMs,
+        timeout: stalled,
+        signal: abort.signal,
+      });
+      if (chunk === null) return { chunks, complete: true };
+      chunks.push(chunk);
+      size += chunk.byteLength;
+    }
+  } catch (error) {
+    abort.abort(error);
+    throw error;
   }
   return { chunks, complete: false };
 }
 
-/** What a stalled read does: abort the upstream with a timeout as the reason. */
-function stallAborts(abort: AbortController): () => void {
-  return () => abort.abort(new DOMException("upstream stalled", "TimeoutError"));
-}
-
-/**
- * One read that must finish within `idleTimeoutMs`, or `onStall` runs. Time the client spends
- * not asking for the next chunk does not count: only a read the upstream keeps waiting does.
- */
-async function readWithin(
-  reader: ChunkReader,
-  idleTimeoutMs: number,
-  onStall: () => void,
-): Promise<Uint8Array | null> {
-  const idle = deadlines.after(idleTimeoutMs, onStall);
-  try {
-    return await reader.read();
-  } finally {
-    idle.clear();
-  }
+/** Why a read gave up: no chunk within the idle timeout. */
+function stalled(): DOMException {
+  return new DOMException("upstream stalled", "TimeoutError");
 }
 
 const USAGE_FIELDS = {

@@ -59,7 +59,10 @@ export function runtimeFromEnv(): Runtime {
   if (fromEnv) return fromEnv;
   const config = loadConfig();
   if (!config.dbUrl) throw new ConfigError("SUPABASE_DB_URL", "is not set");
-  fromEnv = createRuntime({ config, db: connectPostgres(config.dbUrl) });
+  fromEnv = createRuntime({
+    config,
+    db: connectPostgres(config.dbUrl, { queryTimeoutMs: config.databaseTimeoutMs }),
+  });
   return fromEnv;
 }
 

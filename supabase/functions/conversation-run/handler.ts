@@ -41,6 +41,7 @@ type RunRequest = z.infer<typeof requestSchema>;
 /** Why the run loop aborted the upstream request. */
 const CANCEL_REQUESTED = new DOMException("run cancelled", "AbortError");
 const STALLED = new DOMException("upstream stalled", "TimeoutError");
+const TIME_LIMIT = new DOMException("stream time limit reached", "TimeoutError");
 
 /** Polls the run's cancel flag until stopped; a cancel takes effect within one interval plus one query. */
 function watchCancelFlag(rt: Runtime, runId: string, onCancel: () => void): () => void {
@@ -77,6 +78,7 @@ async function runConversation(
   const clientGone = () => stop.abort(writer.signal.reason);
   writer.signal.addEventListener("abort", clientGone, { once: true });
   const stopWatching = watchCancelFlag(rt, run.runId, () => stop.abort(CANCEL_REQUESTED));
+  const timeLimit = setTimeout(() => stop.abort(TIME_LIMIT), rt.config.streamTimeLimitMs);
 
   let output = "";
   let usage: Usage | null = null;
@@ -110,6 +112,10 @@ async function runConversation(
     if (reason === STALLED) {
       status = "error";
       failure = new AppError(providerErrorCode(service, "TIMEOUT"), { cause: error });
+    } else if (reason === TIME_LIMIT) {
+      // The partial reply is kept, as on a cancel; the client learns why it ended.
+      status = "error";
+      failure = new AppError("STREAM_TIME_LIMIT", { cause: error });
     } else if (stop.signal.aborted) {
       // Cancelled through conversation-cancel, or the client went away.
       status = "cancelled";
@@ -119,6 +125,7 @@ async function runConversation(
     }
   } finally {
     stopWatching();
+    clearTimeout(timeLimit);
     writer.signal.removeEventListener("abort", clientGone);
   }
 
