@@ -10,6 +10,7 @@ import { createSharedKey } from "../../supabase/functions/_shared/llmConfigStore
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND } from "../support/database.ts";
 import { newUser, testRuntime } from "../support/runtime.ts";
+import { rotateEncryptionKey } from "../../scripts/rotateKey.ts";
 import { recordAttacks } from "./figures.ts";
 import { openIsolatedDatabase } from "./isolatedDatabase.ts";
 
@@ -245,6 +246,39 @@ Deno.test(`custody holds against client roles and moved ciphertext (${DATABASE_K
       );
       const unexpected = grants.map((g) => g.grant).filter((g) => !expected.has(g));
       assertEquals(unexpected, []);
+    });
+    await t.step("rotation skips and reports rows that do not open, and rotates the rest", async () => {
+      // One user writes garbage into their own row (no longer possible for a client role, but a
+      // restored dump can hold it); the moved ciphertexts above do not open either.
+      const vandal = await newUser(db);
+      await storeCredential(db, asDb(vandal), rt.config, "openai", "api_key", "sk-vandal-000000001");
+      await db.query(
+        `update public.user_credentials set ciphertext = '\\xdeadbeef'::bytea where user_id = $1::uuid`,
+        [vandal.id],
+      );
+      const newKey = `custody-rotated-${crypto.randomUUID()}`;
+      const report = await rotateEncryptionKey(db, {
+        newKey,
+        previousKey: rt.config.encryptionKey,
+        newVersion: 2,
+        batchSize: 2,
+      });
+      const skipped = report.skipped.map((row) => row.binding).sort();
+      assertEquals(skipped, [
+        `user_credentials/${attacker.id}/custom/api_key`,
+        `user_credentials/${attacker.id}/custom/base_url`,
+        `user_credentials/${vandal.id}/openai/api_key`,
+      ].sort());
+      assert(report.verified, JSON.stringify(report.checks));
+      assert(report.rotated >= 3, `rotated ${report.rotated}`);
+      const after = testRuntime(db, {
+        env: { CREDENTIALS_ENCRYPTION_KEY: newKey, CREDENTIALS_ENCRYPTION_KEY_VERSION: "2" },
+      });
+      assertEquals((await after.vault.lookup(victim.id, "openai")).api_key, "sk-victim-custody-0001");
+      assertEquals(
+        (await after.vault.lookup(victim.id, "gemini")).api_key,
+        "AIzaSyCustody0000000000",
+      );
     });
   } finally {
     await isolated.close();
