@@ -2,6 +2,7 @@
  * Credentials section of `npm run bench`: cold (cache miss) and warm lookups through the vault,
  * beside a bare `select 1` round trip and the decrypt query alone, on PGlite and on Postgres.
  */
+import { keyringParam } from "../supabase/functions/_shared/keyring.ts";
 import { storeCredential } from "../supabase/functions/_shared/credentialStore.ts";
 import { connectPostgres, type Database } from "../supabase/functions/_shared/db.ts";
 import { loadConfig } from "../supabase/functions/_shared/config.ts";
@@ -38,9 +39,9 @@ async function benchDatabase(label: string, db: Database): Promise<void> {
   const decrypt = await sample(
     () =>
       db.query(
-        `select extensions.pgp_sym_decrypt(ciphertext, $2) from public.user_credentials
-          where user_id = $1::uuid and service = 'openai'`,
-        [user.id, config.encryptionKey],
+        `select private.open_secret(ciphertext, secret_binding, key_version, $2::text::jsonb)
+           from public.user_credentials where user_id = $1::uuid and service = 'openai'`,
+        [user.id, keyringParam(config)],
       ),
     ITERATIONS,
   );

@@ -150,7 +150,7 @@ export async function runQuotasBench(): Promise<void> {
         CALLS,
         concurrency,
         () =>
-          db.query("select * from private.check_and_log_run($1, $2::uuid, $3::uuid)", [
+          db.query("select * from private.check_and_log_run($1, $2::uuid, $3::uuid, null, null, null)", [
             token,
             crypto.randomUUID(),
             actor,

@@ -4,7 +4,8 @@
  * Reads SUPABASE_DB_URL (or DATABASE_URL), CREDENTIALS_ENCRYPTION_KEY (new),
  * CREDENTIALS_ENCRYPTION_KEY_PREVIOUS (old) and CREDENTIALS_ENCRYPTION_KEY_VERSION (the new
  * version), and ROTATE_BATCH_SIZE (default 500). Exits 0 only when every row of every encrypted
- * table decrypts with the new key. See docs/security.md for the whole procedure.
+ * table opens with the new key; 4 when it finished but skipped rows that do not open (listed by
+ * table and binding). See docs/security.md for the whole procedure.
  */
 import { connectPostgres } from "../supabase/functions/_shared/db.ts";
 import { rotateEncryptionKey, RotationError } from "./rotateKey.ts";
@@ -66,9 +67,22 @@ async function main(): Promise<number> {
           `decrypt with the new key, ${check.stale} not on the new version`,
       );
     }
+    for (const row of report.skipped) {
+      console.error(
+        `rotate-key: skipped ${row.table} row ${row.binding}: it does not open with the ` +
+          "previous key (corrupt, or moved from another row); its owner must store the key again",
+      );
+    }
     if (!report.verified) {
       console.error("rotate-key: verification FAILED; keep the previous key configured");
       return 1;
+    }
+    if (report.skipped.length > 0) {
+      console.error(
+        `rotate-key: finished with ${report.skipped.length} row(s) skipped; every other row is ` +
+          "verified on the new key",
+      );
+      return 4;
     }
     console.log("rotate-key: verified; CREDENTIALS_ENCRYPTION_KEY_PREVIOUS can now be removed");
     return 0;

@@ -1,10 +1,15 @@
 /**
- * Master-key rotation: re-encrypts every stored secret from the previous passphrase to the new
- * one, in small transactions, while the functions keep serving (they read a row with the key its
+ * Master-key rotation: re-seals every stored secret from the previous passphrase to the new one,
+ * in small transactions, while the functions keep serving (they read a row with the key its
  * `key_version` names). Safe to interrupt and run again: it only ever touches rows still on an
- * older version. Passphrases reach SQL only as bind parameters.
+ * older version. It opens and seals through the database's one owner of encryption
+ * (`private.open_secret` / `private.seal_secret`), so every re-sealed row is bound to itself,
+ * including rows sealed before bindings existed. A row that does not open (garbage, a wrong
+ * passphrase, a ciphertext moved from another row) is skipped and reported, never allowed to stop
+ * the rotation of the others. Passphrases reach SQL only as bind parameters, in the keyring.
  */
 import type { Database, Queryable } from "../supabase/functions/_shared/db.ts";
+import { keyringParam } from "../supabase/functions/_shared/keyring.ts";
 
 export interface RotationOptions {
   /** CREDENTIALS_ENCRYPTION_KEY: the passphrase rows are re-encrypted with. */
@@ -39,15 +44,26 @@ export interface TableCheck {
   stale: number;
 }
 
+/** A row that did not open with the previous key: named by its binding, never by a secret. */
+export interface SkippedRow {
+  table: string;
+  binding: string;
+}
+
 export interface RotationReport {
   tables: string[];
   rotated: number;
+  /** Rows left as they were because they do not open; the owner must store those keys again. */
+  skipped: SkippedRow[];
   total: number;
   seconds: number;
   rowsPerSecond: number;
   interrupted: boolean;
   checks: TableCheck[];
-  /** True when every row of every table decrypts with the new key and carries the new version. */
+  /**
+   * True when every row of every table opens with the new key and carries the new version, apart
+   * from the skipped rows (which are reported, not hidden).
+   */
   verified: boolean;
 }
 
@@ -87,8 +103,8 @@ export function checkRotationOptions(options: RotationOptions): void {
 }
 
 /**
- * Every table in `public` with a `ciphertext bytea` and a `key_version integer` column, so
- * tables added later (shared keys, owner keys) are rotated without changing this script.
+ * Every table in `public` with a `ciphertext bytea`, a `key_version integer` and a
+ * `secret_binding text` column, so tables added later are rotated without changing this script.
  */
 export async function encryptedTables(db: Queryable): Promise<string[]> {
   const rows = await db.query<{ table_name: string }>(
@@ -96,9 +112,10 @@ export async function encryptedTables(db: Queryable): Promise<string[]> {
        from information_schema.columns
       where table_schema = 'public'
         and ((column_name = 'ciphertext' and data_type = 'bytea')
-          or (column_name = 'key_version' and data_type = 'integer'))
+          or (column_name = 'key_version' and data_type = 'integer')
+          or (column_name = 'secret_binding' and data_type = 'text'))
       group by table_name
-     having count(*) = 2
+     having count(*) = 3
       order by table_name`,
     [],
   );
@@ -110,98 +127,117 @@ function qualified(table: string): string {
   return `public."${table.replaceAll('"', '""')}"`;
 }
 
-async function staleCount(db: Queryable, table: string, version: number): Promise<number> {
+function rotationKeyring(options: Pick<RotationOptions, "newKey" | "newVersion"> & {
+  previousKey: string | null;
+}): string {
+  return keyringParam({
+    encryptionKey: options.newKey,
+    encryptionKeyVersion: options.newVersion,
+    previousEncryptionKey: options.previousKey,
+  });
+}
+
+async function staleCount(
+  db: Queryable,
+  table: string,
+  version: number,
+  skipped: string[],
+): Promise<number> {
   const [row] = await db.query<{ n: number | string }>(
-    `select count(*)::int as n from ${qualified(table)} where key_version <> $1`,
-    [version],
+    `select count(*)::int as n from ${qualified(table)}
+      where key_version <> $1 and secret_binding <> all ($2::text::text[])`,
+    [version, textArray(skipped)],
   );
   return Number(row.n);
 }
 
-/** Re-encrypts up to `limit` rows of `table` in one transaction; returns how many. */
+/** A text[] literal; bindings hold no quote or backslash, but quote them anyway. */
+function textArray(values: string[]): string {
+  return `{${values.map((v) => `"${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`).join(",")}}`;
+}
+
+/**
+ * Re-seals up to `limit` rows of `table` in one transaction. Returns how many were re-sealed and
+ * the bindings of the rows that did not open (left untouched, and excluded from later batches).
+ */
 async function rotateBatch(
   db: Database,
   table: string,
   options: RotationOptions,
   limit: number,
-): Promise<number> {
+  skipped: string[],
+): Promise<{ rotated: number; unopened: string[] }> {
   const name = qualified(table);
   try {
     return await db.transaction(async (tx) => {
-      const rows = await tx.query(
+      const [row] = await tx.query<{ rotated: number; unopened: string[] | null }>(
         `with batch as (
-           select ctid from ${name} where key_version <> $3 limit $4 for update skip locked
+           select ctid, secret_binding,
+                  private.open_secret(ciphertext, secret_binding, key_version, $1::text::jsonb) as plain
+             from ${name}
+            where key_version <> $2 and secret_binding <> all ($4::text::text[])
+            limit $3
+              for update skip locked
+         ), resealed as (
+           update ${name} as t
+              set ciphertext = private.seal_secret(b.plain, t.secret_binding, $1::text::jsonb),
+                  key_version = $2
+             from batch as b
+            where t.ctid = b.ctid and b.plain is not null
+           returning 1
          )
-         update ${name} as t
-            set ciphertext = extensions.pgp_sym_encrypt(
-                  extensions.pgp_sym_decrypt(t.ciphertext, $1), $2, 'cipher-algo=aes256'),
-                key_version = $3
-           from batch
-          where t.ctid = batch.ctid
-         returning 1 as rotated`,
-        [options.previousKey, options.newKey, options.newVersion, limit],
+         select (select count(*) from resealed)::int as rotated,
+                (select array_agg(secret_binding) from batch where plain is null) as unopened`,
+        [rotationKeyring(options), options.newVersion, limit, textArray(skipped)],
       );
-      return rows.length;
+      return { rotated: Number(row.rotated), unopened: row.unopened ?? [] };
     });
   } catch (error) {
-    // The database's message ("Wrong key or corrupt data") is safe; the error object itself may
-    // carry the statement's parameters, so only the message goes on.
+    // The database's message is safe; the error object itself may carry the statement's
+    // parameters, so only the message goes on.
     const reason = error instanceof Error ? error.message : String(error);
     throw new RotationError(
-      `re-encrypting ${table} failed, the batch was rolled back and no row changed: ${reason}. ` +
-        "Check that CREDENTIALS_ENCRYPTION_KEY_PREVIOUS is the key the rows were written with.",
+      `re-sealing ${table} failed, the batch was rolled back and no row changed: ${reason}`,
     );
   }
 }
 
-/** Counts, per table, rows that do not decrypt with the new key or are not on the new version. */
+/** Counts, per table, rows that do not open with the new key or are not on the new version. */
 export async function verifyRotation(
   db: Database,
   options: Pick<RotationOptions, "newKey" | "newVersion">,
   tables?: string[],
 ): Promise<TableCheck[]> {
   const names = tables ?? await encryptedTables(db);
-  return await db.transaction(async (tx) => {
-    // A session-local helper: pgp_sym_decrypt raises on a wrong key, and a count needs a boolean.
-    await tx.query(
-      `create or replace function pg_temp.decrypts_with(data bytea, passphrase text)
-       returns boolean language plpgsql as $fn$
-       begin
-         perform extensions.pgp_sym_decrypt(data, passphrase);
-         return true;
-       exception when others then
-         return false;
-       end
-       $fn$`,
-      [],
+  const keyring = rotationKeyring({ ...options, previousKey: null });
+  const checks: TableCheck[] = [];
+  for (const table of names) {
+    const [row] = await db.query<{ rows: number; undecryptable: number; stale: number }>(
+      `select count(*)::int as rows,
+              count(*) filter (
+                where private.open_secret(ciphertext, secret_binding, key_version, $1::text::jsonb) is null
+              )::int as undecryptable,
+              count(*) filter (where key_version <> $2)::int as stale
+         from ${qualified(table)}`,
+      [keyring, options.newVersion],
     );
-    const checks: TableCheck[] = [];
-    for (const table of names) {
-      const [row] = await tx.query<{ rows: number; undecryptable: number; stale: number }>(
-        `select count(*)::int as rows,
-                count(*) filter (where not pg_temp.decrypts_with(ciphertext, $1))::int
-                  as undecryptable,
-                count(*) filter (where key_version <> $2)::int as stale
-           from ${qualified(table)}`,
-        [options.newKey, options.newVersion],
-      );
-      checks.push({
-        table,
-        rows: Number(row.rows),
-        undecryptable: Number(row.undecryptable),
-        stale: Number(row.stale),
-      });
-    }
-    return checks;
-  });
+    checks.push({
+      table,
+      rows: Number(row.rows),
+      undecryptable: Number(row.undecryptable),
+      stale: Number(row.stale),
+    });
+  }
+  return checks;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Re-encrypts every row on an older key version in every encrypted table, batch by batch, then
- * verifies the result. Throws `RotationError` for bad settings or a batch that fails (nothing
- * of that batch is written). An aborted run returns `interrupted: true`; run it again to resume.
+ * Re-seals every row on an older key version in every encrypted table, batch by batch, then
+ * verifies the result. Rows that do not open are skipped and listed in `skipped`. Throws
+ * `RotationError` for bad settings or a batch that fails (nothing of that batch is written). An
+ * aborted run returns `interrupted: true`; run it again to resume.
  */
 export async function rotateEncryptionKey(
   db: Database,
@@ -211,7 +247,8 @@ export async function rotateEncryptionKey(
   const batchSize = options.batchSize ?? 500;
   const tables = await encryptedTables(db);
   let total = 0;
-  for (const table of tables) total += await staleCount(db, table, options.newVersion);
+  for (const table of tables) total += await staleCount(db, table, options.newVersion, []);
+  const skipped: SkippedRow[] = [];
 
   const started = performance.now();
   const rate = (done: number) => done / Math.max((performance.now() - started) / 1000, 1e-3);
@@ -220,35 +257,51 @@ export async function rotateEncryptionKey(
 
   tables: for (const table of tables) {
     let idleRounds = 0;
+    const unopened: string[] = [];
     while (true) {
       if (options.signal?.aborted) {
         interrupted = true;
         break tables;
       }
-      const rotated = await rotateBatch(db, table, options, batchSize);
-      if (rotated > 0) {
+      const batch = await rotateBatch(db, table, options, batchSize, unopened);
+      unopened.push(...batch.unopened);
+      skipped.push(...batch.unopened.map((binding) => ({ table, binding })));
+      if (batch.rotated > 0 || batch.unopened.length > 0) {
         idleRounds = 0;
-        done += rotated;
+        done += batch.rotated;
         options.onProgress?.({ table, done, total, rowsPerSecond: rate(done) });
         continue;
       }
       // Nothing unlocked was left. Rows another transaction holds are retried for a while; an
       // old writer may also still be adding rows on the previous version.
-      if (await staleCount(db, table, options.newVersion) === 0 || ++idleRounds > 50) break;
+      if (
+        await staleCount(db, table, options.newVersion, unopened) === 0 || ++idleRounds > 50
+      ) break;
       await sleep(100);
     }
   }
 
+  if (!interrupted && done === 0 && total > 0 && skipped.length >= total) {
+    throw new RotationError(
+      `none of the ${total} rows on an older version opens with ` +
+        "CREDENTIALS_ENCRYPTION_KEY_PREVIOUS, so no row changed. Check that " +
+        "CREDENTIALS_ENCRYPTION_KEY_PREVIOUS is the key the rows were written with.",
+    );
+  }
   const seconds = (performance.now() - started) / 1000;
   const checks = interrupted ? [] : await verifyRotation(db, options, tables);
   return {
     tables,
     rotated: done,
+    skipped,
     total,
     seconds,
     rowsPerSecond: rate(done),
     interrupted,
     checks,
-    verified: !interrupted && checks.every((c) => c.undecryptable === 0 && c.stale === 0),
+    verified: !interrupted && checks.every((c) => {
+      const left = skipped.filter((row) => row.table === c.table).length;
+      return c.undecryptable === left && c.stale === left;
+    }),
   };
 }

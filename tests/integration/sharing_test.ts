@@ -260,8 +260,13 @@ dbTest(
       use_shared_key: true,
       shared_key_account_name: accountName,
     });
-    assertEquals(denied.status, 403);
-    assertEquals(denied.json.error.code, "SHARED_KEY_ACCESS_DENIED");
+    // Forbidden and unknown names get the same answer: account names cannot be enumerated.
+    const unknown = await call(outsider, "llm-config/save", {
+      use_shared_key: true,
+      shared_key_account_name: `no-such-${crypto.randomUUID().slice(0, 8)}`,
+    });
+    assertEquals([denied.status, denied.json], [404, unknown.json]);
+    assertEquals(denied.json.error.code, "SHARED_KEY_NOT_FOUND");
 
     const saved = await call(member, "llm-config/save", {
       use_shared_key: true,
@@ -276,8 +281,8 @@ dbTest(
     // The owner takes the member off the list: the very next request is refused, no fallback.
     await call(owner, `llm-config/shared-keys/${accountName}/access`, { allowed_user_ids: [] });
     const error = await sdkFor(member).chat.completions.create(chat).catch((e) => e);
-    assertEquals(error.status, 403);
-    assertEquals(error.code, "SHARED_KEY_ACCESS_DENIED");
+    assertEquals(error.status, 404);
+    assertEquals(error.code, "SHARED_KEY_NOT_FOUND");
     assertEquals(fake.requests.length, mark + 1);
   },
 );

@@ -17,7 +17,23 @@ export interface Figures {
   /** Upstream requests checked for the right tenant's key, and how many carried another's. */
   mixUps: { checked: number; wrong: number } | null;
   rotation: { rows: number; lost: number; rowsPerSecond: number; database: string } | null;
+  /** Attacks tried per class (ciphertext writes, SSRF forms, ...) and how many got through. */
+  attacks: Record<string, { refused: number; through: number }>;
 }
+
+/** The attack classes the table always lists, so a class nobody ran shows as 0 of 0. */
+export const ATTACK_CLASSES = [
+  "ciphertext writes",
+  "SSRF forms",
+  "traversal",
+  "replay",
+  "amplification",
+  "poisoned usage",
+  "NUL and surrogates",
+  "echoed keys",
+  "sequence writes",
+] as const;
+export type AttackClass = (typeof ATTACK_CLASSES)[number];
 
 const PATH = `${Deno.env.get("TMPDIR") ?? "/tmp"}/supabase-byok-security-figures-${Deno.pid}.json`;
 
@@ -27,6 +43,7 @@ const empty = (): Figures => ({
   leaks: 0,
   mixUps: null,
   rotation: null,
+  attacks: {},
 });
 
 /** The figures recorded so far by this test process. */
@@ -76,6 +93,18 @@ export function recordRotation(rotation: NonNullable<Figures["rotation"]>): void
   });
 }
 
+/**
+ * Adds attempts of one attack class: `through` of them got past the defence (the test fails on
+ * any), the rest were refused.
+ */
+export function recordAttacks(kind: AttackClass, attempts: number, through = 0): void {
+  update((figures) => {
+    const entry = figures.attacks[kind] ??= { refused: 0, through: 0 };
+    entry.refused += attempts - through;
+    entry.through += through;
+  });
+}
+
 /** Drops the figures file (after printing). */
 export function clearFigures(): void {
   try {
@@ -84,6 +113,10 @@ export function clearFigures(): void {
     // Nothing was recorded.
   }
 }
+
+const ATTACK_WIDTH = Math.max(...ATTACK_CLASSES.map((kind) => kind.length));
+const attackLine = (a: string, b: string, c: string) =>
+  `| ${a.padEnd(ATTACK_WIDTH)} | ${b.padStart(8)} | ${c.padStart(8)} |`;
 
 /** The table printed at the end of the security run. */
 export function renderFiguresTable(figures: Figures): string {
@@ -114,6 +147,13 @@ export function renderFiguresTable(figures: Figures): string {
         : "n/a"
     }`,
     `lost credentials:   ${rotation}`,
+    "",
+    attackLine("attack class", "refused", "through"),
+    `|${"-".repeat(ATTACK_WIDTH + 2)}|${"-".repeat(10)}|${"-".repeat(10)}|`,
+    ...ATTACK_CLASSES.map((kind) => {
+      const entry = figures.attacks[kind] ?? { refused: 0, through: 0 };
+      return attackLine(kind, String(entry.refused), String(entry.through));
+    }),
     "",
   ].join("\n");
 }

@@ -16,6 +16,8 @@ const isolated = await openIsolatedDatabase();
 const db = isolated.db;
 const OLD_KEY = `rotation-scale-old-${crypto.randomUUID()}`;
 const NEW_KEY = `rotation-scale-new-${crypto.randomUUID()}`;
+/** Opens only rows re-sealed on version 2 with the new key. */
+const NEW_KEYRING = JSON.stringify({ version: 2, current: NEW_KEY, previous: null });
 
 dbTest(
   `key rotation re-encrypts ${ROWS} credentials with none lost (${DATABASE_KIND})`,
@@ -100,9 +102,9 @@ dbTest(
       `select count(*)::int as intact from public.user_credentials as c
        join auth.users as u on u.id = c.user_id
       where u.email like 'rotation-scale-%' and c.key_version = 2
-        and extensions.pgp_sym_decrypt(c.ciphertext, $1) =
+        and private.open_secret(c.ciphertext, c.secret_binding, c.key_version, $1::text::jsonb) =
             case c.service when 'openai' then 'sk-bulk-' else 'pplx-bulk-' end || u.id::text`,
-      [NEW_KEY],
+      [NEW_KEYRING],
     );
     let otherIntact = 0;
     if (tables.has("shared_keys")) {
@@ -110,8 +112,9 @@ dbTest(
         (await db.query<{ n: number }>(
           `select count(*)::int as n from public.shared_keys
         where account_name like 'rot-%' and key_version = 2
-          and extensions.pgp_sym_decrypt(ciphertext, $1) = 'sk-shared-' || substr(account_name, 5)`,
-          [NEW_KEY],
+          and private.open_secret(ciphertext, secret_binding, key_version, $1::text::jsonb)
+              = 'sk-shared-' || substr(account_name, 5)`,
+          [NEW_KEYRING],
         ))[0].n,
       );
     }
@@ -120,8 +123,9 @@ dbTest(
         (await db.query<{ n: number }>(
           `select count(*)::int as n from public.owner_name_keys
         where owner_name like 'owner-%' and key_version = 2
-          and extensions.pgp_sym_decrypt(ciphertext, $1) = 'sk-owner-' || substr(owner_name, 7)`,
-          [NEW_KEY],
+          and private.open_secret(ciphertext, secret_binding, key_version, $1::text::jsonb)
+              = 'sk-owner-' || substr(owner_name, 7)`,
+          [NEW_KEYRING],
         ))[0].n,
       );
     }

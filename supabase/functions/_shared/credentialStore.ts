@@ -1,10 +1,12 @@
 /**
- * Writes and status reads on a user's own credentials. Every statement runs as the
- * `authenticated` role with the caller's claims (`asUser`), so row level security, not this code,
- * decides whose rows are touched. None of these statements can read the ciphertext.
+ * Writes and status reads on a user's own credentials. Reads run as the `authenticated` role with
+ * the caller's claims (`asUser`), so row level security decides whose rows they see. Writes go
+ * through the server's definer functions in `private` with the verified user id (`forUser`): no
+ * client role writes ciphertext, last four, validation results or audit rows. None of these
+ * statements can read the ciphertext.
  */
-import { asUser, type Database, type DbUser } from "./db.ts";
-import type { Config } from "./config.ts";
+import { asUser, type Database, type DbUser, forUser } from "./db.ts";
+import { type KeyringConfig, keyringParam } from "./keyring.ts";
 import type { CredentialKey, Service } from "./providers.ts";
 import type { CredentialEvent, ServiceStatus, ValidationStatus } from "./credentialStatus.ts";
 
@@ -45,34 +47,20 @@ export function summarize(service: Service, rows: CredentialRow[]): ServiceStatu
   };
 }
 
-/** Encrypts and upserts one value. A new value clears the previous validation result. */
+/** Seals and upserts one value (through the server: no client role writes ciphertext). */
 export async function storeCredential(
   db: Database,
   user: DbUser,
-  config: Pick<Config, "encryptionKey" | "encryptionKeyVersion">,
+  config: KeyringConfig,
   service: Service,
   key: CredentialKey,
   value: string,
 ): Promise<void> {
   const lastFour = key === "api_key" ? value.slice(-4) : "";
-  await asUser(db, user, (tx) =>
+  await forUser(db, user, (tx) =>
     tx.query(
-      `with stored as (
-         insert into public.user_credentials
-           (user_id, service, credential_key, ciphertext, last_four, key_version)
-         values ((select auth.uid()), $1, $2,
-                 extensions.pgp_sym_encrypt($3, $4, 'cipher-algo=aes256'), $5, $6)
-         on conflict (user_id, service, credential_key) do update
-           set ciphertext = extensions.pgp_sym_encrypt($3, $4, 'cipher-algo=aes256'),
-               last_four = $5, key_version = $6, updated_at = now(),
-               last_validated_at = null, validation_status = null
-         returning service, credential_key
-       )
-       insert into public.credential_events (owner_id, actor_id, service, event, detail)
-       select (select auth.uid()), (select auth.uid()), service, 'set',
-              jsonb_build_object('credential_key', credential_key)
-         from stored`,
-      [service, key, value, config.encryptionKey, lastFour, config.encryptionKeyVersion],
+      "select private.store_credential($1::uuid, $2, $3, $4, $5, $6::text::jsonb)",
+      [user.id, service, key, value, lastFour, keyringParam(config)],
     ));
 }
 
@@ -84,20 +72,10 @@ export async function deleteCredential(
   key: CredentialKey,
 ): Promise<number> {
   const keys = service === "custom" && key === "api_key" ? ["api_key", "base_url"] : [key];
-  const rows = await asUser(db, user, (tx) =>
+  const rows = await forUser(db, user, (tx) =>
     tx.query<{ removed: number }>(
-      `with removed as (
-         delete from public.user_credentials
-          where service = $1 and credential_key = any($2::text::text[])
-          returning service, credential_key
-       ), logged as (
-         insert into public.credential_events (owner_id, actor_id, service, event, detail)
-         select (select auth.uid()), (select auth.uid()), service, 'delete',
-                jsonb_build_object('credential_key', credential_key)
-           from removed
-       )
-       select count(*)::integer as removed from removed`,
-      [service, `{${keys.join(",")}}`],
+      "select private.delete_credentials($1::uuid, $2, $3::text::text[]) as removed",
+      [user.id, service, `{${keys.join(",")}}`],
     ));
   return rows[0]?.removed ?? 0;
 }
@@ -120,26 +98,15 @@ export async function readStatusRows(
       ));
 }
 
-/** Records the outcome of a key check on the caller's api_key row. */
+/** Records the outcome of a key check on the caller's api_key row (server-side only). */
 export async function recordValidation(
   db: Database,
   user: DbUser,
   service: Service,
   status: ValidationStatus,
 ): Promise<void> {
-  await asUser(db, user, (tx) =>
-    tx.query(
-      `with checked as (
-         update public.user_credentials
-            set last_validated_at = now(), validation_status = $2
-          where service = $1 and credential_key = 'api_key'
-          returning service
-       )
-       insert into public.credential_events (owner_id, actor_id, service, event, detail)
-       select (select auth.uid()), (select auth.uid()), service, 'validate', jsonb_build_object('result', $2::text)
-         from checked`,
-      [service, status],
-    ));
+  await forUser(db, user, (tx) =>
+    tx.query("select private.record_validation($1::uuid, $2, $3)", [user.id, service, status]));
 }
 
 /** The audit trail of the caller's keys, newest first (RLS: events whose owner is the caller). */

@@ -9,6 +9,7 @@
 import type { Config } from "./config.ts";
 import type { Database } from "./db.ts";
 import { AppError, isAppError } from "./errors.ts";
+import { keyringParam } from "./keyring.ts";
 import { describeError, log } from "./log.ts";
 import type { CredentialKey, Service } from "./providers.ts";
 
@@ -75,7 +76,7 @@ interface LookupRow {
 
 const LOOKUP_SQL = `select user_exists, credential_key, secret, mode, shared_key_account_name,
          key_owner_name, owner_name_secret
-  from private.credentials_for($1::uuid, $2, $3, $4::integer, $5, $6)`;
+  from private.credentials_for($1::uuid, $2, $3::text::jsonb, $4)`;
 
 function modeOf(row: LookupRow): KeyMode {
   if (row.mode === "shared") {
@@ -117,9 +118,7 @@ export function createCredentialVault(options: VaultOptions): CredentialVault {
     const rows = await db.query<LookupRow>(LOOKUP_SQL, [
       userId,
       service,
-      config.encryptionKey,
-      config.encryptionKeyVersion,
-      config.previousEncryptionKey,
+      keyringParam(config),
       config.allowOwnerNameSharing,
     ]);
     if (!rows[0]?.user_exists) throw new AppError("UNAUTHORIZED");

@@ -50,6 +50,26 @@ export async function asUser<T>(
   });
 }
 
+/**
+ * Runs `work` in a transaction as the server on behalf of a verified user, for the `private`
+ * definer functions that do the writes no client role may do. Like `asUser`, the first statement
+ * confirms the user still exists; unlike it, the role stays the server's.
+ */
+export async function forUser<T>(
+  db: Database,
+  user: DbUser,
+  work: (tx: Queryable) => Promise<T>,
+): Promise<T> {
+  return await db.transaction(async (tx) => {
+    const [session] = await tx.query<{ user_exists: boolean }>(
+      "select exists (select 1 from auth.users where id = $1::uuid) as user_exists",
+      [user.id],
+    );
+    if (!session?.user_exists) throw new AppError("UNAUTHORIZED");
+    return await work(tx);
+  });
+}
+
 export interface PostgresOptions {
   /** Pool size per isolate. */
   max?: number;

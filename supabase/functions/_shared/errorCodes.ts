@@ -139,7 +139,7 @@ const SHARING = {
   SHARED_KEY_NOT_FOUND: {
     httpStatus: 404,
     recoverable: false,
-    userMessage: "No shared key has that account name.",
+    userMessage: "No shared key with that account name is available to you.",
   },
   SHARED_KEY_ACCESS_DENIED: {
     httpStatus: 403,
@@ -155,6 +155,11 @@ const SHARING = {
     httpStatus: 403,
     recoverable: false,
     userMessage: "Owner-name sharing is turned off on this deployment. Use a shared key instead.",
+  },
+  RUN_LIMIT_EXCEEDED: {
+    httpStatus: 429,
+    recoverable: false,
+    userMessage: "This run reached its age or call limit. Start a new run.",
   },
   RUN_NOT_FOUND: {
     httpStatus: 404,

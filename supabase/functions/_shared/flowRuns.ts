@@ -20,6 +20,7 @@ export async function ownerKeyForRun(
 import type { StoredCredentials } from "./credentialVault.ts";
 import { providerErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
+import { keyringParam } from "./keyring.ts";
 import type { Service } from "./providers.ts";
 import type { Runtime } from "./runtime.ts";
 
@@ -28,6 +29,15 @@ export interface RunAdmission {
   ownerId: string;
   remainingMinute: number;
   remainingDay: number;
+  /** The owner's max_tokens cap, to apply when the request names none. */
+  maxTokensLimit: number | null;
+}
+
+/** What one call of a run asks for, checked against the owner's fixed settings on the flow. */
+export interface RunCall {
+  provider?: string;
+  model?: string;
+  maxTokens?: number | null;
 }
 
 interface AdmissionRow {
@@ -36,18 +46,25 @@ interface AdmissionRow {
     | "invalid_token"
     | "owner_keys_not_enabled"
     | "rate_limited"
-    | "daily_quota_exceeded";
+    | "daily_quota_exceeded"
+    | "flow_settings"
+    | "run_not_yours"
+    | "run_exhausted";
   flow_id: string | null;
   owner_id: string | null;
   retry_after_seconds: number | null;
   remaining_minute: number | null;
   remaining_day: number | null;
+  max_tokens_limit: number | null;
 }
 
 /**
- * Seed 000's `check_and_log_run`: admits one run (a run id already admitted is the same run) or
- * throws SHARE_TOKEN_INVALID, OWNER_KEYS_NOT_ENABLED, RATE_LIMITED (with Retry-After) or
- * DAILY_QUOTA_EXCEEDED. One round trip; the owner's consent is read afresh on every call.
+ * Seed 000's `check_and_log_run`: admits one upstream call of a run (a run id already admitted is
+ * the same run, for the collaborator who opened it, within its age and call limits) or throws
+ * SHARE_TOKEN_INVALID, OWNER_KEYS_NOT_ENABLED, INVALID_REQUEST (the call breaks the flow's fixed
+ * provider, model or max_tokens cap), FORBIDDEN (another collaborator's run id),
+ * RUN_LIMIT_EXCEEDED, RATE_LIMITED (with Retry-After) or DAILY_QUOTA_EXCEEDED. One round trip;
+ * the owner's consent is read afresh on every call.
  */
 export async function checkAndLogRun(
   rt: Runtime,
@@ -55,10 +72,20 @@ export async function checkAndLogRun(
   runId: string,
   actorId: string,
   now: Date | null = null,
+  call: RunCall = {},
 ): Promise<RunAdmission> {
   const [row] = await rt.db.query<AdmissionRow>(
-    "select * from private.check_and_log_run($1, $2::uuid, $3::uuid, $4::timestamptz)",
-    [shareToken, runId, actorId, now?.toISOString() ?? null],
+    `select * from private.check_and_log_run($1, $2::uuid, $3::uuid, $4, $5, $6::integer,
+                                            $7::timestamptz)`,
+    [
+      shareToken,
+      runId,
+      actorId,
+      call.provider ?? null,
+      call.model ?? null,
+      call.maxTokens ?? null,
+      now?.toISOString() ?? null,
+    ],
   );
   const retryAfter = { "retry-after": String(row?.retry_after_seconds ?? 60) };
   switch (row?.outcome) {
@@ -68,9 +95,21 @@ export async function checkAndLogRun(
         ownerId: row.owner_id!,
         remainingMinute: row.remaining_minute!,
         remainingDay: row.remaining_day!,
+        maxTokensLimit: row.max_tokens_limit,
       };
     case "owner_keys_not_enabled":
       throw new AppError("OWNER_KEYS_NOT_ENABLED");
+    case "flow_settings":
+      throw new AppError("INVALID_REQUEST", {
+        message: "The flow's owner fixed the provider, the model or a max_tokens cap; " +
+          "this call does not match them.",
+      });
+    case "run_not_yours":
+      throw new AppError("FORBIDDEN", {
+        message: "This run id belongs to another collaborator. Start your own run.",
+      });
+    case "run_exhausted":
+      throw new AppError("RUN_LIMIT_EXCEEDED");
     case "rate_limited":
       throw new AppError("RATE_LIMITED", {
         headers: { ...retryAfter, "x-ratelimit-remaining-minute": "0" },
@@ -95,15 +134,13 @@ export async function ownerKeysForExecution(
   service: Service,
 ): Promise<StoredCredentials & { api_key: string }> {
   const [row] = await rt.db.query<{ keys: StoredCredentials | null; enabled: boolean }>(
-    `select private.get_owner_keys_for_execution($1, $2, $3, $4::integer, $5) as keys,
+    `select private.get_owner_keys_for_execution($1, $2, $3::text::jsonb) as keys,
             exists (select 1 from public.flows
                      where share_token_hash = extensions.digest($1, 'sha256') and use_owner_keys) as enabled`,
     [
       shareToken,
       service,
-      rt.config.encryptionKey,
-      rt.config.encryptionKeyVersion,
-      rt.config.previousEncryptionKey,
+      keyringParam(rt.config),
     ],
   );
   if (!row?.enabled) throw new AppError("OWNER_KEYS_NOT_ENABLED");

@@ -25,16 +25,31 @@ function notConfigured(service: Service): AppError {
   return new AppError(providerErrorCode(service, "NOT_CONFIGURED"));
 }
 
+export interface ResolveOptions {
+  /**
+   * Upstream calls the request will make with the key (a batch of embeddings makes one per
+   * chunk). A shared key counts each of them against its limits before any is made.
+   */
+  upstreamCalls?: number;
+}
+
 /** The key for `user` on `service`; throws `<SERVICE>_NOT_CONFIGURED` or a sharing error. */
 export async function resolveProviderKey(
   rt: Runtime,
   user: AuthenticatedUser,
   service: Service,
+  options: ResolveOptions = {},
 ): Promise<ResolvedKey> {
   const { credentials, mode } = await rt.vault.lookupContext(user.id, service);
   switch (mode.kind) {
     case "shared": {
-      const use = await useSharedKey(rt, user, mode.accountName, service);
+      const use = await useSharedKey(
+        rt,
+        user,
+        mode.accountName,
+        service,
+        options.upstreamCalls ?? 1,
+      );
       return { credentials: { api_key: use.apiKey }, source: "shared" };
     }
     case "owner_name": {

@@ -3,8 +3,8 @@
  * function. Owner actions run as the caller (RLS); what a caller may not read (someone else's
  * shared key, owner-name keys) goes through the server's definer functions.
  */
-import { asUser, type Database, type DbUser } from "./db.ts";
-import type { Config } from "./config.ts";
+import { asUser, type Database, type DbUser, forUser } from "./db.ts";
+import { type KeyringConfig, keyringParam } from "./keyring.ts";
 import { AppError } from "./errors.ts";
 import type { Service } from "./providers.ts";
 
@@ -83,27 +83,15 @@ export async function saveConfig(db: Database, user: DbUser, row: ConfigRow): Pr
 /** Stores the key under an owner name (seed 004: whoever names the owner name uses it). */
 export async function storeOwnerNameKey(
   db: Database,
-  config: Pick<Config, "encryptionKey" | "encryptionKeyVersion">,
+  config: KeyringConfig,
   ownerName: string,
   provider: Service,
   apiKey: string,
   updatedBy: string,
 ): Promise<void> {
   await db.query(
-    `insert into public.owner_name_keys as o (owner_name, provider, ciphertext, last_four, key_version, updated_by)
-     values ($1, $2, extensions.pgp_sym_encrypt($3, $4, 'cipher-algo=aes256'), $5, $6, $7::uuid)
-     on conflict (owner_name, provider) do update set
-       ciphertext = excluded.ciphertext, last_four = excluded.last_four, key_version = excluded.key_version,
-       updated_by = excluded.updated_by, updated_at = now()`,
-    [
-      ownerName,
-      provider,
-      apiKey,
-      config.encryptionKey,
-      apiKey.slice(-4),
-      config.encryptionKeyVersion,
-      updatedBy,
-    ],
+    "select private.store_owner_name_key($1, $2, $3, $4::uuid, $5::text::jsonb)",
+    [ownerName, provider, apiKey, updatedBy, keyringParam(config)],
   );
 }
 
@@ -141,31 +129,27 @@ const UNIQUE_VIOLATION = "23505";
 export async function createSharedKey(
   db: Database,
   user: DbUser,
-  config: Pick<Config, "encryptionKey" | "encryptionKeyVersion">,
+  config: KeyringConfig,
   key: NewSharedKey,
 ): Promise<Record<string, unknown>> {
   try {
-    const [row] = await asUser(db, user, (tx) =>
+    const [row] = await forUser(db, user, (tx) =>
       tx.query(
-        `insert into public.shared_keys
-           (account_name, display_name, provider, model, ciphertext, last_four, key_version, is_public,
-            allowed_user_ids, daily_limit, per_user_daily_limit)
-         values ($1, $2, $3, $4, extensions.pgp_sym_encrypt($5, $6, 'cipher-algo=aes256'), $7, $8, $9,
-                 $10::text::uuid[], $11::integer, $12::integer)
-         returning ${SHARED_KEY_COLUMNS}`,
+        `select ${SHARED_KEY_COLUMNS}
+           from private.create_shared_key($1::uuid, $2, $3, $4, $5, $6, $7, $8::text::uuid[],
+                                          $9::integer, $10::integer, $11::text::jsonb)`,
         [
+          user.id,
           key.account_name,
           key.display_name,
           key.provider,
           key.model,
           key.api_key,
-          config.encryptionKey,
-          key.api_key.slice(-4),
-          config.encryptionKeyVersion,
           key.is_public,
           `{${key.allowed_user_ids.join(",")}}`,
           key.daily_limit,
           key.per_user_daily_limit,
+          keyringParam(config),
         ],
       ));
     return row;
@@ -175,4 +159,22 @@ export async function createSharedKey(
     }
     throw error;
   }
+}
+
+/** Replaces the key behind the caller's shared key; SHARED_KEY_NOT_FOUND when not theirs. */
+export async function replaceSharedKeySecret(
+  db: Database,
+  user: DbUser,
+  config: KeyringConfig,
+  accountName: string,
+  apiKey: string,
+): Promise<Record<string, unknown>> {
+  const [row] = await forUser(db, user, (tx) =>
+    tx.query(
+      `select ${SHARED_KEY_COLUMNS}
+         from private.replace_shared_key_secret($1::uuid, $2, $3, $4::text::jsonb)`,
+      [user.id, accountName, apiKey, keyringParam(config)],
+    ));
+  if (!row) throw new AppError("SHARED_KEY_NOT_FOUND");
+  return row;
 }

@@ -4,6 +4,7 @@
  */
 import type { AuthenticatedUser } from "./auth.ts";
 import { AppError } from "./errors.ts";
+import { keyringParam } from "./keyring.ts";
 import type { Service } from "./providers.ts";
 import type { Runtime } from "./runtime.ts";
 
@@ -15,30 +16,29 @@ export interface SharedKeyUse {
 }
 
 interface UseRow {
-  outcome: "ok" | "not_found" | "access_denied" | "limit_exceeded";
+  outcome: "ok" | "not_found" | "limit_exceeded" | "unavailable";
   secret: string | null;
   model: string | null;
   remaining_user: number | null;
   remaining_total: number | null;
 }
 
-/** Takes one use of `accountName` for `user`; throws SHARED_KEY_NOT_FOUND / _ACCESS_DENIED / _LIMIT_EXCEEDED. */
+/**
+ * Takes `calls` uses of `accountName` for `user`, one per upstream call the request will make,
+ * refused whole when they would pass a limit. Throws SHARED_KEY_NOT_FOUND (unknown, or not on the
+ * allow-list: the same answer, so names cannot be enumerated), SHARED_KEY_LIMIT_EXCEEDED, or
+ * CREDENTIALS_UNAVAILABLE when the stored key does not open.
+ */
 export async function useSharedKey(
   rt: Runtime,
   user: AuthenticatedUser,
   accountName: string,
   service: Service,
+  calls = 1,
 ): Promise<SharedKeyUse> {
   const [row] = await rt.db.query<UseRow>(
-    "select * from private.use_shared_key($1, $2::uuid, $3, $4, $5::integer, $6)",
-    [
-      accountName,
-      user.id,
-      service,
-      rt.config.encryptionKey,
-      rt.config.encryptionKeyVersion,
-      rt.config.previousEncryptionKey,
-    ],
+    "select * from private.use_shared_key($1, $2::uuid, $3, $4::text::jsonb, $5::integer)",
+    [accountName, user.id, service, keyringParam(rt.config), calls],
   );
   switch (row?.outcome) {
     case "ok":
@@ -48,8 +48,10 @@ export async function useSharedKey(
         remainingForUser: row.remaining_user,
         remainingTotal: row.remaining_total,
       };
-    case "access_denied":
-      throw new AppError("SHARED_KEY_ACCESS_DENIED");
+    case "unavailable":
+      throw new AppError("CREDENTIALS_UNAVAILABLE", {
+        cause: new Error("the shared key's ciphertext does not open"),
+      });
     case "limit_exceeded":
       throw new AppError("SHARED_KEY_LIMIT_EXCEEDED");
     default:

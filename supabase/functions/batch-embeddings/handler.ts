@@ -12,6 +12,7 @@ import {
   embedBatch,
   MAX_CHARACTERS_PER_REQUEST,
   MAX_INPUTS_PER_REQUEST,
+  planChunks,
 } from "../_shared/embeddingsBatch.ts";
 import { defineHandler, type Handler, jsonResponse, readUserJson } from "../_shared/http.ts";
 import { resolveProviderKey } from "../_shared/keyResolution.ts";
@@ -36,14 +37,15 @@ export function createHandler(runtime: RuntimeSource): Handler {
       requestSchema,
     );
 
-    const { credentials, source } = await resolveProviderKey(rt, user, provider);
+    const limits = { maxInputs: chunk_size, maxCharacters: MAX_CHARACTERS_PER_REQUEST };
+    // Every chunk is one upstream call the key's owner pays for: a shared key counts them all.
+    const { credentials, source } = await resolveProviderKey(rt, user, provider, {
+      upstreamCalls: planChunks(inputs, limits).length,
+    });
     const result = await embedBatch(
       { config: rt.config, fetch: rt.fetch, service: provider, stored: credentials, model },
       inputs,
-      {
-        limits: { maxInputs: chunk_size, maxCharacters: MAX_CHARACTERS_PER_REQUEST },
-        concurrency: DEFAULT_CONCURRENCY,
-      },
+      { limits, concurrency: DEFAULT_CONCURRENCY },
     );
     if (result.firstError && result.failures.length === inputs.length) throw result.firstError;
     return jsonResponse({

@@ -1,8 +1,10 @@
 /**
  * execute (seed 000): one model call of a shared flow's run, paid by the flow's owner.
  * POST {shareToken, runId, provider, request}, where `request` is an OpenAI chat/completions body
- * (it may stream). The database decides whether the share token may spend the owner's keys and
- * counts the run; the client's claims decide nothing, and a body carrying API keys is refused.
+ * (it may stream). The database decides whether the share token may spend the owner's keys,
+ * counts the run and bounds it (age, calls, the collaborator who opened it, the owner's fixed
+ * provider, model and max_tokens cap); the client's claims decide nothing, and a body carrying
+ * API keys is refused.
  */
 import { z } from "zod";
 import { checkAndLogRun, ownerKeyForRun } from "../_shared/flowRuns.ts";
@@ -22,6 +24,8 @@ const requestSchema = z.strictObject({
   request: z.looseObject({
     model: z.string().min(1).max(200),
     messages: z.array(z.unknown()).min(1),
+    max_tokens: z.int().min(1).max(10_000_000).nullish(),
+    max_completion_tokens: z.int().min(1).max(10_000_000).nullish(),
   }),
 });
 
@@ -48,7 +52,16 @@ export function createHandler(runtime: RuntimeSource): Handler {
 
     // Consent and quota: one round trip, fresh on every call. The owner's key then comes from the
     // vault like any key (cached within the documented 10 s bound for key changes).
-    const admission = await checkAndLogRun(rt, shareToken, runId, user.id);
+    const requested = body.max_completion_tokens ?? body.max_tokens ?? null;
+    const admission = await checkAndLogRun(rt, shareToken, runId, user.id, null, {
+      provider: service,
+      model: body.model,
+      maxTokens: requested,
+    });
+    // The owner's cap applies to a request that names no limit of its own.
+    const upstreamBody = requested === null && admission.maxTokensLimit !== null
+      ? { ...body, max_tokens: admission.maxTokensLimit }
+      : body;
     const ownRun = admission.ownerId === user.id;
     const key = ownRun
       ? await resolveProviderKey(rt, user, service)
@@ -60,7 +73,7 @@ export function createHandler(runtime: RuntimeSource): Handler {
         "content-type": "application/json",
         accept: request.headers.get("accept") ?? "*/*",
       },
-      body: JSON.stringify(body),
+      body: JSON.stringify(upstreamBody),
       signal: request.signal,
     });
     return await forwardWithKey(upstreamRequest, rt, { service, path: "/chat/completions" }, {

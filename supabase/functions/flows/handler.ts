@@ -4,7 +4,7 @@
  * one public action: live id plus share token give the flow, the way a live-flow page loads it.
  */
 import { z } from "zod";
-import { asUser, type DbUser, type Queryable } from "../_shared/db.ts";
+import { asUser, type DbUser, forUser, type Queryable } from "../_shared/db.ts";
 import { AppError } from "../_shared/errors.ts";
 import {
   defineHandler,
@@ -15,6 +15,7 @@ import {
   readJsonBody,
 } from "../_shared/http.ts";
 import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
+import { SERVICES } from "../_shared/providers.ts";
 import { newLiveId, newShareToken, SHARE_TOKEN_PATTERN } from "../_shared/shareTokens.ts";
 
 const flowId = z.uuid();
@@ -24,6 +25,19 @@ const settings = {
   use_owner_keys: z.boolean(),
   per_minute_limit: z.number().int().min(1).max(10_000),
   daily_limit: z.number().int().min(1).max(1_000_000),
+  // Bounds on one run of the flow on the owner's keys, and what its calls may ask for.
+  run_max_age_seconds: z.number().int().min(1).max(86_400),
+  run_call_limit: z.number().int().min(1).max(10_000),
+  allowed_provider: z.enum(SERVICES).nullable(),
+  allowed_model: z.string().trim().min(1).max(200).nullable(),
+  max_tokens_limit: z.number().int().min(1).max(1_000_000).nullable(),
+};
+const runBounds = {
+  run_max_age_seconds: settings.run_max_age_seconds.optional(),
+  run_call_limit: settings.run_call_limit.optional(),
+  allowed_provider: settings.allowed_provider.optional(),
+  allowed_model: settings.allowed_model.optional(),
+  max_tokens_limit: settings.max_tokens_limit.optional(),
 };
 
 const requestSchema = z.discriminatedUnion("action", [
@@ -34,6 +48,7 @@ const requestSchema = z.discriminatedUnion("action", [
     use_owner_keys: settings.use_owner_keys.optional(),
     per_minute_limit: settings.per_minute_limit.optional(),
     daily_limit: settings.daily_limit.optional(),
+    ...runBounds,
   }),
   z.strictObject({
     action: z.literal("update"),
@@ -43,6 +58,7 @@ const requestSchema = z.discriminatedUnion("action", [
     use_owner_keys: settings.use_owner_keys.optional(),
     per_minute_limit: settings.per_minute_limit.optional(),
     daily_limit: settings.daily_limit.optional(),
+    ...runBounds,
   }),
   z.strictObject({ action: z.literal("publish"), flow_id: flowId }),
   z.strictObject({ action: z.literal("rotate_token"), flow_id: flowId }),
@@ -58,8 +74,30 @@ const requestSchema = z.discriminatedUnion("action", [
 ]);
 
 type FlowRequest = z.infer<typeof requestSchema>;
+type ShareAction = Extract<
+  FlowRequest,
+  { action: "publish" | "rotate_token" | "revoke_token" | "unpublish" }
+>;
+const SHARE_ACTIONS = new Set(["publish", "rotate_token", "revoke_token", "unpublish"]);
+
+/**
+ * Publishing, token rotation, revocation and unpublishing, through the server's definer function:
+ * no client role writes a share token hash (a chosen, weak token) or a live id.
+ */
+async function shareAction(tx: Queryable, owner: DbUser, body: ShareAction) {
+  const shareToken = body.action === "publish" || body.action === "rotate_token"
+    ? newShareToken()
+    : null;
+  const flow = await one(
+    tx,
+    `select ${FLOW_COLUMNS} from private.set_flow_share($1::uuid, $2::uuid, $3, $4, $5)`,
+    [owner.id, body.flow_id, body.action, shareToken, body.action === "publish" ? newLiveId() : null],
+  );
+  return shareToken ? { flow, live_id: flow.live_id, share_token: shareToken } : { flow };
+}
 
 const FLOW_COLUMNS = `id, name, definition, live_id, use_owner_keys, per_minute_limit, daily_limit,
+  run_max_age_seconds, run_call_limit, allowed_provider, allowed_model, max_tokens_limit,
   daily_execution_count, daily_execution_reset, published_at, created_at, updated_at,
   (published_at is not null) as published`;
 
@@ -72,15 +110,18 @@ async function one(tx: Queryable, text: string, params: unknown[]) {
 /** Owner actions, each one statement as the owner: RLS keeps everyone else's flows out of reach. */
 function ownerAction(
   tx: Queryable,
-  body: Exclude<FlowRequest, { action: "load_live" }>,
+  body: Exclude<FlowRequest, { action: "load_live" } | ShareAction>,
 ): Promise<Record<string, unknown>> {
   switch (body.action) {
     case "create":
       return one(
         tx,
-        `insert into public.flows (name, definition, use_owner_keys, per_minute_limit, daily_limit)
+        `insert into public.flows (name, definition, use_owner_keys, per_minute_limit, daily_limit,
+                                   run_max_age_seconds, run_call_limit, allowed_provider, allowed_model,
+                                   max_tokens_limit)
          values ($1, coalesce($2::text::jsonb, '{}'::jsonb), coalesce($3::boolean, false),
-                 coalesce($4::integer, 10), coalesce($5::integer, 100))
+                 coalesce($4::integer, 10), coalesce($5::integer, 100),
+                 coalesce($6::integer, 3600), coalesce($7::integer, 50), $8, $9, $10::integer)
          returning ${FLOW_COLUMNS}`,
         [
           body.name,
@@ -88,6 +129,11 @@ function ownerAction(
           body.use_owner_keys ?? null,
           body.per_minute_limit ?? null,
           body.daily_limit ?? null,
+          body.run_max_age_seconds ?? null,
+          body.run_call_limit ?? null,
+          body.allowed_provider ?? null,
+          body.allowed_model ?? null,
+          body.max_tokens_limit ?? null,
         ],
       ).then((flow) => ({ flow }));
     case "update":
@@ -99,6 +145,11 @@ function ownerAction(
            use_owner_keys = coalesce($4::boolean, use_owner_keys),
            per_minute_limit = coalesce($5::integer, per_minute_limit),
            daily_limit = coalesce($6::integer, daily_limit),
+           run_max_age_seconds = coalesce($7::integer, run_max_age_seconds),
+           run_call_limit = coalesce($8::integer, run_call_limit),
+           allowed_provider = case when $9::boolean then $10 else allowed_provider end,
+           allowed_model = case when $11::boolean then $12 else allowed_model end,
+           max_tokens_limit = case when $13::boolean then $14::integer else max_tokens_limit end,
            updated_at = now()
          where id = $1::uuid
          returning ${FLOW_COLUMNS}`,
@@ -109,37 +160,15 @@ function ownerAction(
           body.use_owner_keys ?? null,
           body.per_minute_limit ?? null,
           body.daily_limit ?? null,
+          body.run_max_age_seconds ?? null,
+          body.run_call_limit ?? null,
+          body.allowed_provider !== undefined,
+          body.allowed_provider ?? null,
+          body.allowed_model !== undefined,
+          body.allowed_model ?? null,
+          body.max_tokens_limit !== undefined,
+          body.max_tokens_limit ?? null,
         ],
-      ).then((flow) => ({ flow }));
-    case "publish":
-    case "rotate_token": {
-      const shareToken = newShareToken();
-      const liveId = body.action === "publish" ? newLiveId() : null;
-      return one(
-        tx,
-        `update public.flows set
-           live_id = coalesce(live_id, $2),
-           share_token_hash = extensions.digest($3, 'sha256'),
-           published_at = coalesce(published_at, now()),
-           updated_at = now()
-         where id = $1::uuid and ($4::boolean or published_at is not null)
-         returning ${FLOW_COLUMNS}`,
-        [body.flow_id, liveId, shareToken, body.action === "publish"],
-      ).then((flow) => ({ flow, live_id: flow.live_id, share_token: shareToken }));
-    }
-    case "revoke_token":
-      return one(
-        tx,
-        `update public.flows set share_token_hash = null, updated_at = now()
-          where id = $1::uuid returning ${FLOW_COLUMNS}`,
-        [body.flow_id],
-      ).then((flow) => ({ flow }));
-    case "unpublish":
-      return one(
-        tx,
-        `update public.flows set live_id = null, share_token_hash = null, published_at = null, updated_at = now()
-          where id = $1::uuid returning ${FLOW_COLUMNS}`,
-        [body.flow_id],
       ).then((flow) => ({ flow }));
     case "delete":
       return one(tx, "delete from public.flows where id = $1::uuid returning id", [body.flow_id])
@@ -168,7 +197,18 @@ export function createHandler(runtime: RuntimeSource): Handler {
       return jsonResponse({ flow });
     }
     const owner: DbUser = user!;
-    return jsonResponse(await asUser(rt.db, owner, (tx) => ownerAction(tx, body)));
+    if (SHARE_ACTIONS.has(body.action)) {
+      return jsonResponse(
+        await forUser(rt.db, owner, (tx) => shareAction(tx, owner, body as ShareAction)),
+      );
+    }
+    return jsonResponse(
+      await asUser(
+        rt.db,
+        owner,
+        (tx) => ownerAction(tx, body as Exclude<FlowRequest, { action: "load_live" } | ShareAction>),
+      ),
+    );
   });
 }
 

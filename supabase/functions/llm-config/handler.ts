@@ -26,6 +26,7 @@ import {
 import {
   configSummary,
   createSharedKey,
+  replaceSharedKeySecret,
   saveConfig,
   SHARED_KEY_COLUMNS,
   sharedKeyAccess,
@@ -98,7 +99,8 @@ async function save(rt: Runtime, user: AuthenticatedUser, request: Request): Pro
       fail("INVALID_REQUEST", "shared_key_account_name is required.");
     }
     const access = await sharedKeyAccess(rt.db, body.shared_key_account_name, user.id);
-    if (!access.allowed) throw new AppError("SHARED_KEY_ACCESS_DENIED");
+    // Unknown and forbidden get the same answer, so account names cannot be enumerated.
+    if (!access.allowed) throw new AppError("SHARED_KEY_NOT_FOUND");
     provider = access.provider;
   } else {
     if (!provider) fail("INVALID_REQUEST", "provider is required.");
@@ -208,15 +210,9 @@ async function sharedKeyRoute(
     );
     if (!existing) throw new AppError("SHARED_KEY_NOT_FOUND");
     checkKeyFormat(existing.provider, body.api_key);
-    return await updateOne(
-      "ciphertext = extensions.pgp_sym_encrypt($2, $3, 'cipher-algo=aes256'), last_four = $4, key_version = $5",
-      [
-        body.api_key,
-        rt.config.encryptionKey,
-        body.api_key.slice(-4),
-        rt.config.encryptionKeyVersion,
-      ],
-    );
+    return jsonResponse({
+      shared_key: await replaceSharedKeySecret(rt.db, user, rt.config, name, body.api_key),
+    });
   }
   if (action === "usage" && method === "GET") {
     const days = Math.min(
