@@ -150,11 +150,14 @@ export async function runQuotasBench(): Promise<void> {
         CALLS,
         concurrency,
         () =>
-          db.query("select * from private.check_and_log_run($1, $2::uuid, $3::uuid, null, null, null)", [
-            token,
-            crypto.randomUUID(),
-            actor,
-          ]),
+          db.query(
+            "select * from private.check_and_log_run($1, $2::uuid, $3::uuid, null, null, null)",
+            [
+              token,
+              crypto.randomUUID(),
+              actor,
+            ],
+          ),
       );
       console.log(
         `  ${String(concurrency).padStart(2)} concurrent   p50 ${ms(result.p50).padStart(10)}   ${

@@ -127,9 +127,11 @@ function qualified(table: string): string {
   return `public."${table.replaceAll('"', '""')}"`;
 }
 
-function rotationKeyring(options: Pick<RotationOptions, "newKey" | "newVersion"> & {
-  previousKey: string | null;
-}): string {
+function rotationKeyring(
+  options: Pick<RotationOptions, "newKey" | "newVersion"> & {
+    previousKey: string | null;
+  },
+): string {
   return keyringParam({
     encryptionKey: options.newKey,
     encryptionKeyVersion: options.newVersion,
@@ -153,7 +155,9 @@ async function staleCount(
 
 /** A text[] literal; bindings hold no quote or backslash, but quote them anyway. */
 function textArray(values: string[]): string {
-  return `{${values.map((v) => `"${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`).join(",")}}`;
+  return `{${
+    values.map((v) => `"${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`).join(",")
+  }}`;
 }
 
 /**

@@ -71,57 +71,66 @@ const hex = async (table: string, where: string, params: unknown[]) =>
 
 Deno.test(`custody holds against client roles and moved ciphertext (${DATABASE_KIND})`, async (t) => {
   try {
-    await t.step("no client role writes ciphertext, key versions, status or audit rows", async () => {
-      const victimCipher = await hex("user_credentials", "user_id = $1::uuid", [victim.id]);
-      const writes: [string, unknown[]][] = [
-        [
-          `update public.user_credentials set ciphertext = decode($1, 'hex')
+    await t.step(
+      "no client role writes ciphertext, key versions, status or audit rows",
+      async () => {
+        const victimCipher = await hex("user_credentials", "user_id = $1::uuid", [victim.id]);
+        const writes: [string, unknown[]][] = [
+          [
+            `update public.user_credentials set ciphertext = decode($1, 'hex')
             where service = 'custom' and credential_key = 'api_key'`,
-          [victimCipher],
-        ],
-        ["update public.user_credentials set key_version = 7", []],
-        ["update public.user_credentials set last_four = 'evil'", []],
-        ["update public.user_credentials set validation_status = 'valid'", []],
-        ["update public.user_credentials set last_validated_at = now()", []],
-        [
-          `insert into public.user_credentials (user_id, service, credential_key, ciphertext, last_four)
+            [victimCipher],
+          ],
+          ["update public.user_credentials set key_version = 7", []],
+          ["update public.user_credentials set last_four = 'evil'", []],
+          ["update public.user_credentials set validation_status = 'valid'", []],
+          ["update public.user_credentials set last_validated_at = now()", []],
+          [
+            `insert into public.user_credentials (user_id, service, credential_key, ciphertext, last_four)
            values ((select auth.uid()), 'gemini', 'api_key', decode($1, 'hex'), 'xxxx')`,
-          [victimCipher],
-        ],
-        [
-          `insert into public.shared_keys (account_name, display_name, provider, ciphertext, last_four, owner_id)
+            [victimCipher],
+          ],
+          [
+            `insert into public.shared_keys (account_name, display_name, provider, ciphertext, last_four, owner_id)
            values ('stolen-key', 'x', 'openai', decode($1, 'hex'), 'xxxx', (select auth.uid()))`,
-          [victimCipher],
-        ],
-        ["update public.shared_keys set ciphertext = '\\x00'::bytea", []],
-        ["update public.shared_keys set key_version = 7", []],
-        ["update public.shared_keys set last_four = 'evil'", []],
-        [
-          `insert into public.credential_events (owner_id, actor_id, service, event)
+            [victimCipher],
+          ],
+          ["update public.shared_keys set ciphertext = '\\x00'::bytea", []],
+          ["update public.shared_keys set key_version = 7", []],
+          ["update public.shared_keys set last_four = 'evil'", []],
+          [
+            `insert into public.credential_events (owner_id, actor_id, service, event)
            values ((select auth.uid()), (select auth.uid()), 'openai', 'validate')`,
-          [],
-        ],
-        ["update public.credential_events set event = 'set'", []],
-        ["delete from public.credential_events", []],
-        ["update public.flows set share_token_hash = extensions.digest('weak', 'sha256')", []],
-        ["update public.flows set live_id = 'chosen-live-id'", []],
-        ["update public.flows set daily_execution_count = 0", []],
-        ["insert into public.owner_name_keys (owner_name, provider, ciphertext, last_four) values ('x1', 'openai', '\\x00', 'x')", []],
-        ["select private.store_credential((select auth.uid()), 'openai', 'api_key', 'sk-x', 'x', '{}')", []],
-        ["select private.open_secret('\\x00', 'x', 1, '{}')", []],
-      ];
-      let through = 0;
-      for (const role of ["authenticated", "anon"] as const) {
-        for (const [sql, params] of writes) {
-          if (!await refused(role, sql, params)) {
-            through++;
-            console.error(`  ${role} was allowed: ${sql.split("\n")[0]}`);
+            [],
+          ],
+          ["update public.credential_events set event = 'set'", []],
+          ["delete from public.credential_events", []],
+          ["update public.flows set share_token_hash = extensions.digest('weak', 'sha256')", []],
+          ["update public.flows set live_id = 'chosen-live-id'", []],
+          ["update public.flows set daily_execution_count = 0", []],
+          [
+            "insert into public.owner_name_keys (owner_name, provider, ciphertext, last_four) values ('x1', 'openai', '\\x00', 'x')",
+            [],
+          ],
+          [
+            "select private.store_credential((select auth.uid()), 'openai', 'api_key', 'sk-x', 'x', '{}')",
+            [],
+          ],
+          ["select private.open_secret('\\x00', 'x', 1, '{}')", []],
+        ];
+        let through = 0;
+        for (const role of ["authenticated", "anon"] as const) {
+          for (const [sql, params] of writes) {
+            if (!await refused(role, sql, params)) {
+              through++;
+              console.error(`  ${role} was allowed: ${sql.split("\n")[0]}`);
+            }
           }
         }
-      }
-      recordAttacks("ciphertext writes", writes.length * 2, through);
-      assertEquals(through, 0);
-    });
+        recordAttacks("ciphertext writes", writes.length * 2, through);
+        assertEquals(through, 0);
+      },
+    );
 
     await t.step("no client role moves a sequence", async () => {
       const sequences = await db.query<{ name: string }>(
@@ -134,7 +143,12 @@ Deno.test(`custody holds against client roles and moved ciphertext (${DATABASE_K
       let through = 0;
       for (const role of ["anon", "authenticated"] as const) {
         for (const { name } of sequences) {
-          for (const sql of [`select setval('${name}', 9223372036854775807)`, `select nextval('${name}')`]) {
+          for (
+            const sql of [
+              `select setval('${name}', 9223372036854775807)`,
+              `select nextval('${name}')`,
+            ]
+          ) {
             if (!await refused(role, sql)) through++;
           }
         }
@@ -142,7 +156,14 @@ Deno.test(`custody holds against client roles and moved ciphertext (${DATABASE_K
       recordAttacks("sequence writes", sequences.length * 4, through);
       assertEquals(through, 0);
       // Saving still works for everyone afterwards.
-      await storeCredential(db, asDb(victim), rt.config, "gemini", "api_key", "AIzaSyCustody0000000000");
+      await storeCredential(
+        db,
+        asDb(victim),
+        rt.config,
+        "gemini",
+        "api_key",
+        "AIzaSyCustody0000000000",
+      );
     });
 
     await t.step("a ciphertext moved into another row does not open there", async () => {
@@ -247,39 +268,55 @@ Deno.test(`custody holds against client roles and moved ciphertext (${DATABASE_K
       const unexpected = grants.map((g) => g.grant).filter((g) => !expected.has(g));
       assertEquals(unexpected, []);
     });
-    await t.step("rotation skips and reports rows that do not open, and rotates the rest", async () => {
-      // One user writes garbage into their own row (no longer possible for a client role, but a
-      // restored dump can hold it); the moved ciphertexts above do not open either.
-      const vandal = await newUser(db);
-      await storeCredential(db, asDb(vandal), rt.config, "openai", "api_key", "sk-vandal-000000001");
-      await db.query(
-        `update public.user_credentials set ciphertext = '\\xdeadbeef'::bytea where user_id = $1::uuid`,
-        [vandal.id],
-      );
-      const newKey = `custody-rotated-${crypto.randomUUID()}`;
-      const report = await rotateEncryptionKey(db, {
-        newKey,
-        previousKey: rt.config.encryptionKey,
-        newVersion: 2,
-        batchSize: 2,
-      });
-      const skipped = report.skipped.map((row) => row.binding).sort();
-      assertEquals(skipped, [
-        `user_credentials/${attacker.id}/custom/api_key`,
-        `user_credentials/${attacker.id}/custom/base_url`,
-        `user_credentials/${vandal.id}/openai/api_key`,
-      ].sort());
-      assert(report.verified, JSON.stringify(report.checks));
-      assert(report.rotated >= 3, `rotated ${report.rotated}`);
-      const after = testRuntime(db, {
-        env: { CREDENTIALS_ENCRYPTION_KEY: newKey, CREDENTIALS_ENCRYPTION_KEY_VERSION: "2" },
-      });
-      assertEquals((await after.vault.lookup(victim.id, "openai")).api_key, "sk-victim-custody-0001");
-      assertEquals(
-        (await after.vault.lookup(victim.id, "gemini")).api_key,
-        "AIzaSyCustody0000000000",
-      );
-    });
+    await t.step(
+      "rotation skips and reports rows that do not open, and rotates the rest",
+      async () => {
+        // One user writes garbage into their own row (no longer possible for a client role, but a
+        // restored dump can hold it); the moved ciphertexts above do not open either.
+        const vandal = await newUser(db);
+        await storeCredential(
+          db,
+          asDb(vandal),
+          rt.config,
+          "openai",
+          "api_key",
+          "sk-vandal-000000001",
+        );
+        await db.query(
+          `update public.user_credentials set ciphertext = '\\xdeadbeef'::bytea where user_id = $1::uuid`,
+          [vandal.id],
+        );
+        const newKey = `custody-rotated-${crypto.randomUUID()}`;
+        const report = await rotateEncryptionKey(db, {
+          newKey,
+          previousKey: rt.config.encryptionKey,
+          newVersion: 2,
+          batchSize: 2,
+        });
+        const skipped = report.skipped.map((row) => row.binding).sort();
+        assertEquals(
+          skipped,
+          [
+            `user_credentials/${attacker.id}/custom/api_key`,
+            `user_credentials/${attacker.id}/custom/base_url`,
+            `user_credentials/${vandal.id}/openai/api_key`,
+          ].sort(),
+        );
+        assert(report.verified, JSON.stringify(report.checks));
+        assert(report.rotated >= 3, `rotated ${report.rotated}`);
+        const after = testRuntime(db, {
+          env: { CREDENTIALS_ENCRYPTION_KEY: newKey, CREDENTIALS_ENCRYPTION_KEY_VERSION: "2" },
+        });
+        assertEquals(
+          (await after.vault.lookup(victim.id, "openai")).api_key,
+          "sk-victim-custody-0001",
+        );
+        assertEquals(
+          (await after.vault.lookup(victim.id, "gemini")).api_key,
+          "AIzaSyCustody0000000000",
+        );
+      },
+    );
   } finally {
     await isolated.close();
   }

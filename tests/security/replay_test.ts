@@ -36,7 +36,12 @@ async function sharedFlow(owner: TestUser, settings: Record<string, unknown>) {
   return { flowId: created.flow.id as string, token: published.share_token as string };
 }
 
-async function run(user: TestUser, token: string, runId: string, request: Record<string, unknown> = {}) {
+async function run(
+  user: TestUser,
+  token: string,
+  runId: string,
+  request: Record<string, unknown> = {},
+) {
   const response = await execute(jsonRequest("http://local/execute", {
     shareToken: token,
     runId,
@@ -73,34 +78,37 @@ await storeCredential(
 
 Deno.test(`owner-funded runs are bounded against replay (${DATABASE_KIND})`, async (t) => {
   try {
-    await t.step("100 replays from two collaborators spend at most the run's call cap", async () => {
-      const alice = await newUser(db);
-      const mallory = await newUser(db);
-      const { flowId, token } = await sharedFlow(owner, {
-        per_minute_limit: 2,
-        daily_limit: 2,
-        run_call_limit: 3,
-      });
-      const runs = [crypto.randomUUID(), crypto.randomUUID()];
-      for (const runId of runs) assertEquals((await run(alice, token, runId)).code, "ok");
-      const before = fake.requests.length;
-      const outcomes: string[] = [];
-      for (let i = 0; i < 100; i++) {
-        const who = i % 2 === 0 ? alice : mallory;
-        outcomes.push((await run(who, token, runs[i % 4 < 2 ? 0 : 1])).code);
-      }
-      const paid = fake.requests.length - before;
-      // Alice's two runs had 1 call each and may make 2 more each: 4 upstream calls in all.
-      assertEquals(paid, 4);
-      assert(outcomes.filter((o) => o === "FORBIDDEN").length === 50, outcomes.join(","));
-      assertEquals(outcomes.filter((o) => o === "RUN_LIMIT_EXCEEDED").length, 46);
-      const [flow] = await db.query<{ daily_execution_count: number }>(
-        "select daily_execution_count from public.flows where id = $1::uuid",
-        [flowId],
-      );
-      assertEquals(flow.daily_execution_count, 2);
-      recordAttacks("replay", 100, paid - 4);
-    });
+    await t.step(
+      "100 replays from two collaborators spend at most the run's call cap",
+      async () => {
+        const alice = await newUser(db);
+        const mallory = await newUser(db);
+        const { flowId, token } = await sharedFlow(owner, {
+          per_minute_limit: 2,
+          daily_limit: 2,
+          run_call_limit: 3,
+        });
+        const runs = [crypto.randomUUID(), crypto.randomUUID()];
+        for (const runId of runs) assertEquals((await run(alice, token, runId)).code, "ok");
+        const before = fake.requests.length;
+        const outcomes: string[] = [];
+        for (let i = 0; i < 100; i++) {
+          const who = i % 2 === 0 ? alice : mallory;
+          outcomes.push((await run(who, token, runs[i % 4 < 2 ? 0 : 1])).code);
+        }
+        const paid = fake.requests.length - before;
+        // Alice's two runs had 1 call each and may make 2 more each: 4 upstream calls in all.
+        assertEquals(paid, 4);
+        assert(outcomes.filter((o) => o === "FORBIDDEN").length === 50, outcomes.join(","));
+        assertEquals(outcomes.filter((o) => o === "RUN_LIMIT_EXCEEDED").length, 46);
+        const [flow] = await db.query<{ daily_execution_count: number }>(
+          "select daily_execution_count from public.flows where id = $1::uuid",
+          [flowId],
+        );
+        assertEquals(flow.daily_execution_count, 2);
+        recordAttacks("replay", 100, paid - 4);
+      },
+    );
 
     await t.step("a run id older than the flow's run age is refused", async () => {
       const alice = await newUser(db);

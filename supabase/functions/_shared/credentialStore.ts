@@ -105,8 +105,12 @@ export async function recordValidation(
   service: Service,
   status: ValidationStatus,
 ): Promise<void> {
-  await forUser(db, user, (tx) =>
-    tx.query("select private.record_validation($1::uuid, $2, $3)", [user.id, service, status]));
+  await forUser(
+    db,
+    user,
+    (tx) =>
+      tx.query("select private.record_validation($1::uuid, $2, $3)", [user.id, service, status]),
+  );
 }
 
 /** The audit trail of the caller's keys, newest first (RLS: events whose owner is the caller). */

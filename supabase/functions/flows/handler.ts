@@ -91,7 +91,13 @@ async function shareAction(tx: Queryable, owner: DbUser, body: ShareAction) {
   const flow = await one(
     tx,
     `select ${FLOW_COLUMNS} from private.set_flow_share($1::uuid, $2::uuid, $3, $4, $5)`,
-    [owner.id, body.flow_id, body.action, shareToken, body.action === "publish" ? newLiveId() : null],
+    [
+      owner.id,
+      body.flow_id,
+      body.action,
+      shareToken,
+      body.action === "publish" ? newLiveId() : null,
+    ],
   );
   return shareToken ? { flow, live_id: flow.live_id, share_token: shareToken } : { flow };
 }
@@ -206,7 +212,8 @@ export function createHandler(runtime: RuntimeSource): Handler {
       await asUser(
         rt.db,
         owner,
-        (tx) => ownerAction(tx, body as Exclude<FlowRequest, { action: "load_live" } | ShareAction>),
+        (tx) =>
+          ownerAction(tx, body as Exclude<FlowRequest, { action: "load_live" } | ShareAction>),
       ),
     );
   });
