@@ -33,7 +33,13 @@ export interface Config {
   encryptionKeyVersion: number;
   /** The key before the last rotation, used for rows still carrying an older version. */
   previousEncryptionKey: string | null;
+  /**
+   * Where the functions' pool connects: `DB_POOLER_URL` (the project's transaction pooler, port
+   * 6543, as Supabase recommends for functions) when set, else the injected `SUPABASE_DB_URL`.
+   */
   dbUrl: string | null;
+  /** Connections each isolate's pool may open (`DB_POOL_MAX`); every function has its own. */
+  dbPoolMax: number;
   /** Longest one query or transaction may take before the request answers 503. */
   databaseTimeoutMs: number;
   jwt: JwtConfig;
@@ -151,7 +157,8 @@ export function loadConfig(source: EnvSource = (name) => Deno.env.get(name)): Co
     encryptionKey,
     encryptionKeyVersion: positiveInt(read, "CREDENTIALS_ENCRYPTION_KEY_VERSION", 1),
     previousEncryptionKey: read("CREDENTIALS_ENCRYPTION_KEY_PREVIOUS") ?? null,
-    dbUrl: read("SUPABASE_DB_URL") ?? null,
+    dbUrl: read("DB_POOLER_URL") ?? read("SUPABASE_DB_URL") ?? null,
+    dbPoolMax: positiveInt(read, "DB_POOL_MAX", 3),
     databaseTimeoutMs: positiveInt(read, "DATABASE_TIMEOUT_MS", 5_000),
     jwt,
     providerBaseUrls,

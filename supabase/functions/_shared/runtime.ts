@@ -58,10 +58,13 @@ let fromEnv: Runtime | undefined;
 export function runtimeFromEnv(): Runtime {
   if (fromEnv) return fromEnv;
   const config = loadConfig();
-  if (!config.dbUrl) throw new ConfigError("SUPABASE_DB_URL", "is not set");
+  if (!config.dbUrl) throw new ConfigError("SUPABASE_DB_URL", "is not set (nor DB_POOLER_URL)");
   fromEnv = createRuntime({
     config,
-    db: connectPostgres(config.dbUrl, { queryTimeoutMs: config.databaseTimeoutMs }),
+    db: connectPostgres(config.dbUrl, {
+      max: config.dbPoolMax,
+      queryTimeoutMs: config.databaseTimeoutMs,
+    }),
   });
   return fromEnv;
 }
