@@ -3,7 +3,7 @@
  * loopback: `link`, `secrets set`, `functions deploy --use-api`. Every function's upload is then
  * resolved exactly as uploaded (only the uploaded files, the uploaded import map, no
  * node_modules), as the server-side bundler would, and checked for files that must never ship.
- * Set DEPLOY_TRANSCRIPT=<file> to keep each command's output.
+ * Set DEPLOY_TRANSCRIPT=<file> to append each command's output to it.
  */
 import { parse } from "smol-toml";
 import { assert, assertEquals } from "../support/assert.ts";
@@ -47,6 +47,12 @@ Deno.test({
       const deploy = await cli.run(["functions", "deploy", "--use-api", "--yes"]);
       assertEquals(deploy.code, 0, deploy.output);
 
+      // The README's `db push --remote` targets the linked project (a bare `db push` targets the
+      // local stack). The stand-in has no database to reach: tests/deploy/hostedDatabase_test.ts
+      // runs the push itself, with --remote=<db-url>.
+      const push = await cli.run(["db", "push", "--remote", "--yes"]);
+      assert(push.output.includes(`Target: project stand-in (${PROJECT_REF})`), push.output);
+
       const names = await functionNames();
       assertEquals(names.length, 13);
       assertEquals([...api.uploads.keys()].sort(), names);
@@ -86,11 +92,15 @@ Deno.test({
       for (const name of names) {
         const { metadata } = api.uploads.get(name)!;
         assertEquals(metadata.import_map_path, `supabase/functions/${name}/deno.json`);
-        assertEquals(metadata.verify_jwt, config.functions[name].verify_jwt ?? true);
+        // The functions verify tokens themselves (supabase/config.toml says why).
+        assertEquals(config.functions[name].verify_jwt, false, `${name} in config.toml`);
+        assertEquals(metadata.verify_jwt, false, `${name} uploaded verify_jwt`);
       }
     } finally {
       const transcript = Deno.env.get("DEPLOY_TRANSCRIPT");
-      if (transcript) await Deno.writeTextFile(transcript, renderTranscript(cli.transcript));
+      if (transcript) {
+        await Deno.writeTextFile(transcript, renderTranscript(cli.transcript), { append: true });
+      }
       await cli.close();
       await api.close();
       await Deno.remove(project, { recursive: true });

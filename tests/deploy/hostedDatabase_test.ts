@@ -2,15 +2,21 @@
  * The migrations and the database tests on a database shaped like hosted Supabase's
  * (tests/support/hosted_platform.sql): `postgres` is not a superuser, pgcrypto lives in
  * `extensions`, and `auth` belongs to the platform. The real CLI applies supabase/migrations
- * with `supabase db push --db-url` as `postgres`; then the RLS, vault and sharing tests run
+ * with `supabase db push --remote=<db-url>` as `postgres`; then the RLS, vault and sharing tests run
  * against that database as `postgres`, as the deployed functions connect.
+ * Set DEPLOY_TRANSCRIPT=<file> to append each CLI command's output to it.
  */
 import { connectPostgres } from "../../supabase/functions/_shared/db.ts";
 import { readMigrations } from "../../local/migrate.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { hostedClusterUnavailable, startHostedCluster } from "../support/hostedCluster.ts";
 import { startManagementApi } from "../support/managementApi.ts";
-import { cliAvailable, copyProject, supabaseCli } from "../support/supabaseCli.ts";
+import {
+  cliAvailable,
+  copyProject,
+  renderTranscript,
+  supabaseCli,
+} from "../support/supabaseCli.ts";
 
 const DATABASE_TESTS = [
   "tests/integration/rowLevelSecurity_test.ts",
@@ -44,7 +50,7 @@ Deno.test({
       );
       assertEquals(shape, { superuser: false, pgcrypto_schema: "extensions" });
 
-      const push = await cli.run(["db", "push", "--db-url", cluster.postgresUrl, "--yes"]);
+      const push = await cli.run(["db", "push", `--remote=${cluster.postgresUrl}`, "--yes"]);
       assertEquals(push.code, 0, push.output);
       const applied = await admin.query<{ version: string }>(
         "select version from supabase_migrations.schema_migrations order by version",
@@ -53,7 +59,7 @@ Deno.test({
         applied.map((row) => row.version),
         (await readMigrations()).map((m) => m.version),
       );
-      const again = await cli.run(["db", "push", "--db-url", cluster.postgresUrl, "--yes"]);
+      const again = await cli.run(["db", "push", `--remote=${cluster.postgresUrl}`, "--yes"]);
       assertEquals(again.code, 0, again.output);
       assert(/up to date/i.test(again.output), again.output);
 
@@ -70,6 +76,10 @@ Deno.test({
       assertEquals(summary[2], "0");
       assert(Number(summary[1]) > 50, `only ${summary[1]} database tests ran`);
     } finally {
+      const transcript = Deno.env.get("DEPLOY_TRANSCRIPT");
+      if (transcript) {
+        await Deno.writeTextFile(transcript, renderTranscript(cli.transcript), { append: true });
+      }
       await admin.close();
       await cli.close();
       await api.close();
