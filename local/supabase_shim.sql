@@ -34,8 +34,8 @@ create table if not exists auth.users (
   email varchar(255) unique,
   raw_app_meta_data jsonb,
   raw_user_meta_data jsonb,
-  created_at timestamptz default now(),
-  updated_at timestamptz default now(),
+  created_at timestamptz,
+  updated_at timestamptz,
   is_sso_user boolean not null default false,
   is_anonymous boolean not null default false
 );

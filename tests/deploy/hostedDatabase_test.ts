@@ -7,7 +7,9 @@
  * Set DEPLOY_TRANSCRIPT=<file> to append each CLI command's output to it.
  */
 import { connectPostgres } from "../../supabase/functions/_shared/db.ts";
-import { readMigrations } from "../../local/migrate.ts";
+import { migrate, readMigrations } from "../../local/migrate.ts";
+import { openPglite } from "../../local/pgliteDatabase.ts";
+import type { Queryable } from "../../supabase/functions/_shared/db.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { hostedClusterUnavailable, startHostedCluster } from "../support/hostedCluster.ts";
 import { startManagementApi } from "../support/managementApi.ts";
@@ -26,6 +28,23 @@ const DATABASE_TESTS = [
   "tests/integration/sharing_test.ts",
   "tests/integration/flows_test.ts",
 ];
+
+/** What code may rely on in `auth`: each column's type, nullability and default; each helper's body. */
+async function authShape(db: Queryable) {
+  const columns = await db.query<Record<string, string>>(
+    `select column_name, data_type, is_nullable, coalesce(column_default, '') as column_default
+     from information_schema.columns where table_schema = 'auth' and table_name = 'users'`,
+  );
+  const functions = await db.query<{ name: string; body: string }>(
+    `select p.proname as name, regexp_replace(p.prosrc, '\\s+', ' ', 'g') as body
+     from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+     where n.nspname = 'auth' and p.proname in ('uid', 'role', 'jwt') order by 1`,
+  );
+  return {
+    columns: new Map(columns.map((c) => [c.column_name, JSON.stringify(c)])),
+    functions: functions.map(({ name, body }) => ({ name, body })),
+  };
+}
 
 const unavailable = (await hostedClusterUnavailable()) ??
   ((await cliAvailable()) ? null : "the Supabase CLI is not installed");
@@ -62,6 +81,20 @@ Deno.test({
       const again = await cli.run(["db", "push", `--remote=${cluster.postgresUrl}`, "--yes"]);
       assertEquals(again.code, 0, again.output);
       assert(/up to date/i.test(again.output), again.output);
+
+      // The local shim is the same shape where code can tell: whatever a local run relies on in
+      // auth.users exists on the platform with the same type, nullability and default.
+      const local = await openPglite();
+      try {
+        await migrate(local);
+        const [shim, platform] = [await authShape(local), await authShape(admin)];
+        for (const [name, column] of shim.columns) {
+          assertEquals(column, platform.columns.get(name), `auth.users.${name}`);
+        }
+        assertEquals(shim.functions, platform.functions);
+      } finally {
+        await local.close();
+      }
 
       const run = await new Deno.Command(Deno.execPath(), {
         args: ["test", "--allow-all", ...DATABASE_TESTS],
