@@ -1,13 +1,14 @@
 /**
  * The deploy a user runs, with the real Supabase CLI, against a stand-in Management API on
- * loopback: `link`, `secrets set`, `functions deploy --use-api`. Every function's upload is then
- * resolved exactly as uploaded (only the uploaded files, the uploaded import map, no
- * node_modules), as the server-side bundler would, and checked for files that must never ship.
+ * loopback: `login`, `link`, `secrets set`, `functions deploy --use-api`. Every function's
+ * upload is then resolved exactly as uploaded (only the uploaded files, the uploaded import map,
+ * no node_modules), as the server-side bundler does (edge-runtime's `bundle` takes the import
+ * map as the Deno config file), and checked for files that must never ship.
  * Set DEPLOY_TRANSCRIPT=<file> to append each command's output to it.
  */
 import { parse } from "smol-toml";
 import { assert, assertEquals } from "../support/assert.ts";
-import { PROJECT_REF, startManagementApi } from "../support/managementApi.ts";
+import { ACCESS_TOKEN, PROJECT_REF, startManagementApi } from "../support/managementApi.ts";
 import {
   cliAvailable,
   copyProject,
@@ -31,6 +32,8 @@ Deno.test({
     const project = await copyProject(SENTINEL);
     const cli = await supabaseCli(api, project);
     try {
+      const login = await cli.run(["login", "--token", ACCESS_TOKEN]);
+      assertEquals(login.code, 0, login.output);
       const link = await cli.run(["link", "--project-ref", PROJECT_REF, "--yes"]);
       assertEquals(link.code, 0, link.output);
       const secrets = await cli.run([
@@ -53,6 +56,7 @@ Deno.test({
       const push = await cli.run(["db", "push", "--remote", "--yes"]);
       assert(push.output.includes(`Target: project stand-in (${PROJECT_REF})`), push.output);
 
+      assert(api.requests.every((r) => r.authorized), "a request without the stored token");
       const names = await functionNames();
       assertEquals(names.length, 13);
       assertEquals([...api.uploads.keys()].sort(), names);

@@ -1,9 +1,10 @@
 /**
  * Runs the real Supabase CLI (the `supabase` devDependency, pinned in package.json) the way a
- * user runs it, against the stand-in Management API: a fresh HOME, an `sbp_` access token, and a
- * CLI profile whose `api_url` is the stand-in. Each run is recorded for the deploy transcript.
+ * user runs it, against the stand-in Management API: a fresh HOME (so the only access token is
+ * the one `supabase login --token` stores there), and a CLI profile whose `api_url` is the
+ * stand-in. Each run is recorded for the deploy transcript.
  */
-import { ACCESS_TOKEN, type StandInManagementApi } from "./managementApi.ts";
+import type { StandInManagementApi } from "./managementApi.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 export const CLI_BIN = new URL("node_modules/supabase/dist/supabase.js", ROOT).pathname;
@@ -51,7 +52,6 @@ export async function supabaseCli(
         env: {
           PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
           HOME: home,
-          SUPABASE_ACCESS_TOKEN: ACCESS_TOKEN,
           SUPABASE_TELEMETRY_DISABLED: "1",
           DO_NOT_TRACK: "1",
           ...extraEnv,
