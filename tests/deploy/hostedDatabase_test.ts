@@ -3,7 +3,9 @@
  * (tests/support/hosted_platform.sql): `postgres` is not a superuser, pgcrypto lives in
  * `extensions`, and `auth` belongs to the platform. The real CLI applies supabase/migrations
  * with `supabase db push --remote=<db-url>` as `postgres`; then the RLS, vault and sharing tests run
- * against that database as `postgres`, as the deployed functions connect.
+ * against that database as `postgres`, as the deployed functions connect. Last, the
+ * credentials-manager the CLI uploads is run from its upload alone, with the secrets the
+ * platform injects, and answers the README's curl check against that database.
  * Set DEPLOY_TRANSCRIPT=<file> to append each CLI command's output to it.
  */
 import { connectPostgres } from "../../supabase/functions/_shared/db.ts";
@@ -12,7 +14,9 @@ import { openPglite } from "../../local/pgliteDatabase.ts";
 import type { Queryable } from "../../supabase/functions/_shared/db.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { hostedClusterUnavailable, startHostedCluster } from "../support/hostedCluster.ts";
-import { startManagementApi } from "../support/managementApi.ts";
+import { ACCESS_TOKEN, PROJECT_REF, startManagementApi } from "../support/managementApi.ts";
+import { startFakeAuth } from "../support/fakeAuth.ts";
+import { serveAsUploaded } from "../support/uploadedFunction.ts";
 import {
   cliAvailable,
   copyProject,
@@ -51,7 +55,8 @@ const unavailable = (await hostedClusterUnavailable()) ??
 if (unavailable) console.warn(`hosted-like database tests ignored: ${unavailable}`);
 
 Deno.test({
-  name: "hosted-like database: db push as non-superuser postgres, then RLS and vault tests pass",
+  name:
+    "hosted-like database: db push as non-superuser postgres; the RLS and vault tests and the uploaded credentials-manager pass there",
   ignore: unavailable !== null,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -108,6 +113,59 @@ Deno.test({
       assert(run.success && summary, output.slice(-4_000));
       assertEquals(summary[2], "0");
       assert(Number(summary[1]) > 50, `only ${summary[1]} database tests ran`);
+
+      // The README's curl check, against the function as uploaded, on this database.
+      for (
+        const args of [["login", "--token", ACCESS_TOKEN], ["link", "--project-ref", PROJECT_REF]]
+      ) {
+        const step = await cli.run([...args, "--yes"]);
+        assertEquals(step.code, 0, step.output);
+      }
+      const deploy = await cli.run([
+        "functions",
+        "deploy",
+        "credentials-manager",
+        "--use-api",
+        "--yes",
+      ]);
+      assertEquals(deploy.code, 0, deploy.output);
+      const auth = await startFakeAuth();
+      const served = await serveAsUploaded(api.uploads.get("credentials-manager")!, {
+        SUPABASE_URL: auth.url,
+        SUPABASE_DB_URL: cluster.postgresUrl,
+        CREDENTIALS_ENCRYPTION_KEY: "c".repeat(64),
+      });
+      try {
+        const call = async (body: unknown, token?: string) => {
+          const response = await fetch(`${served.url}/credentials-manager`, {
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              ...(token ? { authorization: `Bearer ${token}` } : {}),
+            },
+            body: JSON.stringify(body),
+          });
+          return { status: response.status, body: await response.json() };
+        };
+        const anonymous = await call({ action: "list" });
+        assertEquals([anonymous.status, anonymous.body.error?.code], [401, "UNAUTHORIZED"]);
+
+        const [user] = await admin.query<{ id: string }>(
+          "insert into auth.users (id, email, aud, role) values (gen_random_uuid(), $1, 'authenticated', 'authenticated') returning id",
+          [`deployed-${crypto.randomUUID()}@test.local`],
+        );
+        const token = await auth.sign({ sub: user.id });
+        const set = await call(
+          { action: "set", service: "openai", key: "api_key", value: "sk-deployed-000000001" },
+          token,
+        );
+        assertEquals(set.status, 200, JSON.stringify(set.body));
+        const status = await call({ action: "get_status", service: "openai" }, token);
+        assertEquals([status.status, status.body.last_four], [200, "0001"]);
+      } finally {
+        await served.close();
+        await auth.close();
+      }
     } finally {
       const transcript = Deno.env.get("DEPLOY_TRANSCRIPT");
       if (transcript) {

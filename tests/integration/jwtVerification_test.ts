@@ -4,11 +4,11 @@
  * project's JWKS (fetched over HTTP from SUPABASE_URL, or inline in SUPABASE_JWKS), and a legacy
  * HS256 project with its secret set as JWT_SECRET (a name `supabase secrets set` accepts).
  */
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { createHandler } from "../../supabase/functions/credentials-manager/handler.ts";
 import { loadConfig } from "../../supabase/functions/_shared/config.ts";
 import { createRuntime } from "../../supabase/functions/_shared/runtime.ts";
 import { assert, assertEquals } from "../support/assert.ts";
+import { startFakeAuth } from "../support/fakeAuth.ts";
 import { createUser, DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import {
   captureLogs,
@@ -20,25 +20,9 @@ import {
 } from "../support/runtime.ts";
 
 const db = await openTestDatabase();
-const { publicKey, privateKey } = await generateKeyPair("ES256");
-const jwk = { ...(await exportJWK(publicKey)), kid: "project-key-1", alg: "ES256", use: "sig" };
-
-/** The project's Auth server, as far as functions see it: its JWKS endpoint. */
-function startAuthServer(keys: unknown[]) {
-  const hits: string[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
-    const path = new URL(req.url).pathname;
-    hits.push(path);
-    if (path !== "/auth/v1/.well-known/jwks.json") {
-      return new Response("not found", { status: 404 });
-    }
-    return Response.json({ keys });
-  });
-  return { url: `http://127.0.0.1:${server.addr.port}`, hits, close: () => server.shutdown() };
-}
-
-const asymmetricProject = startAuthServer([jwk]);
-const legacyProject = startAuthServer([]);
+const asymmetricProject = await startFakeAuth();
+const legacyProject = await startFakeAuth({ publishKeys: false });
+const jwk = asymmetricProject.jwk;
 
 /** A handler whose runtime is built once from `env`, on first use, as runtimeFromEnv does. */
 function handlerFor(env: Record<string, string>) {
@@ -51,13 +35,7 @@ function handlerFor(env: Record<string, string>) {
   );
 }
 
-async function es256Token(claims: Record<string, unknown>): Promise<string> {
-  return await new SignJWT({ role: "authenticated", aud: "authenticated", ...claims })
-    .setProtectedHeader({ alg: "ES256", kid: jwk.kid, typ: "JWT" })
-    .setIssuedAt()
-    .setExpirationTime("1h")
-    .sign(privateKey);
-}
+const es256Token = (claims: Record<string, unknown>) => asymmetricProject.sign(claims);
 
 async function status(handler: ReturnType<typeof handlerFor>, token: string) {
   const response = await handler(

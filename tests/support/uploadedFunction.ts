@@ -72,3 +72,84 @@ export async function resolveAsUploaded(upload: FunctionUpload): Promise<Resolut
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+export interface ServedFunction {
+  url: string;
+  /** Everything the process wrote so far. */
+  output(): string;
+  close(): Promise<void>;
+}
+
+/**
+ * Runs one uploaded function the way the platform starts it: only the uploaded files, the
+ * uploaded import map as the config, its `index.ts` calling `Deno.serve`, and `env` as the
+ * function's secrets. Resolves once it listens.
+ */
+export async function serveAsUploaded(
+  upload: FunctionUpload,
+  env: Record<string, string>,
+): Promise<ServedFunction> {
+  const dir = await Deno.makeTempDir({ prefix: `byok-serve-${upload.slug}-` });
+  for (const [path, content] of upload.files) {
+    await Deno.mkdir(`${dir}/${path.split("/").slice(0, -1).join("/")}`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/${path}`, content);
+  }
+  const importMap = upload.metadata.import_map_path;
+  const child = new Deno.Command(DENO, {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-env",
+      ...(importMap ? ["--config", importMap] : ["--no-config"]),
+      upload.metadata.entrypoint_path,
+    ],
+    cwd: dir,
+    clearEnv: true,
+    env: {
+      ...env,
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? dir,
+      DENO_SERVE_ADDRESS: "tcp:127.0.0.1:0",
+      DENO_NO_UPDATE_CHECK: "1",
+      NO_COLOR: "1",
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  let resolveUrl: (url: string) => void;
+  const listening = new Promise<string>((resolve) => (resolveUrl = resolve));
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      const match = text.match(/Listening on (http:\/\/127\.0\.0\.1:\d+)\//);
+      if (match) resolveUrl(match[1]);
+    }
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const close = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already exited
+    }
+    await child.status;
+    await pumps;
+    await Deno.remove(dir, { recursive: true });
+  };
+  const exited = child.status.then((status) => `exited with ${status.code}`);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const first = await Promise.race([
+    listening,
+    exited,
+    new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve("did not listen in 60 s"), 60_000);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!first.startsWith("http://")) {
+    await close();
+    throw new Error(`${upload.slug} ${first}: ${text}`);
+  }
+  return { url: first, output: () => text, close };
+}
