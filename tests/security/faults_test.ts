@@ -272,7 +272,7 @@ const warm = ignore ? null : await (async () => {
     db: faultyDb,
     env: {
       OPENAI_BASE_URL: fake.baseUrl,
-      SUPABASE_JWT_SECRET: JWT_SECRET,
+      JWT_SECRET,
       CREDENTIALS_ENCRYPTION_KEY: ENCRYPTION_KEY,
     },
   });
