@@ -225,6 +225,57 @@ dbTest("credentials-manager refuses a body over 1 MB with 413", async () => {
   assertEquals(result.json.error.code, "PAYLOAD_TOO_LARGE");
 });
 
+dbTest(
+  "credentials-manager test checks an unsaved key with the provider and stores nothing",
+  async () => {
+    const alice = await newUser(db);
+    const good = `sk-unsaved-good-${crypto.randomUUID()}`;
+    fake.validKeys.add(good);
+    const { result, lines } = await captureLogs(async () => ({
+      accepted: await call({ action: "test", service: "openai", value: good }, alice.authorization),
+      rejected: await call(
+        { action: "test", service: "openai", value: "sk-unsaved-bad-123456" },
+        alice.authorization,
+      ),
+    }));
+    assertEquals(result.accepted.status, 200);
+    assertEquals(result.accepted.json.valid, true);
+    assertEquals(result.accepted.json.validation_status, "valid");
+    assertEquals(fake.keyOf(fake.requests.at(-2)!), good);
+    assertEquals(result.rejected.json.valid, false);
+    assertEquals(result.rejected.json.validation_status, "invalid");
+    assertEquals(result.rejected.json.error.code, "OPENAI_INVALID_KEY");
+    for (const text of [result.accepted.text, result.rejected.text, ...lines]) {
+      assert(!text.includes(good) && !text.includes("sk-unsaved-bad"), "the key leaked");
+    }
+    // Nothing was stored, and no validation result was recorded.
+    assertEquals(await runtime.vault.lookup(alice.id, "openai"), {});
+    const status = await call({ action: "get_status", service: "openai" }, alice.authorization);
+    assertEquals(status.json.status, { api_key: false });
+    assertEquals(status.json.validation_status, null);
+  },
+);
+
+dbTest(
+  "credentials-manager test refuses a badly formatted key with 400 and sends nothing",
+  async () => {
+    const alice = await newUser(db);
+    const before = fake.requests.length;
+    const answer = await call(
+      { action: "test", service: "openai", value: "pk-not-openai-123" },
+      alice.authorization,
+    );
+    assertEquals(answer.status, 400);
+    assertEquals(answer.json.error.code, "INVALID_REQUEST");
+    const wrongService = await call(
+      { action: "test", service: "openai", value: "sk-1234567890", base_url: "https://x.example" },
+      alice.authorization,
+    );
+    assertEquals(wrongService.status, 400);
+    assertEquals(fake.requests.length, before);
+  },
+);
+
 dbTest("credentials-manager closes its fake upstream and database", async () => {
   await fake.close();
   await db.close();

@@ -1,7 +1,8 @@
 /**
  * credentials-manager: a signed-in user stores, checks and deletes their own provider keys.
- * POST JSON with an `action`: set, delete, get_status, list, validate. It never returns the
- * plaintext or the ciphertext.
+ * POST JSON with an `action`: set, delete, get_status, list, validate, test, events. It never
+ * returns the plaintext or the ciphertext. `test` checks a key that is not stored yet (the panel's
+ * "Test before save") and stores nothing.
  */
 import { z } from "zod";
 import { baseUrlProblem } from "../_shared/baseUrl.ts";
@@ -30,12 +31,30 @@ const requestSchema = z.discriminatedUnion("action", [
   z.strictObject({ action: z.literal("list") }),
   z.strictObject({ action: z.literal("validate"), service }),
   z.strictObject({
+    action: z.literal("test"),
+    service,
+    value: z.string(),
+    base_url: z.string().optional(),
+  }),
+  z.strictObject({
     action: z.literal("events"),
     limit: z.number().int().min(1).max(500).default(100),
   }),
 ]);
 
 type SetRequest = Extract<z.infer<typeof requestSchema>, { action: "set" }>;
+type TestRequest = Extract<z.infer<typeof requestSchema>, { action: "test" }>;
+
+/** Format checks of an unsaved key and, for `custom`, the base URL it is tried against. */
+function testProblem(request: TestRequest, allowPrivateBaseUrls: boolean): string | null {
+  if (request.base_url !== undefined && request.service !== "custom") {
+    return "Only the custom endpoint has a base URL.";
+  }
+  return apiKeyFormatProblem(request.service, request.value) ??
+    (request.base_url === undefined
+      ? null
+      : baseUrlProblem(request.base_url, allowPrivateBaseUrls));
+}
 
 /** Format checks that need the service: key prefixes, and base URLs only for `custom`. */
 function valueProblem(request: SetRequest, allowPrivateBaseUrls: boolean): string | null {
@@ -85,6 +104,25 @@ export function createHandler(runtime: RuntimeSource): Handler {
         return jsonResponse({
           ...summarize(body.service, rows),
           valid: outcome.status === "valid",
+          upstream_status: outcome.upstreamStatus,
+          ...(outcome.code ? { error: buildErrorResponse(outcome.code).error } : {}),
+        });
+      }
+      case "test": {
+        const problem = testProblem(body, rt.config.allowPrivateBaseUrls);
+        if (problem) fail("INVALID_REQUEST", problem);
+        // A custom endpoint is tried at the base URL given, else at the one already stored.
+        const baseUrl = body.service === "custom"
+          ? body.base_url ?? (await rt.vault.lookup(user.id, "custom")).base_url
+          : undefined;
+        const outcome = await validateKey(rt.config, rt.fetch, body.service, {
+          api_key: body.value,
+          ...(baseUrl ? { base_url: baseUrl } : {}),
+        });
+        return jsonResponse({
+          service: body.service,
+          valid: outcome.status === "valid",
+          validation_status: outcome.status,
           upstream_status: outcome.upstreamStatus,
           ...(outcome.code ? { error: buildErrorResponse(outcome.code).error } : {}),
         });
