@@ -98,7 +98,15 @@ dbTest("flows rotate and revoke end the old token's access", async () => {
       .status,
     200,
   );
-  await call({ action: "revoke_token", flow_id: flowId }, alice);
+  const revoked = await call({ action: "revoke_token", flow_id: flowId }, alice);
+  assertEquals(revoked.json.flow.published, false);
+  assertEquals(revoked.json.flow.published_at, null);
+  assertEquals(revoked.json.flow.live_id, liveId);
+  assertEquals(
+    (await call({ action: "list" }, alice)).json.flows[0].published,
+    false,
+    "a revoked flow is listed as not published",
+  );
   assertEquals(
     (await call({ action: "load_live", live_id: liveId, share_token: rotated.json.share_token }))
       .status,
