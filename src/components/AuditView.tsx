@@ -8,6 +8,7 @@ import { PROVIDERS, isService } from "../../supabase/functions/_shared/providers
 import { formatTime, useRemote } from "../hooks/useRemote.ts";
 import { listCredentialEvents } from "../lib/sharingApi.ts";
 import { useSupabaseClient } from "../supabaseContext.tsx";
+import { ActionButton } from "./ActionButton.tsx";
 import { countWords, LoadError } from "./SharingParts.tsx";
 
 const EVENT_WORDS: Record<string, string> = {
@@ -49,9 +50,9 @@ export function AuditView(props: { client?: SupabaseClient; userId?: string }) {
       <h2 id={`${id}-heading`}>Audit</h2>
       <p className="intro">What happened to your keys, newest first: the last 100 events.</p>
       <div className="actions">
-        <button type="button" className="secondary" onClick={() => events.reload()} disabled={events.loading}>
+        <ActionButton className="secondary" onClick={() => events.reload()} busy={events.loading}>
           {events.loading ? "Loading…" : "Refresh"}
-        </button>
+        </ActionButton>
       </div>
       <p className="summary" aria-live="polite">
         {events.loading && !events.data ? "Loading the audit trail…" : events.data ? countWords(rows.length, "event") : null}

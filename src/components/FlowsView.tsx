@@ -1,25 +1,31 @@
 /**
- * Sharing → Flows: the caller's flows, the owner-funded switch, the run limits, and the share
- * link. A share link is shown once, right after publish or rotate, with a copy button; closing
- * that dialog drops the token from memory and it is never written to storage or the URL.
+ * Sharing → Flows: the caller's flows and their whole lifecycle (create, rename, publish, new
+ * link, revoke, unpublish, delete), the owner-funded switch and the run limits. A share link is
+ * shown once, right after publish or rotate, in a dialog that keeps focus inside it; closing it
+ * drops the token from memory and it is never written to storage or the URL. Failures stay in
+ * the card until the next action; focus stays on the control used, or moves to the result.
  */
 import type { SupabaseClient } from "@supabase/supabase-js";
-import { type FormEvent, useCallback, useEffect, useId, useRef, useState } from "react";
+import { type FormEvent, type KeyboardEvent, useCallback, useEffect, useId, useRef, useState } from "react";
+import { useFocusLater } from "../hooks/useFocusLater.ts";
 import { parseWholeNumber, useActions, useRemote } from "../hooks/useRemote.ts";
 import {
   createFlow,
+  deleteFlow,
   type Flow,
   listFlows,
   publishFlow,
   revokeShareLink,
   rotateShareLink,
   shareLink,
+  unpublishFlow,
   updateFlow,
 } from "../lib/sharingApi.ts";
 import { useSupabaseClient } from "../supabaseContext.tsx";
+import { ActionButton } from "./ActionButton.tsx";
 import { ConfirmBox } from "./ConfirmBox.tsx";
 import { countWords, LoadError } from "./SharingParts.tsx";
-import { useToast } from "./Toasts.tsx";
+import { CardError, useToast } from "./Toasts.tsx";
 
 export interface FlowsViewProps {
   client?: SupabaseClient;
@@ -31,14 +37,17 @@ export function FlowsView(props: FlowsViewProps) {
   const client = useSupabaseClient(props.client);
   const load = useCallback(() => listFlows(client), [client]);
   const flows = useRemote(load);
-  const { busy, run } = useActions();
+  const { busy, run, error } = useActions();
   const id = useId();
+  const focusLater = useFocusLater();
   const nameInput = useRef<HTMLInputElement>(null);
+  const summary = useRef<HTMLParagraphElement>(null);
   const [nameProblem, setNameProblem] = useState<string | null>(null);
   const origin = props.shareLinkOrigin ?? window.location.origin;
 
   async function create(event: FormEvent) {
     event.preventDefault();
+    if (busy) return;
     const name = nameInput.current?.value.trim() ?? "";
     if (name === "") {
       setNameProblem("Enter a name for the flow.");
@@ -53,6 +62,11 @@ export function FlowsView(props: FlowsViewProps) {
   }
 
   const replace = (flow: Flow) => flows.setData((all) => (all ?? []).map((f) => (f.id === flow.id ? flow : f)));
+  const removed = (flowId: string) => {
+    flows.setData((all) => (all ?? []).filter((f) => f.id !== flowId));
+    // The card is gone: focus goes to the count that says so.
+    focusLater(summary);
+  };
 
   return (
     <section className="sharing-view" aria-labelledby={`${id}-heading`} aria-busy={flows.loading || busy !== null}>
@@ -75,33 +89,57 @@ export function FlowsView(props: FlowsViewProps) {
           />
           {nameProblem && <p id={`${id}-name-error`} className="field-error" role="alert">{nameProblem}</p>}
         </div>
-        <button type="submit" disabled={busy === "create"}>{busy === "create" ? "Creating…" : "Create flow"}</button>
+        <ActionButton type="submit" busy={busy !== null}>{busy === "create" ? "Creating…" : "Create flow"}</ActionButton>
       </form>
-      <p className="summary" aria-live="polite">
+      <CardError message={error} />
+      <p className="summary" aria-live="polite" ref={summary} tabIndex={-1}>
         {flows.loading && !flows.data ? "Loading your flows…" : flows.data ? countWords(flows.data.length, "flow") : null}
       </p>
       {flows.error && <LoadError message={flows.error} retry={flows.reload} />}
       <div className="cards">
         {flows.data?.map((flow) => (
-          <FlowCard key={flow.id} flow={flow} client={client} origin={origin} onChange={replace} />
+          <FlowCard key={flow.id} flow={flow} client={client} origin={origin} onChange={replace} onDeleted={removed} />
         ))}
       </div>
     </section>
   );
 }
 
-function FlowCard(props: { flow: Flow; client: SupabaseClient; origin: string; onChange(flow: Flow): void }) {
+type Confirming = "rotate" | "revoke" | "unpublish" | "delete";
+
+function FlowCard(
+  props: { flow: Flow; client: SupabaseClient; origin: string; onChange(flow: Flow): void; onDeleted(flowId: string): void },
+) {
   const { flow, client } = props;
   const id = useId();
-  const { busy, run } = useActions();
+  const { busy, run, error } = useActions();
+  const focusLater = useFocusLater();
   const [link, setLink] = useState<string | null>(null);
-  const [confirming, setConfirming] = useState<"rotate" | "revoke" | null>(null);
+  const [confirming, setConfirming] = useState<Confirming | null>(null);
   const [limitProblem, setLimitProblem] = useState<string | null>(null);
+  const [nameProblem, setNameProblem] = useState<string | null>(null);
   const perMinute = useRef<HTMLInputElement>(null);
   const daily = useRef<HTMLInputElement>(null);
+  const nameInput = useRef<HTMLInputElement>(null);
   const linkButton = useRef<HTMLButtonElement>(null);
+  const confirmOpeners = useRef<Partial<Record<Confirming, HTMLButtonElement | null>>>({});
+
+  async function rename(event: FormEvent) {
+    event.preventDefault();
+    if (busy) return;
+    const name = nameInput.current?.value.trim() ?? "";
+    setNameProblem(name === "" ? "Enter a name for the flow." : null);
+    if (name === "") {
+      nameInput.current?.focus();
+      return;
+    }
+    if (name === flow.name) return;
+    const updated = await run("rename", () => updateFlow(client, flow.id, { name }), `Flow renamed to "${name}".`);
+    if (updated) props.onChange(updated);
+  }
 
   async function toggleOwnerFunded(on: boolean) {
+    if (busy) return;
     const updated = await run(
       "owner",
       () => updateFlow(client, flow.id, { use_owner_keys: on }),
@@ -112,6 +150,7 @@ function FlowCard(props: { flow: Flow; client: SupabaseClient; origin: string; o
 
   async function saveLimits(event: FormEvent) {
     event.preventDefault();
+    if (busy) return;
     const minute = parseWholeNumber(perMinute.current?.value ?? "", "runs per minute", { min: 1, max: 10_000 });
     const day = parseWholeNumber(daily.current?.value ?? "", "runs per day", { min: 1, max: 1_000_000 });
     const problem = minute.problem ?? day.problem;
@@ -130,6 +169,7 @@ function FlowCard(props: { flow: Flow; client: SupabaseClient; origin: string; o
 
   async function issueLink(kind: "publish" | "rotate") {
     setConfirming(null);
+    linkButton.current?.focus();
     const answer = await run(
       kind,
       () => (kind === "publish" ? publishFlow : rotateShareLink)(client, flow.id),
@@ -140,11 +180,26 @@ function FlowCard(props: { flow: Flow; client: SupabaseClient; origin: string; o
     setLink(shareLink(props.origin, answer.live_id, answer.share_token));
   }
 
-  async function revoke() {
+  /** Revoke or unpublish: either way the flow is no longer published, and Publish is next. */
+  async function withdraw(kind: "revoke" | "unpublish") {
     setConfirming(null);
-    const updated = await run("revoke", () => revokeShareLink(client, flow.id), "Link revoked. Nobody can use it any more.");
-    if (updated) props.onChange(updated);
-    linkButton.current?.focus();
+    confirmOpeners.current[kind]?.focus();
+    const updated = await run(
+      kind,
+      () => (kind === "revoke" ? revokeShareLink : unpublishFlow)(client, flow.id),
+      kind === "revoke" ? "Link revoked. Nobody can use it any more." : "Flow unpublished.",
+    );
+    if (updated) {
+      props.onChange(updated);
+      focusLater(linkButton);
+    }
+  }
+
+  async function remove() {
+    setConfirming(null);
+    confirmOpeners.current.delete?.focus();
+    const done = await run("delete", () => deleteFlow(client, flow.id), `Flow "${flow.name}" deleted.`);
+    if (done) props.onDeleted(flow.id);
   }
 
   function closeLink() {
@@ -152,7 +207,20 @@ function FlowCard(props: { flow: Flow; client: SupabaseClient; origin: string; o
     linkButton.current?.focus();
   }
 
-  const disabled = busy !== null;
+  function cancel(kind: Confirming) {
+    setConfirming(null);
+    (kind === "rotate" ? linkButton.current : confirmOpeners.current[kind])?.focus();
+  }
+
+  const isBusy = busy !== null;
+  const opener = (kind: Confirming) => ({
+    ref: (el: HTMLButtonElement | null) => {
+      confirmOpeners.current[kind] = el;
+    },
+    "aria-expanded": confirming === kind,
+    onClick: () => setConfirming(kind),
+    busy: isBusy,
+  });
   return (
     <section className="card" aria-labelledby={`${id}-heading`} aria-busy={busy ? true : undefined} data-flow={flow.id}>
       <header className="card-head">
@@ -174,6 +242,28 @@ function FlowCard(props: { flow: Flow; client: SupabaseClient; origin: string; o
         )}
       </dl>
 
+      <form className="inline-form rename" onSubmit={rename} noValidate key={`name-${flow.name}`}>
+        <div className="field">
+          <label htmlFor={`${id}-rename`}>Flow name</label>
+          <input
+            id={`${id}-rename`}
+            ref={nameInput}
+            defaultValue={flow.name}
+            maxLength={200}
+            autoComplete="off"
+            readOnly={isBusy}
+            aria-invalid={nameProblem ? true : undefined}
+            aria-describedby={nameProblem ? `${id}-rename-error` : undefined}
+            onInput={() => setNameProblem(null)}
+          />
+          {nameProblem && <p id={`${id}-rename-error`} className="field-error" role="alert">{nameProblem}</p>}
+        </div>
+        <ActionButton type="submit" className="secondary" busy={isBusy}>
+          {busy === "rename" ? "Renaming…" : "Rename"}
+          {" "}<span className="visually-hidden">{`${flow.name}`}</span>
+        </ActionButton>
+      </form>
+
       <div className="field switch-field">
         <label>
           <input
@@ -181,7 +271,7 @@ function FlowCard(props: { flow: Flow; client: SupabaseClient; origin: string; o
             role="switch"
             checked={flow.use_owner_keys}
             onChange={(event) => toggleOwnerFunded(event.currentTarget.checked)}
-            disabled={disabled}
+            aria-disabled={isBusy || undefined}
             aria-describedby={`${id}-owner-warning`}
           />{" "}
           Owner-funded: run on my keys
@@ -222,9 +312,9 @@ function FlowCard(props: { flow: Flow; client: SupabaseClient; origin: string; o
             aria-describedby={limitProblem ? `${id}-limit-error` : undefined}
           />
         </div>
-        <button type="submit" className="secondary" disabled={disabled}>
+        <ActionButton type="submit" className="secondary" busy={isBusy}>
           {busy === "limits" ? "Saving…" : "Save limits"}
-        </button>
+        </ActionButton>
         {limitProblem && <p id={`${id}-limit-error`} className="field-error" role="alert">{limitProblem}</p>}
       </form>
 
@@ -232,42 +322,35 @@ function FlowCard(props: { flow: Flow; client: SupabaseClient; origin: string; o
         {flow.published
           ? (
             <>
-              <button
-                type="button"
-                ref={linkButton}
-                aria-expanded={confirming === "rotate"}
-                onClick={() => setConfirming("rotate")}
-                disabled={disabled}
-              >
+              <ActionButton ref={linkButton} aria-expanded={confirming === "rotate"} onClick={() => setConfirming("rotate")} busy={isBusy}>
                 {busy === "rotate" ? "Creating link…" : "New share link"}
-              </button>
-              <button
-                type="button"
-                className="danger"
-                aria-expanded={confirming === "revoke"}
-                onClick={() => setConfirming("revoke")}
-                disabled={disabled}
-              >
+              </ActionButton>
+              <ActionButton className="danger" {...opener("revoke")}>
                 {busy === "revoke" ? "Revoking…" : "Revoke link"}
-              </button>
+              </ActionButton>
+              <ActionButton className="secondary" {...opener("unpublish")}>
+                {busy === "unpublish" ? "Unpublishing…" : "Unpublish"}
+              </ActionButton>
             </>
           )
           : (
-            <button type="button" ref={linkButton} onClick={() => issueLink("publish")} disabled={disabled}>
+            <ActionButton ref={linkButton} onClick={() => issueLink("publish")} busy={isBusy}>
               {busy === "publish" ? "Publishing…" : "Publish and get link"}
-            </button>
+            </ActionButton>
           )}
+        <ActionButton className="danger" {...opener("delete")}>
+          {busy === "delete" ? "Deleting…" : "Delete flow"}
+          {" "}<span className="visually-hidden">{`${flow.name}`}</span>
+        </ActionButton>
       </div>
+      <CardError message={error} />
 
       {confirming === "rotate" && (
         <ConfirmBox
           label={`Confirm a new share link for ${flow.name}`}
           confirmText="Yes, new link"
           onConfirm={() => issueLink("rotate")}
-          onCancel={() => {
-            setConfirming(null);
-            linkButton.current?.focus();
-          }}
+          onCancel={() => cancel("rotate")}
         >
           Make a new share link? The current link stops working at once.
         </ConfirmBox>
@@ -276,13 +359,31 @@ function FlowCard(props: { flow: Flow; client: SupabaseClient; origin: string; o
         <ConfirmBox
           label={`Confirm revoking the share link for ${flow.name}`}
           confirmText="Yes, revoke"
-          onConfirm={revoke}
-          onCancel={() => {
-            setConfirming(null);
-            linkButton.current?.focus();
-          }}
+          onConfirm={() => withdraw("revoke")}
+          onCancel={() => cancel("revoke")}
         >
-          Revoke the share link? Nobody can open or run this flow through it any more.
+          Revoke the share link? Nobody can open or run this flow through it any more, and the flow is no longer
+          published. Publishing it again gives a new link at the same address.
+        </ConfirmBox>
+      )}
+      {confirming === "unpublish" && (
+        <ConfirmBox
+          label={`Confirm unpublishing ${flow.name}`}
+          confirmText="Yes, unpublish"
+          onConfirm={() => withdraw("unpublish")}
+          onCancel={() => cancel("unpublish")}
+        >
+          Unpublish the flow? Its link and its address stop working; publishing again gives a new address.
+        </ConfirmBox>
+      )}
+      {confirming === "delete" && (
+        <ConfirmBox
+          label={`Confirm deleting ${flow.name}`}
+          confirmText="Yes, delete"
+          onConfirm={remove}
+          onCancel={() => cancel("delete")}
+        >
+          Delete "{flow.name}"? Its link stops working and this cannot be undone.
         </ConfirmBox>
       )}
       {link && <ShareLinkDialog link={link} flowName={flow.name} onClose={closeLink} />}
@@ -296,27 +397,48 @@ function ShareLinkDialog(props: { link: string; flowName: string; onClose(): voi
   const notify = useToast();
   const input = useRef<HTMLInputElement>(null);
   const copyButton = useRef<HTMLButtonElement>(null);
+  const box = useRef<HTMLDivElement>(null);
+  const [copyHelp, setCopyHelp] = useState(false);
   useEffect(() => copyButton.current?.focus(), []);
 
   async function copy() {
     try {
       await navigator.clipboard.writeText(props.link);
-      notify("success", "Link copied.");
+      notify("Link copied.");
     } catch {
       input.current?.select();
-      notify("info", "Select the link and copy it with Ctrl+C (⌘C on a Mac).");
+      setCopyHelp(true);
+    }
+  }
+
+  /** Tab and Shift+Tab go round the dialog's own controls; Escape closes it. */
+  function onKeyDown(event: KeyboardEvent<HTMLDivElement>) {
+    if (event.key === "Escape") {
+      props.onClose();
+      return;
+    }
+    if (event.key !== "Tab" || !box.current) return;
+    const stops = [...box.current.querySelectorAll<HTMLElement>("input, button")];
+    const first = stops[0];
+    const last = stops[stops.length - 1];
+    if (event.shiftKey && document.activeElement === first) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && document.activeElement === last) {
+      event.preventDefault();
+      first.focus();
     }
   }
 
   return (
     <div
+      ref={box}
       className="share-dialog"
       role="dialog"
+      aria-modal="true"
       aria-labelledby={`${id}-title`}
       aria-describedby={`${id}-note`}
-      onKeyDown={(event) => {
-        if (event.key === "Escape") props.onClose();
-      }}
+      onKeyDown={onKeyDown}
     >
       <h4 id={`${id}-title`}>Share link for {props.flowName}</h4>
       <p id={`${id}-note`}>
@@ -337,6 +459,7 @@ function ShareLinkDialog(props: { link: string; flowName: string; onClose(): voi
         <button type="button" ref={copyButton} onClick={copy}>Copy link</button>
         <button type="button" className="secondary" onClick={props.onClose}>Done</button>
       </div>
+      {copyHelp && <p className="help" role="status">Select the link and copy it with Ctrl+C (⌘C on a Mac).</p>}
     </div>
   );
 }

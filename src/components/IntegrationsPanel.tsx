@@ -7,6 +7,7 @@
 import type { SupabaseClient } from "@supabase/supabase-js";
 import { SERVICES } from "../../supabase/functions/_shared/providers.ts";
 import { useUserCredentials } from "../hooks/useUserCredentials.ts";
+import { keyStateOf, summaryOf } from "../lib/keyState.ts";
 import { AuditView } from "./AuditView.tsx";
 import { FlowsView } from "./FlowsView.tsx";
 import { PanelTabs } from "./PanelTabs.tsx";
@@ -50,8 +51,8 @@ export function IntegrationsPanel(props: IntegrationsPanelProps) {
 
 function Sections(props: IntegrationsPanelProps) {
   const credentials = useUserCredentials(props.client);
-  const firstLoad = Object.keys(credentials.credentialStatus).length === 0;
-  const connectedCount = SERVICES.filter((s) => credentials.isServiceConfigured(s)).length;
+  const failed = credentials.loadError !== null && !credentials.hasLoaded;
+  const states = SERVICES.map((s) => keyStateOf(credentials.credentialStatus[s], failed));
 
   return (
     <div className="integrations" aria-busy={credentials.isLoading}>
@@ -60,12 +61,10 @@ function Sections(props: IntegrationsPanelProps) {
         <p>
           Bring your own keys. Each key is encrypted before it is stored and is only ever used for your own requests.
         </p>
-        <p className="summary" aria-live="polite">
-          {firstLoad && credentials.isLoading
-            ? "Loading your keys…"
-            : credentials.loadError
-            ? null
-            : `${connectedCount} of ${SERVICES.length} providers connected.`}
+        <p className="summary" aria-live="polite" data-testid="summary">
+          {!credentials.hasLoaded
+            ? (failed ? "Your keys could not be loaded, so their status is unknown." : "Loading your keys…")
+            : summaryOf(states)}
         </p>
         {credentials.loadError && (
           <div className="load-error" role="alert">

@@ -1,7 +1,8 @@
 /**
  * The masked key field every key form shares (provider sections, shared keys): an uncontrolled
  * password input, so the key never sits in React state or a DOM attribute, with Show/Hide, an
- * inline error tied to the input, and a help line.
+ * inline error tied to the input, and a help line. While a request runs the field is read-only,
+ * not disabled, so it keeps focus.
  */
 import type { ReactNode, RefObject } from "react";
 
@@ -17,8 +18,18 @@ export interface KeyInputProps {
   shown: boolean;
   onToggleShown(): void;
   onInput(): void;
+  /** Nothing can be entered (e.g. statuses not loaded). */
   disabled?: boolean;
+  /** A request is in flight: the value cannot change, focus stays. */
+  readOnly?: boolean;
+  /** What the Show/Hide button names, e.g. "OpenAI key" → "Show OpenAI key". */
+  toggleSubject?: string;
   help: ReactNode;
+}
+
+/** The key typed or pasted, without the spaces and newlines a paste often brings along. */
+export function readKey(input: RefObject<HTMLInputElement | null>): string {
+  return input.current?.value.trim() ?? "";
 }
 
 export function KeyInput(props: KeyInputProps) {
@@ -44,6 +55,7 @@ export function KeyInput(props: KeyInputProps) {
           aria-describedby={[props.problem ? errorId : null, helpId].filter(Boolean).join(" ")}
           onInput={props.onInput}
           disabled={props.disabled}
+          readOnly={props.readOnly}
         />
         <button
           type="button"
@@ -51,8 +63,15 @@ export function KeyInput(props: KeyInputProps) {
           aria-pressed={props.shown}
           aria-controls={props.id}
           onClick={props.onToggleShown}
+          disabled={props.disabled}
         >
           {props.shown ? "Hide" : "Show"}
+          {props.toggleSubject && (
+            <>
+              {" "}
+              <span className="visually-hidden">{props.toggleSubject}</span>
+            </>
+          )}
         </button>
       </div>
       {props.problem && <p id={errorId} className="field-error" role="alert">{props.problem}</p>}

@@ -19,9 +19,12 @@ import {
   updateSharedKeyLimits,
 } from "../lib/sharingApi.ts";
 import { useSupabaseClient } from "../supabaseContext.tsx";
+import { useFocusLater } from "../hooks/useFocusLater.ts";
+import { ActionButton } from "./ActionButton.tsx";
 import { ConfirmBox } from "./ConfirmBox.tsx";
-import { KeyInput } from "./KeyInput.tsx";
+import { KeyInput, readKey } from "./KeyInput.tsx";
 import { countWords, LoadError } from "./SharingParts.tsx";
+import { CardError } from "./Toasts.tsx";
 
 const ACCOUNT_NAME = /^[a-z0-9][a-z0-9_-]{2,99}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -41,10 +44,15 @@ export function SharedKeysView(props: { client?: SupabaseClient }) {
   const load = useCallback(() => listSharedKeys(client), [client]);
   const keys = useRemote(load);
   const id = useId();
+  const focusLater = useFocusLater();
+  const summary = useRef<HTMLParagraphElement>(null);
 
   const replace = (key: SharedKey) =>
     keys.setData((all) => (all ?? []).map((k) => (k.account_name === key.account_name ? key : k)));
-  const remove = (account: string) => keys.setData((all) => (all ?? []).filter((k) => k.account_name !== account));
+  const remove = (account: string) => {
+    keys.setData((all) => (all ?? []).filter((k) => k.account_name !== account));
+    focusLater(summary);
+  };
 
   return (
     <section className="sharing-view" aria-labelledby={`${id}-heading`} aria-busy={keys.loading}>
@@ -54,7 +62,7 @@ export function SharedKeysView(props: { client?: SupabaseClient }) {
         the key.
       </p>
       <CreateSharedKeyForm client={client} onCreated={(key) => keys.setData((all) => [...(all ?? []), key])} />
-      <p className="summary" aria-live="polite">
+      <p className="summary" aria-live="polite" ref={summary} tabIndex={-1}>
         {keys.loading && !keys.data ? "Loading your shared keys…" : keys.data ? countWords(keys.data.length, "shared key") : null}
       </p>
       {keys.error && <LoadError message={keys.error} retry={keys.reload} />}
@@ -69,7 +77,7 @@ export function SharedKeysView(props: { client?: SupabaseClient }) {
 
 function CreateSharedKeyForm(props: { client: SupabaseClient; onCreated(key: SharedKey): void }) {
   const id = useId();
-  const { busy, run } = useActions();
+  const { busy, run, error: failure } = useActions();
   const form = useRef<HTMLFormElement>(null);
   const keyInput = useRef<HTMLInputElement>(null);
   const [provider, setProvider] = useState<Service>("openai");
@@ -79,9 +87,10 @@ function CreateSharedKeyForm(props: { client: SupabaseClient; onCreated(key: Sha
 
   async function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
+    if (busy) return;
     const data = new FormData(event.currentTarget);
     const text = (name: string) => String(data.get(name) ?? "").trim();
-    const apiKey = keyInput.current?.value ?? "";
+    const apiKey = readKey(keyInput);
     const users = parseUserIds(text("allowed_user_ids"));
     const daily = parseWholeNumber(text("daily_limit"), "the daily limit", LIMIT);
     const perUser = parseWholeNumber(text("per_user_daily_limit"), "the per-user daily limit", LIMIT);
@@ -206,8 +215,9 @@ function CreateSharedKeyForm(props: { client: SupabaseClient; onCreated(key: Sha
         </div>
       </div>
       <div className="actions">
-        <button type="submit" disabled={busy !== null}>{busy === "create" ? "Creating…" : "Create shared key"}</button>
+        <ActionButton type="submit" busy={busy !== null}>{busy === "create" ? "Creating…" : "Create shared key"}</ActionButton>
       </div>
+      <CardError message={failure} />
     </form>
   );
 }
@@ -220,7 +230,7 @@ function SharedKeyCard(props: {
 }) {
   const key = props.sharedKey;
   const id = useId();
-  const { busy, run } = useActions();
+  const { busy, run, error: failure } = useActions();
   const keyInput = useRef<HTMLInputElement>(null);
   const deleteButton = useRef<HTMLButtonElement>(null);
   const [showKey, setShowKey] = useState(false);
@@ -228,10 +238,11 @@ function SharedKeyCard(props: {
   const [confirming, setConfirming] = useState(false);
   const [usage, setUsage] = useState<SharedKeyUsageRow[] | null>(null);
   const spec = PROVIDERS[key.provider];
-  const disabled = busy !== null;
+  const isBusy = busy !== null;
 
   async function saveAccess(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
+    if (busy) return;
     const data = new FormData(event.currentTarget);
     const users = parseUserIds(String(data.get("allowed_user_ids") ?? ""));
     setProblems((p) => ({ ...p, users: users.problem ?? undefined }));
@@ -246,6 +257,7 @@ function SharedKeyCard(props: {
 
   async function saveLimits(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
+    if (busy) return;
     const data = new FormData(event.currentTarget);
     const daily = parseWholeNumber(String(data.get("daily_limit") ?? ""), "the daily limit", LIMIT);
     const perUser = parseWholeNumber(String(data.get("per_user_daily_limit") ?? ""), "the per-user daily limit", LIMIT);
@@ -261,7 +273,8 @@ function SharedKeyCard(props: {
 
   async function replaceKey(event: FormEvent) {
     event.preventDefault();
-    const value = keyInput.current?.value ?? "";
+    if (busy) return;
+    const value = readKey(keyInput);
     const problem = value === "" ? "Enter the new key." : apiKeyFormatProblem(key.provider, value);
     setProblems((p) => ({ ...p, key: problem ?? undefined }));
     if (problem) {
@@ -282,9 +295,9 @@ function SharedKeyCard(props: {
 
   async function remove() {
     setConfirming(false);
+    deleteButton.current?.focus();
     const done = await run("delete", () => deleteSharedKey(props.client, key.account_name), `Shared key "${key.account_name}" deleted.`);
     if (done) props.onDeleted(key.account_name);
-    else deleteButton.current?.focus();
   }
 
   async function loadUsage() {
@@ -343,7 +356,7 @@ function SharedKeyCard(props: {
             />
             {error("users")}
           </div>
-          <button type="submit" className="secondary" disabled={disabled}>{busy === "access" ? "Saving…" : "Save access"}</button>
+          <ActionButton type="submit" className="secondary" busy={isBusy}>{busy === "access" ? "Saving…" : "Save access"}</ActionButton>
         </form>
         <form onSubmit={saveLimits} noValidate key={`limits-${key.updated_at}`}>
           <div className="grid-2">
@@ -377,7 +390,7 @@ function SharedKeyCard(props: {
             </div>
           </div>
           <p className="help">Leave a limit empty for no limit.</p>
-          <button type="submit" className="secondary" disabled={disabled}>{busy === "limits" ? "Saving…" : "Save limits"}</button>
+          <ActionButton type="submit" className="secondary" busy={isBusy}>{busy === "limits" ? "Saving…" : "Save limits"}</ActionButton>
         </form>
       </details>
 
@@ -394,28 +407,29 @@ function SharedKeyCard(props: {
             shown={showKey}
             onToggleShown={() => setShowKey((s) => !s)}
             onInput={() => setProblems((p) => ({ ...p, key: undefined }))}
-            disabled={disabled}
+            readOnly={isBusy}
             help="Teammates keep using the account name; only the key behind it changes."
           />
-          <button type="submit" className="secondary" disabled={disabled}>{busy === "key" ? "Replacing…" : "Replace key"}</button>
+          <ActionButton type="submit" className="secondary" busy={isBusy}>{busy === "key" ? "Replacing…" : "Replace key"}</ActionButton>
         </form>
       </details>
 
       <div className="actions">
-        <button type="button" className="secondary" onClick={loadUsage} disabled={disabled}>
+        <ActionButton className="secondary" onClick={loadUsage} busy={isBusy}>
           {busy === "usage" ? "Loading usage…" : usage ? "Refresh usage" : "Show usage"}
-        </button>
-        <button
-          type="button"
+        </ActionButton>
+        <ActionButton
           ref={deleteButton}
           className="danger"
           aria-expanded={confirming}
           onClick={() => setConfirming(true)}
-          disabled={disabled}
+          busy={isBusy}
         >
           {busy === "delete" ? "Deleting…" : "Delete"}
-        </button>
+          {" "}<span className="visually-hidden">{`shared key ${key.account_name}`}</span>
+        </ActionButton>
       </div>
+      <CardError message={failure} />
       {confirming && (
         <ConfirmBox
           label={`Confirm deleting the shared key ${key.account_name}`}

@@ -9,7 +9,9 @@ import { PROVIDERS, SERVICES, type Service } from "../../supabase/functions/_sha
 import { formatTime, useActions, useRemote } from "../hooks/useRemote.ts";
 import { chooseSharedKey, choosePersonalKeys, getMyConfig, type LlmConfigSummary } from "../lib/sharingApi.ts";
 import { useSupabaseClient } from "../supabaseContext.tsx";
+import { ActionButton } from "./ActionButton.tsx";
 import { LoadError } from "./SharingParts.tsx";
+import { CardError } from "./Toasts.tsx";
 
 function modeWords(config: LlmConfigSummary): string {
   if (config.use_shared_key) {
@@ -24,7 +26,7 @@ export function UsageView(props: { client?: SupabaseClient }) {
   const client = useSupabaseClient(props.client);
   const load = useCallback(() => getMyConfig(client), [client]);
   const config = useRemote(load);
-  const { busy, run } = useActions();
+  const { busy, run, error: failure } = useActions();
   const id = useId();
   const accountInput = useRef<HTMLInputElement>(null);
   const [accountProblem, setAccountProblem] = useState<string | null>(null);
@@ -34,6 +36,7 @@ export function UsageView(props: { client?: SupabaseClient }) {
 
   async function useShared(event: FormEvent) {
     event.preventDefault();
+    if (busy) return;
     const account = accountInput.current?.value.trim() ?? "";
     if (!/^[a-z0-9][a-z0-9_-]{2,99}$/.test(account)) {
       setAccountProblem("Enter the shared key's account name (3 to 100 of a-z, 0-9, _ and -).");
@@ -49,6 +52,7 @@ export function UsageView(props: { client?: SupabaseClient }) {
 
   async function usePersonal(event: FormEvent) {
     event.preventDefault();
+    if (busy) return;
     const done = await run(
       "personal",
       () => choosePersonalKeys(client, chosenProvider),
@@ -97,6 +101,7 @@ export function UsageView(props: { client?: SupabaseClient }) {
           </dl>
         </div>
       )}
+      <CardError message={failure} />
       <div className="grid-2">
         <form className="card" onSubmit={useShared} noValidate aria-labelledby={`${id}-shared-title`}>
           <h3 id={`${id}-shared-title`}>Use a team shared key</h3>
@@ -114,7 +119,7 @@ export function UsageView(props: { client?: SupabaseClient }) {
             {accountProblem && <p id={`${id}-account-error`} className="field-error" role="alert">{accountProblem}</p>}
             <p id={`${id}-account-help`} className="help">The owner of the key gives you its account name.</p>
           </div>
-          <button type="submit" disabled={busy !== null}>{busy === "shared" ? "Switching…" : "Use shared key"}</button>
+          <ActionButton type="submit" busy={busy !== null}>{busy === "shared" ? "Switching…" : "Use shared key"}</ActionButton>
         </form>
         <form className="card" onSubmit={usePersonal} noValidate aria-labelledby={`${id}-own-title`}>
           <h3 id={`${id}-own-title`}>Use your own key</h3>
@@ -125,9 +130,9 @@ export function UsageView(props: { client?: SupabaseClient }) {
             </select>
             <p className="help">Requests then use the key you saved under Provider keys.</p>
           </div>
-          <button type="submit" className="secondary" disabled={busy !== null}>
+          <ActionButton type="submit" className="secondary" busy={busy !== null}>
             {busy === "personal" ? "Switching…" : "Use my own key"}
-          </button>
+          </ActionButton>
         </form>
       </div>
     </section>

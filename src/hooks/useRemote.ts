@@ -1,6 +1,6 @@
 /**
  * Small shared plumbing for the sharing views: load something once (with a reload), and run
- * actions with a per-action busy flag and a toast for failures.
+ * actions with a per-action busy flag, a toast for successes and the failure kept for the card.
  */
 import { useCallback, useEffect, useRef, useState } from "react";
 import { useToast } from "../components/Toasts.tsx";
@@ -56,24 +56,29 @@ export function useRemote<T>(load: () => Promise<T>): Remote<T> {
   return { data, setData, error, loading, reload };
 }
 
-/** `run(name, action)`: marks `name` busy, toasts `success` or the failure; resolves with the result or undefined. */
+/**
+ * `run(name, action)`: marks `name` busy, toasts `success`, or keeps the failure in `error` (shown
+ * in the card with `CardError`) until the next action; resolves with the result or undefined.
+ */
 export function useActions() {
   const notify = useToast();
   const [busy, setBusy] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
   const run = useCallback(async <T,>(name: string, action: () => Promise<T>, success?: string | ((result: T) => string)) => {
     setBusy(name);
+    setError(null);
     try {
       const result = await action();
-      if (success) notify("success", typeof success === "function" ? success(result) : success);
+      if (success) notify(typeof success === "function" ? success(result) : success);
       return result;
-    } catch (error) {
-      notify("error", messageOf(error));
+    } catch (failure) {
+      setError(messageOf(failure));
       return undefined;
     } finally {
       setBusy(null);
     }
   }, [notify]);
-  return { busy, run };
+  return { busy, run, error, setError };
 }
 
 /** Reads a whole-number field: the number, null when empty and allowed, or the problem to show. */

@@ -13,12 +13,13 @@ import {
 import {
   callCredentials,
   CredentialsError,
+  type KeyTestResult,
   type ServiceStatus,
   type ValidationResult,
 } from "../lib/credentialsApi.ts";
 import { useSupabaseClient } from "../supabaseContext.tsx";
 
-export type CredentialAction = "load" | "set" | "delete" | "validate";
+export type CredentialAction = "load" | "set" | "delete" | "validate" | "test" | "toggle";
 
 export type CredentialStatusMap = Partial<Record<Service, ServiceStatus>>;
 
@@ -35,6 +36,12 @@ export interface UseUserCredentials {
   isServiceConfigured(service: Service): boolean;
   /** Asks the provider whether the stored key works; the result is also stored. */
   validateCredential(service: Service): Promise<ValidationResult>;
+  /** Asks the provider whether a key that is not saved works; nothing is stored. */
+  testCredential(service: Service, value: string, baseUrl?: string): Promise<KeyTestResult>;
+  /** Turns a stored key off (never used, kept) or back on. */
+  setCredentialActive(service: Service, active: boolean): Promise<ServiceStatus>;
+  /** True once a load has answered; until then statuses are unknown, never "not connected". */
+  hasLoaded: boolean;
   /** True while any call is in flight. */
   isLoading: boolean;
   /** The action in flight per service, for per-section loading states. */
@@ -59,6 +66,7 @@ export function useUserCredentials(
   const [pending, setPending] = useState<Partial<Record<Service, CredentialAction>>>({});
   const [inFlight, setInFlight] = useState(0);
   const [loadError, setLoadError] = useState<CredentialsError | null>(null);
+  const [hasLoaded, setHasLoaded] = useState(false);
   const mounted = useRef(true);
 
   useEffect(() => {
@@ -105,11 +113,14 @@ export function useUserCredentials(
           fresh = { [service]: toStatus(status) };
         } else {
           const body = await callCredentials<{ services: CredentialStatusMap }>(supabase, { action: "list" });
-          fresh = body.services ?? {};
+          fresh = Object.fromEntries(
+            Object.entries(body.services ?? {}).map(([name, status]) => [name, toStatus(status!)]),
+          );
         }
         if (mounted.current) {
           setStatus((s) => ({ ...s, ...fresh }));
           setLoadError(null);
+          if (!service) setHasLoaded(true);
         }
         return fresh;
       } catch (error) {
@@ -120,7 +131,9 @@ export function useUserCredentials(
   }, [supabase, track]);
 
   const setCredential = useCallback(
-    async (service: Service, value: string, key: CredentialKey = "api_key") => {
+    async (service: Service, rawValue: string, key: CredentialKey = "api_key") => {
+      // A pasted key often carries a trailing newline or space: it is never part of the key.
+      const value = rawValue.trim();
       if (key === "api_key") {
         const problem = apiKeyFormatProblem(service, value);
         if (problem) throw new CredentialsError("INVALID_FORMAT", problem);
@@ -154,8 +167,34 @@ export function useUserCredentials(
     [supabase, track, remember],
   );
 
+  const testCredential = useCallback(
+    async (service: Service, rawValue: string, baseUrl?: string) => {
+      const value = rawValue.trim();
+      const problem = apiKeyFormatProblem(service, value);
+      if (problem) throw new CredentialsError("INVALID_FORMAT", problem);
+      return await track(service, "test", () =>
+        callCredentials<KeyTestResult>(supabase, {
+          action: "test",
+          service,
+          value,
+          ...(baseUrl ? { base_url: baseUrl } : {}),
+        }));
+    },
+    [supabase, track],
+  );
+
+  const setCredentialActive = useCallback(
+    async (service: Service, active: boolean) =>
+      await track(service, "toggle", async () => {
+        const status = await callCredentials<ServiceStatus>(supabase, { action: "set_active", service, is_active: active });
+        remember(status);
+        return status;
+      }),
+    [supabase, track, remember],
+  );
+
   const isServiceConfigured = useCallback(
-    (service: Service) => credentialStatus[service]?.configured === true,
+    (service: Service) => credentialStatus[service]?.configured === true && credentialStatus[service]?.is_active !== false,
     [credentialStatus],
   );
 
@@ -170,6 +209,9 @@ export function useUserCredentials(
     deleteCredential,
     isServiceConfigured,
     validateCredential,
+    testCredential,
+    setCredentialActive,
+    hasLoaded,
     isLoading: inFlight > 0,
     pending,
     loadError,
@@ -187,5 +229,9 @@ function toStatus(status: ServiceStatus): ServiceStatus {
     last_validated_at: status.last_validated_at,
     validation_status: status.validation_status,
     last_used_at: status.last_used_at,
+    created_at: status.created_at ?? null,
+    is_active: status.is_active ?? true,
+    base_url: status.base_url ?? null,
+    ...(status.usage ? { usage: status.usage } : {}),
   };
 }

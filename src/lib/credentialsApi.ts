@@ -31,12 +31,23 @@ export interface ValidationResult extends ServiceStatus {
   error?: ErrorBody;
 }
 
+/** What `test` answers for a key that is not stored: the provider's verdict, nothing saved. */
+export interface KeyTestResult {
+  service: Service;
+  valid: boolean;
+  validation_status: ValidationStatus;
+  upstream_status: number | null;
+  error?: ErrorBody;
+}
+
 export type CredentialsRequest =
   | { action: "set"; service: Service; key: CredentialKey; value: string }
   | { action: "delete"; service: Service; key: CredentialKey }
   | { action: "get_status"; service: Service }
   | { action: "list" }
   | { action: "validate"; service: Service }
+  | { action: "test"; service: Service; value: string; base_url?: string }
+  | { action: "set_active"; service: Service; is_active: boolean }
   | { action: "events"; limit?: number };
 
 /** A failed call, with the server's code (or a client-side one) and a friendly message. */

@@ -150,6 +150,14 @@ export const rotateShareLink = (client: SupabaseClient, flowId: string) =>
 export const revokeShareLink = async (client: SupabaseClient, flowId: string) =>
   (await flows<{ flow: Flow }>(client, { action: "revoke_token", flow_id: flowId })).flow;
 
+/** Unpublishes a flow: its link and its live id stop working. */
+export const unpublishFlow = async (client: SupabaseClient, flowId: string) =>
+  (await flows<{ flow: Flow }>(client, { action: "unpublish", flow_id: flowId })).flow;
+
+/** Deletes a flow for good. */
+export const deleteFlow = (client: SupabaseClient, flowId: string) =>
+  flows<{ ok: true }>(client, { action: "delete", flow_id: flowId });
+
 /** The link a collaborator opens: the token goes in the fragment, so it never reaches a server log. */
 export function shareLink(origin: string, liveId: string, shareToken: string): string {
   return `${origin.replace(/\/+$/, "")}/live/${encodeURIComponent(liveId)}#${shareToken}`;

@@ -21,6 +21,8 @@ interface Stored {
   base_url?: string;
   last_validated_at?: string;
   validation_status?: "valid" | "invalid";
+  created_at?: string;
+  is_active?: boolean;
 }
 
 export interface FakeCredentialsServer {
@@ -47,6 +49,9 @@ function summarize(service: Service, stored: Stored | undefined) {
     last_validated_at: stored?.last_validated_at ?? null,
     validation_status: stored?.validation_status ?? null,
     last_used_at: null,
+    created_at: stored?.api_key ? stored.created_at ?? null : null,
+    is_active: stored?.is_active ?? true,
+    ...(service === "custom" ? { base_url: stored?.base_url ?? null } : {}),
   };
 }
 
@@ -107,7 +112,14 @@ export async function startFakeCredentialsServer(): Promise<FakeCredentialsServe
         if (key === "api_key") {
           const problem = apiKeyFormatProblem(svc, value);
           if (problem) return invalid(problem);
-          vault.set(svc, { ...vault.get(svc), api_key: value, last_validated_at: undefined, validation_status: undefined });
+          const previous = vault.get(svc);
+          vault.set(svc, {
+            ...previous,
+            api_key: value,
+            created_at: previous?.api_key ? previous.created_at : new Date().toISOString(),
+            last_validated_at: undefined,
+            validation_status: undefined,
+          });
         } else {
           vault.set(svc, { ...vault.get(svc), base_url: value });
         }
@@ -117,6 +129,31 @@ export async function startFakeCredentialsServer(): Promise<FakeCredentialsServe
         const had = vault.has(svc);
         vault.delete(svc);
         return send(200, { ok: true, removed: had ? 1 : 0, ...summarize(svc, undefined) });
+      }
+      case "test": {
+        const value = String(body.value ?? "");
+        const problem = apiKeyFormatProblem(svc, value);
+        if (problem) return invalid(problem);
+        const valid = value === ACCEPTED_OPENAI_KEY;
+        const label = PROVIDERS[svc].label;
+        return send(200, {
+          service: svc,
+          valid,
+          validation_status: valid ? "valid" : "invalid",
+          upstream_status: valid ? 200 : 401,
+          ...(valid ? {} : {
+            error: {
+              code: `${svc.toUpperCase()}_INVALID_KEY`,
+              message: `Invalid ${label} API key. Check or replace it in Settings → Integrations → ${label}.`,
+              recoverable: false,
+            },
+          }),
+        });
+      }
+      case "set_active": {
+        const stored = vault.get(svc);
+        if (stored?.api_key) stored.is_active = body.is_active === true;
+        return send(200, { ok: true, ...summarize(svc, stored) });
       }
       case "validate": {
         const stored = vault.get(svc);

@@ -113,10 +113,22 @@ export async function startFakeSharingServer(): Promise<FakeSharingServer> {
           flow!.published_at ??= now;
           return [200, { flow, live_id: flow!.live_id, share_token: token }];
         }
-        case "revoke_token": {
+        case "revoke_token":
+        case "unpublish": {
           const missing = needFlow();
           if (missing) return missing;
+          // As flows/handler.ts: a flow nobody can open is not published; unpublish also drops the live id.
+          flow!.published = false;
+          flow!.published_at = null;
+          if (body.action === "unpublish") flow!.live_id = null;
+          flow!.updated_at = now;
           return [200, { flow }];
+        }
+        case "delete": {
+          const missing = needFlow();
+          if (missing) return missing;
+          flows.delete(flow!.id as string);
+          return [200, { ok: true }];
         }
         default:
           return [400, { error: err("INVALID_REQUEST", "action: invalid option") }];

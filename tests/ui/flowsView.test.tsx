@@ -148,6 +148,49 @@ describe("FlowsView", () => {
     await user.click(within(card).getByRole("button", { name: "Yes, revoke" }));
     await waitFor(() => expect(flowActions()).toContain("revoke_token"));
     await waitFor(() => expect(toasts()).toContain("Link revoked."));
+    // Revoked means not published, and focus lands on Publish, never on <body>.
+    expect(within(card).getByTestId("flow-status").textContent).toBe("Not published");
+    await waitFor(() =>
+      expect(document.activeElement).toBe(within(card).getByRole("button", { name: "Publish and get link" }))
+    );
+  });
+
+  test("FlowsView does rename, unpublish and delete a flow, keeping focus on the page", async () => {
+    const user = userEvent.setup();
+    render(
+      <SupabaseProvider client={server.client()}>
+        <FlowsView />
+      </SupabaseProvider>,
+    );
+    await user.type(await screen.findByLabelText("New flow name"), "Lifecycle flow{Enter}");
+    const card = await screen.findByRole("region", { name: "Lifecycle flow" });
+    const name = within(card).getByLabelText("Flow name");
+    await user.clear(name);
+    await user.type(name, "Renamed flow{Enter}");
+    await screen.findByRole("region", { name: "Renamed flow" });
+    expect(flowActions()).toContain("update");
+
+    const renamed = screen.getByRole("region", { name: "Renamed flow" });
+    await user.click(within(renamed).getByRole("button", { name: "Publish and get link" }));
+    const dialog = await within(renamed).findByRole("dialog");
+    // The dialog keeps focus inside it: Tab from Done goes round to the link, Shift+Tab back.
+    within(dialog).getByRole("button", { name: "Done" }).focus();
+    await user.tab();
+    expect(dialog.contains(document.activeElement)).toBe(true);
+    await user.tab({ shift: true });
+    expect(document.activeElement).toBe(within(dialog).getByRole("button", { name: "Done" }));
+    await user.keyboard("{Escape}");
+
+    await user.click(within(renamed).getByRole("button", { name: "Unpublish" }));
+    await user.keyboard("{Enter}");
+    await waitFor(() => expect(within(renamed).getByTestId("flow-status").textContent).toBe("Not published"));
+    expect(flowActions()).toContain("unpublish");
+
+    await user.click(within(renamed).getByRole("button", { name: "Delete flow Renamed flow" }));
+    await user.keyboard("{Enter}");
+    await waitFor(() => expect(screen.queryByRole("region", { name: "Renamed flow" })).toBeNull());
+    expect(flowActions()).toContain("delete");
+    await waitFor(() => expect(document.activeElement?.classList.contains("summary")).toBe(true));
   });
 
   test("FlowsView does show a friendly message and retry when loading fails", async () => {

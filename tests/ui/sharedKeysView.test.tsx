@@ -156,10 +156,10 @@ describe("SharedKeysView", () => {
     expect(rows).toEqual([`2026-11-22${TEAMMATE_ID}7`, `2026-11-21${USER_ID}2`]);
     expect(sent()).toContain("GET llm-config/shared-keys/team-openai/usage?days=7");
 
-    await user.click(within(card).getByRole("button", { name: "Delete" }));
+    await user.click(within(card).getByRole("button", { name: "Delete shared key team-openai" }));
     await user.keyboard("{Escape}");
     expect(sent()).not.toContain("DELETE llm-config/shared-keys/team-openai");
-    await user.click(within(card).getByRole("button", { name: "Delete" }));
+    await user.click(within(card).getByRole("button", { name: "Delete shared key team-openai" }));
     await user.keyboard("{Enter}");
     await screen.findByText("No shared keys yet.");
     expect(sent()).toContain("DELETE llm-config/shared-keys/team-openai");
@@ -175,7 +175,11 @@ describe("UsageView and AuditView", () => {
     expect(screen.getByTestId("usage-today").textContent).toBe("3 requests of 50");
 
     await user.type(screen.getByLabelText("Shared key account name"), "nobody-here{Enter}");
-    await waitFor(() => expect(toasts()).toContain("No shared key has that account name."));
+    // A failure stays on the page, in an alert, not in a toast that leaves by itself.
+    const failure = await screen.findByTestId("card-error");
+    expect(failure.getAttribute("role")).toBe("alert");
+    expect(failure.textContent).toMatch(/^No shared key has that account name./);
+    expect(toasts()).not.toContain("No shared key");
 
     await server.client().functions.invoke("llm-config/shared-keys", {
       body: { account_name: "team-openai", display_name: "Team OpenAI", provider: "openai", api_key: SECRET },

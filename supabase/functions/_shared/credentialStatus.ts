@@ -18,6 +18,20 @@ export interface ServiceStatus {
   last_validated_at: string | null;
   validation_status: ValidationStatus | null;
   last_used_at: string | null;
+  /** When the api_key was first stored. */
+  created_at?: string | null;
+  /** False when the owner turned the key off without deleting it: it is never used then. */
+  is_active?: boolean;
+  /** The saved base URL (only `custom` has one); a URL, never a key. */
+  base_url?: string | null;
+  /** Requests and tokens through this key, from the usage the server records. */
+  usage?: KeyUsage;
+}
+
+/** Requests and tokens one key served: today (UTC) and over the last 30 days including today. */
+export interface KeyUsage {
+  today: { requests: number; tokens: number };
+  last_30_days: { requests: number; tokens: number };
 }
 
 /** One audit event on the caller's keys, as credentials-manager's `events` action lists it. */
