@@ -276,6 +276,84 @@ dbTest(
   },
 );
 
+dbTest(
+  "credentials-manager set_active turns a key off without deleting it; nothing hands it out",
+  async () => {
+    const alice = await newUser(db);
+    await call({ action: "set", service: "openai", value: aliceKey }, alice.authorization);
+    const off = await call(
+      { action: "set_active", service: "openai", is_active: false },
+      alice.authorization,
+    );
+    assertEquals(off.status, 200);
+    assertEquals(off.json.is_active, false);
+    assertEquals(off.json.configured, true);
+    assertEquals(off.json.last_four, aliceKey.slice(-4));
+    assertEquals(await runtime.vault.lookup(alice.id, "openai"), {});
+    const validate = await call({ action: "validate", service: "openai" }, alice.authorization);
+    assertEquals(validate.status, 400);
+    assertEquals(validate.json.error.code, "OPENAI_NOT_CONFIGURED");
+    assertMatch(validate.json.error.message, /turned off/);
+    const events = await call({ action: "events" }, alice.authorization);
+    assertEquals(events.json.events[0].event, "disable");
+
+    const on = await call(
+      { action: "set_active", service: "openai", is_active: true },
+      alice.authorization,
+    );
+    assertEquals(on.json.is_active, true);
+    assertEquals((await runtime.vault.lookup(alice.id, "openai")).api_key, aliceKey);
+    const none = await call(
+      { action: "set_active", service: "gemini", is_active: false },
+      alice.authorization,
+    );
+    assertEquals(none.json.error.code, "GEMINI_NOT_CONFIGURED");
+  },
+);
+
+dbTest(
+  "credentials-manager status shows when a key was added, its usage today and over 30 days, and the saved base URL",
+  async () => {
+    const alice = await newUser(db);
+    await call({ action: "set", service: "openai", value: aliceKey }, alice.authorization);
+    const today = new Date().toISOString().slice(0, 10);
+    const tenDaysAgo = new Date(Date.now() - 10 * 86_400_000).toISOString().slice(0, 10);
+    const longAgo = new Date(Date.now() - 40 * 86_400_000).toISOString().slice(0, 10);
+    const row = (day: string, requests: number, tokens: number, key_source = "user") => ({
+      user_id: alice.id,
+      day,
+      service: "openai",
+      key_source,
+      requests,
+      prompt_tokens: 0,
+      completion_tokens: tokens,
+      total_tokens: tokens,
+    });
+    await db.query("select private.record_usage($1::jsonb)", [JSON.stringify([
+      row(today, 2, 30),
+      row(tenDaysAgo, 5, 100),
+      row(longAgo, 50, 1000),
+      row(today, 9, 900, "shared"),
+    ])]);
+    const status = await call({ action: "get_status", service: "openai" }, alice.authorization);
+    assertEquals(status.json.usage, {
+      today: { requests: 2, tokens: 30 },
+      last_30_days: { requests: 7, tokens: 130 },
+    });
+    assert(Date.now() - Date.parse(status.json.created_at) < 60_000);
+    assert(status.json.last_used_at);
+
+    await call(
+      { action: "set", service: "custom", key: "base_url", value: `${fake.baseUrl}` },
+      alice.authorization,
+    );
+    const list = await call({ action: "list" }, alice.authorization);
+    assertEquals(list.json.services.custom.base_url, fake.baseUrl);
+    assertEquals(list.json.services.openai.usage.today.requests, 2);
+    assertEquals(list.json.services.gemini.usage.today.requests, 0);
+  },
+);
+
 dbTest("credentials-manager closes its fake upstream and database", async () => {
   await fake.close();
   await db.close();

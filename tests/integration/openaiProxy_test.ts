@@ -628,6 +628,40 @@ dbTest(
   },
 );
 
+dbTest(
+  "openai-proxy never uses a key its owner turned off, and says it is off (OPENAI_NOT_CONFIGURED)",
+  async () => {
+    const user = await newProxyUser();
+    const manage = (body: Record<string, unknown>) =>
+      fetch(`${stack.functionsUrl}/credentials-manager`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${user.token}` },
+        body: JSON.stringify(body),
+      }).then((r) => r.json());
+    const off = await manage({ action: "set_active", service: "openai", is_active: false });
+    assertEquals(off.is_active, false);
+    const before = fake.requests.length;
+    const error = await expectApiError(
+      client(user).chat.completions.create({
+        model: "m",
+        messages: [{ role: "user", content: "x" }],
+      }),
+    );
+    assertEquals(error.status, 400);
+    assertEquals((error.error as { code: string }).code, "OPENAI_NOT_CONFIGURED");
+    assert(/turned off/.test(error.message), error.message);
+    assertEquals(fake.requests.length, before, "a request went upstream with a disabled key");
+
+    await manage({ action: "set_active", service: "openai", is_active: true });
+    const { response } = await client(user).chat.completions.create({
+      model: "m",
+      messages: [{ role: "user", content: "x" }],
+    }).withResponse();
+    assertEquals(response.headers.get("x-key-source"), "user");
+    assertEquals(fake.keyOf(fake.requests.at(-1)!), user.key);
+  },
+);
+
 dbTest("openai-proxy test teardown closes the stack, the fake and the database", async () => {
   await stack.close();
   await fake.close();

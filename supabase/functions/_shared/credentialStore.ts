@@ -8,7 +8,12 @@
 import { asUser, type Database, type DbUser, forUser } from "./db.ts";
 import { type KeyringConfig, keyringParam } from "./keyring.ts";
 import type { CredentialKey, Service } from "./providers.ts";
-import type { CredentialEvent, ServiceStatus, ValidationStatus } from "./credentialStatus.ts";
+import type {
+  CredentialEvent,
+  KeyUsage,
+  ServiceStatus,
+  ValidationStatus,
+} from "./credentialStatus.ts";
 
 export interface CredentialRow {
   service: Service;
@@ -18,19 +23,57 @@ export interface CredentialRow {
   last_validated_at: Date | null;
   validation_status: ValidationStatus | null;
   last_used_at: Date | null;
+  created_at: Date;
+  is_active: boolean;
 }
 
 export type { ServiceStatus };
 
-const STATUS_COLUMNS =
-  "service, credential_key, last_four, updated_at, last_validated_at, validation_status, last_used_at";
+const STATUS_COLUMNS = `service, credential_key, last_four, updated_at, last_validated_at,
+  validation_status, last_used_at, created_at, is_active`;
+
+/** What a status read learns besides the rows: the usage of each service's own key. */
+export interface StatusExtras {
+  usage: Partial<Record<Service, KeyUsage>>;
+  /** The saved custom base URL (decrypted by the vault; a URL, not a key). */
+  baseUrl?: string | null;
+}
+
+interface UsageRow {
+  service: Service;
+  requests_today: number;
+  tokens_today: number;
+  requests_30d: number;
+  tokens_30d: number;
+}
+
+// Requests and tokens that went through the caller's own key per service (key_source 'user'),
+// today (UTC) and over the 30 days up to today. RLS limits usage_daily to the caller's rows.
+const USAGE_SQL = `with today as (select (now() at time zone 'utc')::date as day)
+  select u.service,
+         coalesce(sum(u.request_count) filter (where u.day = today.day), 0)::float8 as requests_today,
+         coalesce(sum(u.total_tokens) filter (where u.day = today.day), 0)::float8 as tokens_today,
+         coalesce(sum(u.request_count), 0)::float8 as requests_30d,
+         coalesce(sum(u.total_tokens), 0)::float8 as tokens_30d
+    from public.usage_daily as u, today
+   where u.key_source = 'user' and u.day > today.day - 30 and ($1::text is null or u.service = $1)
+   group by u.service`;
+
+const NO_USAGE: KeyUsage = {
+  today: { requests: 0, tokens: 0 },
+  last_30_days: { requests: 0, tokens: 0 },
+};
 
 const iso = (
   value: Date | string | null,
 ) => (value === null ? null : new Date(value).toISOString());
 
 /** Summarizes one service's rows the way the panel shows it. Never includes a secret. */
-export function summarize(service: Service, rows: CredentialRow[]): ServiceStatus {
+export function summarize(
+  service: Service,
+  rows: CredentialRow[],
+  extras: StatusExtras = { usage: {} },
+): ServiceStatus {
   const own = rows.filter((row) => row.service === service);
   const apiKey = own.find((row) => row.credential_key === "api_key") ?? null;
   const status: ServiceStatus["status"] = { api_key: apiKey !== null };
@@ -44,6 +87,10 @@ export function summarize(service: Service, rows: CredentialRow[]): ServiceStatu
     last_validated_at: iso(apiKey?.last_validated_at ?? null),
     validation_status: apiKey?.validation_status ?? null,
     last_used_at: iso(apiKey?.last_used_at ?? null),
+    created_at: iso(apiKey?.created_at ?? null),
+    is_active: apiKey?.is_active ?? true,
+    ...(service === "custom" ? { base_url: extras.baseUrl ?? null } : {}),
+    usage: extras.usage[service] ?? NO_USAGE,
   };
 }
 
@@ -80,22 +127,52 @@ export async function deleteCredential(
   return rows[0]?.removed ?? 0;
 }
 
-/** The caller's rows, optionally for one service. */
+/** The caller's rows and their keys' usage, optionally for one service, in one transaction. */
 export async function readStatusRows(
   db: Database,
   user: DbUser,
   service?: Service,
-): Promise<CredentialRow[]> {
-  return await asUser(db, user, (tx) =>
-    service
-      ? tx.query<CredentialRow>(
-        `select ${STATUS_COLUMNS} from public.user_credentials where service = $1`,
-        [service],
-      )
-      : tx.query<CredentialRow>(
-        `select ${STATUS_COLUMNS} from public.user_credentials where true`,
-        [],
-      ));
+): Promise<{ rows: CredentialRow[]; usage: StatusExtras["usage"] }> {
+  return await asUser(db, user, async (tx) => {
+    const rows = await tx.query<CredentialRow>(
+      `select ${STATUS_COLUMNS} from public.user_credentials
+        where ($1::text is null or service = $1)`,
+      [service ?? null],
+    );
+    const usage: StatusExtras["usage"] = {};
+    for (const row of await tx.query<UsageRow>(USAGE_SQL, [service ?? null])) {
+      usage[row.service] = {
+        today: { requests: row.requests_today, tokens: row.tokens_today },
+        last_30_days: { requests: row.requests_30d, tokens: row.tokens_30d },
+      };
+    }
+    return { rows, usage };
+  });
+}
+
+/** Turns the caller's api_key for `service` off (kept, never used) or on; records the switch. */
+export async function setCredentialActive(
+  db: Database,
+  user: DbUser,
+  service: Service,
+  active: boolean,
+): Promise<number> {
+  const rows = await asUser(db, user, (tx) =>
+    tx.query<{ changed: number }>(
+      `with changed as (
+         update public.user_credentials set is_active = $2
+          where service = $1 and credential_key = 'api_key'
+          returning service
+       ), logged as (
+         insert into public.credential_events (owner_id, actor_id, service, event, detail)
+         select (select auth.uid()), (select auth.uid()), service,
+                case when $2 then 'enable' else 'disable' end, '{}'::jsonb
+           from changed
+       )
+       select count(*)::integer as changed from changed`,
+      [service, active],
+    ));
+  return rows[0]?.changed ?? 0;
 }
 
 /** Records the outcome of a key check on the caller's api_key row (server-side only). */

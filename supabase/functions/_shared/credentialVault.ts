@@ -11,7 +11,8 @@ import type { Database } from "./db.ts";
 import { AppError, isAppError } from "./errors.ts";
 import { keyringParam } from "./keyring.ts";
 import { describeError, log } from "./log.ts";
-import type { CredentialKey, Service } from "./providers.ts";
+import { providerErrorCode } from "./errorCodes.ts";
+import { type CredentialKey, PROVIDERS, type Service } from "./providers.ts";
 
 /** The decrypted values a user stored for one service, e.g. `{ api_key: "sk-..." }`. */
 export type StoredCredentials = Partial<Record<CredentialKey, string>>;
@@ -26,6 +27,24 @@ export type KeyMode =
 export interface KeyContext {
   credentials: StoredCredentials;
   mode: KeyMode;
+  /** The user turned their api_key for this service off: it is kept but left out of `credentials`. */
+  disabled: boolean;
+}
+
+/**
+ * The error for a missing key: `<SERVICE>_NOT_CONFIGURED`, saying so when the key is stored but
+ * turned off. `whose` names someone else's key (e.g. "The flow's owner").
+ */
+export function missingKeyError(service: Service, disabled: boolean, whose?: string): AppError {
+  const label = PROVIDERS[service].label;
+  const message = disabled
+    ? whose
+      ? `${whose} turned their ${label} key off.`
+      : `Your ${label} key is turned off. Turn it on in Settings → Integrations → ${label}.`
+    : whose
+    ? `${whose} has not configured a key for this provider.`
+    : undefined;
+  return new AppError(providerErrorCode(service, "NOT_CONFIGURED"), message ? { message } : {});
 }
 
 export interface CredentialVault {
@@ -72,11 +91,17 @@ interface LookupRow {
   shared_key_account_name: string | null;
   key_owner_name: string | null;
   owner_name_secret: string | null;
+  is_active: boolean;
 }
 
-const LOOKUP_SQL = `select user_exists, credential_key, secret, mode, shared_key_account_name,
-         key_owner_name, owner_name_secret
-  from private.credentials_for($1::uuid, $2, $3::text::jsonb, $4)`;
+// is_active is read beside the decrypting function, in the same statement, so a key turned off
+// is never handed out (the function itself stays as its migration defines it).
+const LOOKUP_SQL =
+  `select f.user_exists, f.credential_key, f.secret, f.mode, f.shared_key_account_name,
+         f.key_owner_name, f.owner_name_secret, coalesce(c.is_active, true) as is_active
+  from private.credentials_for($1::uuid, $2, $3::text::jsonb, $4) as f
+  left join public.user_credentials as c
+    on c.user_id = $1::uuid and c.service = $2 and c.credential_key = f.credential_key`;
 
 function modeOf(row: LookupRow): KeyMode {
   if (row.mode === "shared") {
@@ -123,10 +148,14 @@ export function createCredentialVault(options: VaultOptions): CredentialVault {
     ]);
     if (!rows[0]?.user_exists) throw new AppError("UNAUTHORIZED");
     const credentials: StoredCredentials = {};
+    let disabled = false;
     for (const row of rows) {
-      if (row.credential_key && row.secret !== null) credentials[row.credential_key] = row.secret;
+      if (row.credential_key === "api_key" && !row.is_active) disabled = true;
+      else if (row.credential_key && row.secret !== null) {
+        credentials[row.credential_key] = row.secret;
+      }
     }
-    return { credentials, mode: modeOf(rows[0]) };
+    return { credentials, mode: modeOf(rows[0]), disabled };
   }
 
   function remember(key: string, value: KeyContext): void {

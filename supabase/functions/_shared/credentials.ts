@@ -5,12 +5,11 @@
  *
  * Handlers that must tell those cases apart (503 vs 400) call `requireApiKey` instead.
  */
-import { providerErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
 import { describeError, log } from "./log.ts";
 import type { Service } from "./providers.ts";
 import { resolveRuntime, runtimeFromEnv, type RuntimeSource } from "./runtime.ts";
-import type { StoredCredentials } from "./credentialVault.ts";
+import { missingKeyError, type StoredCredentials } from "./credentialVault.ts";
 
 /** The user's credentials for `service`; throws `<SERVICE>_NOT_CONFIGURED` when there is no key. */
 export async function requireApiKey(
@@ -18,9 +17,12 @@ export async function requireApiKey(
   userId: string,
   service: Service,
 ): Promise<StoredCredentials & { api_key: string }> {
-  const stored = await resolveRuntime(source).vault.lookup(userId, service);
-  if (!stored.api_key) throw new AppError(providerErrorCode(service, "NOT_CONFIGURED"));
-  return stored as StoredCredentials & { api_key: string };
+  const { credentials, disabled } = await resolveRuntime(source).vault.lookupContext(
+    userId,
+    service,
+  );
+  if (!credentials.api_key) throw missingKeyError(service, disabled);
+  return credentials as StoredCredentials & { api_key: string };
 }
 
 /** The caller's key for `service`, or null. Logs a warning (never the key) when the lookup failed. */

@@ -9,16 +9,11 @@ export async function ownerKeyForRun(
   admission: RunAdmission,
   service: Service,
 ): Promise<StoredCredentials & { api_key: string }> {
-  const credentials = await rt.vault.lookup(admission.ownerId, service);
-  if (!credentials.api_key) {
-    throw new AppError(providerErrorCode(service, "NOT_CONFIGURED"), {
-      message: "The flow's owner has not configured a key for this provider.",
-    });
-  }
+  const { credentials, disabled } = await rt.vault.lookupContext(admission.ownerId, service);
+  if (!credentials.api_key) throw missingKeyError(service, disabled, "The flow's owner");
   return credentials as StoredCredentials & { api_key: string };
 }
-import type { StoredCredentials } from "./credentialVault.ts";
-import { providerErrorCode } from "./errorCodes.ts";
+import { missingKeyError, type StoredCredentials } from "./credentialVault.ts";
 import { AppError } from "./errors.ts";
 import { keyringParam } from "./keyring.ts";
 import type { Service } from "./providers.ts";
@@ -133,10 +128,17 @@ export async function ownerKeysForExecution(
   shareToken: string,
   service: Service,
 ): Promise<StoredCredentials & { api_key: string }> {
-  const [row] = await rt.db.query<{ keys: StoredCredentials | null; enabled: boolean }>(
+  const [row] = await rt.db.query<
+    { keys: StoredCredentials | null; enabled: boolean; disabled: boolean }
+  >(
     `select private.get_owner_keys_for_execution($1, $2, $3::text::jsonb) as keys,
             exists (select 1 from public.flows
-                     where share_token_hash = extensions.digest($1, 'sha256') and use_owner_keys) as enabled`,
+                     where share_token_hash = extensions.digest($1, 'sha256') and use_owner_keys) as enabled,
+            exists (select 1 from public.flows as f
+                      join public.user_credentials as c
+                        on c.user_id = f.owner_id and c.service = $2 and c.credential_key = 'api_key'
+                     where f.share_token_hash = extensions.digest($1, 'sha256') and not c.is_active)
+              as disabled`,
     [
       shareToken,
       service,
@@ -144,10 +146,9 @@ export async function ownerKeysForExecution(
     ],
   );
   if (!row?.enabled) throw new AppError("OWNER_KEYS_NOT_ENABLED");
-  if (!row.keys?.api_key) {
-    throw new AppError(providerErrorCode(service, "NOT_CONFIGURED"), {
-      message: "The flow's owner has not configured a key for this provider.",
-    });
+  // A key the owner turned off is never used, even though the function decrypted it.
+  if (!row.keys?.api_key || row.disabled) {
+    throw missingKeyError(service, row.disabled, "The flow's owner");
   }
   return row.keys as StoredCredentials & { api_key: string };
 }

@@ -6,8 +6,7 @@
  * on. There is never a fallback: a refused or missing key is an error, not another key.
  */
 import type { AuthenticatedUser } from "./auth.ts";
-import type { StoredCredentials } from "./credentialVault.ts";
-import { providerErrorCode } from "./errorCodes.ts";
+import { missingKeyError, type StoredCredentials } from "./credentialVault.ts";
 import { AppError } from "./errors.ts";
 import type { Service } from "./providers.ts";
 import type { Runtime } from "./runtime.ts";
@@ -19,10 +18,6 @@ export type KeySource = "user" | "owner" | "shared";
 export interface ResolvedKey {
   credentials: StoredCredentials & { api_key: string };
   source: KeySource;
-}
-
-function notConfigured(service: Service): AppError {
-  return new AppError(providerErrorCode(service, "NOT_CONFIGURED"));
 }
 
 export interface ResolveOptions {
@@ -40,7 +35,7 @@ export async function resolveProviderKey(
   service: Service,
   options: ResolveOptions = {},
 ): Promise<ResolvedKey> {
-  const { credentials, mode } = await rt.vault.lookupContext(user.id, service);
+  const { credentials, mode, disabled } = await rt.vault.lookupContext(user.id, service);
   switch (mode.kind) {
     case "shared": {
       const use = await useSharedKey(
@@ -54,11 +49,11 @@ export async function resolveProviderKey(
     }
     case "owner_name": {
       if (!rt.config.allowOwnerNameSharing) throw new AppError("OWNER_NAME_SHARING_DISABLED");
-      if (!mode.ownerNameKey) throw notConfigured(service);
+      if (!mode.ownerNameKey) throw missingKeyError(service, false);
       return { credentials: { api_key: mode.ownerNameKey }, source: "shared" };
     }
     case "personal": {
-      if (!credentials.api_key) throw notConfigured(service);
+      if (!credentials.api_key) throw missingKeyError(service, disabled);
       return { credentials: credentials as ResolvedKey["credentials"], source: "user" };
     }
   }

@@ -6,19 +6,27 @@
  */
 import { z } from "zod";
 import { baseUrlProblem } from "../_shared/baseUrl.ts";
+import type { AuthenticatedUser } from "../_shared/auth.ts";
+import type { ServiceStatus } from "../_shared/credentialStatus.ts";
 import {
   deleteCredential,
   readEvents,
   readStatusRows,
   recordValidation,
+  setCredentialActive,
   storeCredential,
   summarize,
 } from "../_shared/credentialStore.ts";
 import { requireApiKey } from "../_shared/credentials.ts";
-import { buildErrorResponse } from "../_shared/errorCodes.ts";
+import { buildErrorResponse, providerErrorCode } from "../_shared/errorCodes.ts";
 import { defineHandler, fail, type Handler, jsonResponse, readUserJson } from "../_shared/http.ts";
-import { apiKeyFormatProblem, CREDENTIAL_KEYS, SERVICES } from "../_shared/providers.ts";
-import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
+import {
+  apiKeyFormatProblem,
+  CREDENTIAL_KEYS,
+  type Service,
+  SERVICES,
+} from "../_shared/providers.ts";
+import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 import { validateKey } from "../_shared/upstream.ts";
 
 const service = z.enum(SERVICES);
@@ -36,6 +44,7 @@ const requestSchema = z.discriminatedUnion("action", [
     value: z.string(),
     base_url: z.string().optional(),
   }),
+  z.strictObject({ action: z.literal("set_active"), service, is_active: z.boolean() }),
   z.strictObject({
     action: z.literal("events"),
     limit: z.number().int().min(1).max(500).default(100),
@@ -65,6 +74,26 @@ function valueProblem(request: SetRequest, allowPrivateBaseUrls: boolean): strin
   return apiKeyFormatProblem(request.service, request.value);
 }
 
+/**
+ * The caller's status of `services`, with each key's usage and, for `custom`, the saved base URL
+ * (read back through the vault, since only the server can decrypt it).
+ */
+async function statuses(
+  rt: Runtime,
+  user: AuthenticatedUser,
+  services: readonly Service[],
+): Promise<ServiceStatus[]> {
+  const only = services.length === 1 ? services[0] : undefined;
+  const { rows, usage } = await readStatusRows(rt.db, user, only);
+  const hasBaseUrl = services.includes("custom") &&
+    rows.some((row) => row.service === "custom" && row.credential_key === "base_url");
+  const baseUrl = hasBaseUrl ? (await rt.vault.lookup(user.id, "custom")).base_url : null;
+  return services.map((s) => summarize(s, rows, { usage, baseUrl }));
+}
+
+const statusOf = async (rt: Runtime, user: AuthenticatedUser, service: Service) =>
+  (await statuses(rt, user, [service]))[0];
+
 export function createHandler(runtime: RuntimeSource): Handler {
   return defineHandler("credentials-manager", runtime, async (request, rt) => {
     const { user, body } = await readUserJson(request, rt, requestSchema);
@@ -75,24 +104,24 @@ export function createHandler(runtime: RuntimeSource): Handler {
         if (problem) fail("INVALID_REQUEST", problem);
         await storeCredential(rt.db, user, rt.config, body.service, body.key, body.value);
         rt.vault.forget(user.id, body.service);
-        const rows = await readStatusRows(rt.db, user, body.service);
-        return jsonResponse({ ok: true, ...summarize(body.service, rows) });
+        return jsonResponse({ ok: true, ...await statusOf(rt, user, body.service) });
       }
       case "delete": {
         const removed = await deleteCredential(rt.db, user, body.service, body.key);
         rt.vault.forget(user.id, body.service);
-        const rows = await readStatusRows(rt.db, user, body.service);
-        return jsonResponse({ ok: true, removed, ...summarize(body.service, rows) });
+        return jsonResponse({ ok: true, removed, ...await statusOf(rt, user, body.service) });
       }
-      case "get_status": {
-        const rows = await readStatusRows(rt.db, user, body.service);
-        return jsonResponse(summarize(body.service, rows));
+      case "set_active": {
+        const changed = await setCredentialActive(rt.db, user, body.service, body.is_active);
+        if (changed === 0) fail(providerErrorCode(body.service, "NOT_CONFIGURED"));
+        rt.vault.forget(user.id, body.service);
+        return jsonResponse({ ok: true, ...await statusOf(rt, user, body.service) });
       }
+      case "get_status":
+        return jsonResponse(await statusOf(rt, user, body.service));
       case "list": {
-        const rows = await readStatusRows(rt.db, user);
-        return jsonResponse({
-          services: Object.fromEntries(SERVICES.map((s) => [s, summarize(s, rows)])),
-        });
+        const all = await statuses(rt, user, SERVICES);
+        return jsonResponse({ services: Object.fromEntries(all.map((s) => [s.service, s])) });
       }
       case "events":
         return jsonResponse({ events: await readEvents(rt.db, user, body.limit) });
@@ -100,9 +129,8 @@ export function createHandler(runtime: RuntimeSource): Handler {
         const stored = await requireApiKey(rt, user.id, body.service);
         const outcome = await validateKey(rt.config, rt.fetch, body.service, stored);
         await recordValidation(rt.db, user, body.service, outcome.status);
-        const rows = await readStatusRows(rt.db, user, body.service);
         return jsonResponse({
-          ...summarize(body.service, rows),
+          ...await statusOf(rt, user, body.service),
           valid: outcome.status === "valid",
           upstream_status: outcome.upstreamStatus,
           ...(outcome.code ? { error: buildErrorResponse(outcome.code).error } : {}),

@@ -43,7 +43,8 @@ export function createHandler(runtime: RuntimeSource): Handler {
       const credentials = await requireApiKey(rt, user.id, "manus");
       const outcome = await validateKey(rt.config, rt.fetch, "manus", credentials);
       await recordValidation(rt.db, user, "manus", outcome.status);
-      const status = summarize("manus", await readStatusRows(rt.db, user, "manus"));
+      const { rows, usage } = await readStatusRows(rt.db, user, "manus");
+      const status = summarize("manus", rows, { usage });
       return jsonResponse({
         ...status,
         keySource: "user",
