@@ -2,10 +2,11 @@
  * The standalone settings page the local stack serves at `/`: dev sign-in, then the panel with a
  * supabase-js client that carries the demo user's token.
  */
-import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import { FunctionsClient } from "@supabase/functions-js";
 import { useEffect, useMemo, useState } from "react";
 import { DEV_EMAIL_STORAGE_KEY, type DevSession, DevSignIn, requestDevToken } from "./components/DevSignIn.tsx";
 import { IntegrationsPanel } from "./components/IntegrationsPanel.tsx";
+import type { PanelClient } from "./lib/panelClient.ts";
 import { SupabaseProvider } from "./supabaseContext.tsx";
 
 export interface LocalConfig {
@@ -13,12 +14,15 @@ export interface LocalConfig {
   anonKey: string;
 }
 
-/** A client whose every request carries the user's token, as a signed-in supabase-js client would. */
-export function clientForToken(config: LocalConfig, accessToken: string): SupabaseClient {
-  return createClient(config.supabaseUrl, config.anonKey, {
-    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-    global: { headers: { Authorization: `Bearer ${accessToken}` } },
+/**
+ * A client whose every request carries the user's token, as a signed-in supabase-js client's
+ * `functions` would. Only `@supabase/functions-js` is bundled: the page needs nothing else.
+ */
+export function clientForToken(config: LocalConfig, accessToken: string): PanelClient {
+  const functions = new FunctionsClient(`${config.supabaseUrl.replace(/\/+$/, "")}/functions/v1`, {
+    headers: { Authorization: `Bearer ${accessToken}`, apikey: config.anonKey },
   });
+  return { functions };
 }
 
 /** The user id (`sub`) inside the dev token, so the audit trail can say "you". */

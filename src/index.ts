@@ -13,3 +13,4 @@ export { type CredentialStatusMap, type UseUserCredentials, useUserCredentials }
 export { CredentialsError, type ServiceStatus, type ValidationResult } from "./lib/credentialsApi.ts";
 export { friendlyMessage } from "./lib/errorMessages.ts";
 export { SupabaseProvider, useSupabaseClient } from "./supabaseContext.tsx";
+export type { PanelClient } from "./lib/panelClient.ts";

@@ -2,7 +2,7 @@
  * Sharing → Audit: every event on your keys, newest first: saved, removed, tested, used through
  * a share or a shared key, refused. Who acted is "you" or their user id. Never a key.
  */
-import type { SupabaseClient } from "@supabase/supabase-js";
+import type { PanelClient } from "../lib/panelClient.ts";
 import { useCallback, useEffect, useId, useState } from "react";
 import { PROVIDERS, isService } from "../../supabase/functions/_shared/providers.ts";
 import { formatTime, useRemote } from "../hooks/useRemote.ts";
@@ -22,10 +22,10 @@ const EVENT_WORDS: Record<string, string> = {
 };
 
 /** The signed-in user's id: the `userId` given, else the client's session (when it has one). */
-function useSignedInUserId(client: SupabaseClient, given?: string): string | null {
+function useSignedInUserId(client: PanelClient, given?: string): string | null {
   const [fromSession, setFromSession] = useState<string | null>(null);
   useEffect(() => {
-    if (given) return;
+    if (given || !client.auth) return;
     let live = true;
     client.auth.getSession()
       .then(({ data }) => live && setFromSession(data.session?.user.id ?? null))
@@ -37,7 +37,7 @@ function useSignedInUserId(client: SupabaseClient, given?: string): string | nul
   return given ?? fromSession;
 }
 
-export function AuditView(props: { client?: SupabaseClient; userId?: string }) {
+export function AuditView(props: { client?: PanelClient; userId?: string }) {
   const client = useSupabaseClient(props.client);
   const me = useSignedInUserId(client, props.userId);
   const load = useCallback(() => listCredentialEvents(client, 100), [client]);

@@ -5,7 +5,7 @@
  * drops the token from memory and it is never written to storage or the URL. Failures stay in
  * the card until the next action; focus stays on the control used, or moves to the result.
  */
-import type { SupabaseClient } from "@supabase/supabase-js";
+import type { PanelClient } from "../lib/panelClient.ts";
 import { type FormEvent, type KeyboardEvent, useCallback, useEffect, useId, useRef, useState } from "react";
 import { useFocusLater } from "../hooks/useFocusLater.ts";
 import { parseWholeNumber, useActions, useRemote } from "../hooks/useRemote.ts";
@@ -28,7 +28,7 @@ import { countWords, LoadError } from "./SharingParts.tsx";
 import { CardError, useToast } from "./Toasts.tsx";
 
 export interface FlowsViewProps {
-  client?: SupabaseClient;
+  client?: PanelClient;
   /** Where share links point (default: this page's origin); the link is `<origin>/live/<live_id>#<token>`. */
   shareLinkOrigin?: string;
 }
@@ -108,7 +108,7 @@ export function FlowsView(props: FlowsViewProps) {
 type Confirming = "rotate" | "revoke" | "unpublish" | "delete";
 
 function FlowCard(
-  props: { flow: Flow; client: SupabaseClient; origin: string; onChange(flow: Flow): void; onDeleted(flowId: string): void },
+  props: { flow: Flow; client: PanelClient; origin: string; onChange(flow: Flow): void; onDeleted(flowId: string): void },
 ) {
   const { flow, client } = props;
   const id = useId();

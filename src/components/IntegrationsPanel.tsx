@@ -4,7 +4,7 @@
  * inside a <SupabaseProvider client={supabase}> (or pass `client`), where `supabase` already has
  * the signed-in user's session. Its styles are in panel.css, scoped under .byok-panel.
  */
-import type { SupabaseClient } from "@supabase/supabase-js";
+import type { PanelClient } from "../lib/panelClient.ts";
 import { SERVICES } from "../../supabase/functions/_shared/providers.ts";
 import { useUserCredentials } from "../hooks/useUserCredentials.ts";
 import { keyStateOf, summaryOf } from "../lib/keyState.ts";
@@ -19,7 +19,7 @@ import "../panel.css";
 
 export interface IntegrationsPanelProps {
   /** The app's supabase-js client; taken from <SupabaseProvider> when absent. */
-  client?: SupabaseClient;
+  client?: PanelClient;
   /** The signed-in user's id, so the audit trail can say "you" (default: the client's session). */
   userId?: string;
   /** Where share links point (default: the page's origin). */

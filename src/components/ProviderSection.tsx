@@ -312,7 +312,7 @@ export function ProviderSection({ service, credentials }: ProviderSectionProps) 
         {hasKey && status?.created_at && (
           <div>
             <dt>Added</dt>
-            <dd><time dateTime={status.created_at}>{formatTime(status.created_at)}</time></dd>
+            <dd data-testid="facts-added"><time dateTime={status.created_at}>{formatTime(status.created_at)}</time></dd>
           </div>
         )}
         {hasKey && (

@@ -3,7 +3,7 @@
  * masked field and format check as the provider sections), change who may use it and its
  * limits, replace the key, delete it, and see requests per user per day. Only last fours come back.
  */
-import type { SupabaseClient } from "@supabase/supabase-js";
+import type { PanelClient } from "../lib/panelClient.ts";
 import { type FormEvent, useCallback, useId, useRef, useState } from "react";
 import { apiKeyFormatProblem, PROVIDERS, SERVICES, type Service } from "../../supabase/functions/_shared/providers.ts";
 import { parseWholeNumber, useActions, useRemote } from "../hooks/useRemote.ts";
@@ -39,7 +39,7 @@ export function parseUserIds(text: string): { ids: string[]; problem: string | n
 
 type Problems = Partial<Record<"account" | "display" | "key" | "users" | "daily" | "perUser", string>>;
 
-export function SharedKeysView(props: { client?: SupabaseClient }) {
+export function SharedKeysView(props: { client?: PanelClient }) {
   const client = useSupabaseClient(props.client);
   const load = useCallback(() => listSharedKeys(client), [client]);
   const keys = useRemote(load);
@@ -75,7 +75,7 @@ export function SharedKeysView(props: { client?: SupabaseClient }) {
   );
 }
 
-function CreateSharedKeyForm(props: { client: SupabaseClient; onCreated(key: SharedKey): void }) {
+function CreateSharedKeyForm(props: { client: PanelClient; onCreated(key: SharedKey): void }) {
   const id = useId();
   const { busy, run, error: failure } = useActions();
   const form = useRef<HTMLFormElement>(null);
@@ -224,7 +224,7 @@ function CreateSharedKeyForm(props: { client: SupabaseClient; onCreated(key: Sha
 
 function SharedKeyCard(props: {
   sharedKey: SharedKey;
-  client: SupabaseClient;
+  client: PanelClient;
   onChange(key: SharedKey): void;
   onDeleted(account: string): void;
 }) {

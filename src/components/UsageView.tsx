@@ -3,7 +3,7 @@
  * many requests it has served today. Switch to a shared key by its account name, or back to
  * your own keys.
  */
-import type { SupabaseClient } from "@supabase/supabase-js";
+import type { PanelClient } from "../lib/panelClient.ts";
 import { type FormEvent, useCallback, useId, useRef, useState } from "react";
 import { PROVIDERS, SERVICES, type Service } from "../../supabase/functions/_shared/providers.ts";
 import { formatTime, useActions, useRemote } from "../hooks/useRemote.ts";
@@ -22,7 +22,7 @@ function modeWords(config: LlmConfigSummary): string {
   return "Your own keys";
 }
 
-export function UsageView(props: { client?: SupabaseClient }) {
+export function UsageView(props: { client?: PanelClient }) {
   const client = useSupabaseClient(props.client);
   const load = useCallback(() => getMyConfig(client), [client]);
   const config = useRemote(load);

@@ -3,7 +3,7 @@
  * function. Keys only ever travel in the request body of `set`; the hook keeps statuses (last four,
  * validation results), never a key.
  */
-import type { SupabaseClient } from "@supabase/supabase-js";
+import type { PanelClient } from "../lib/panelClient.ts";
 import { useCallback, useEffect, useRef, useState } from "react";
 import {
   apiKeyFormatProblem,
@@ -57,7 +57,7 @@ export interface UseUserCredentialsOptions {
 
 /** Manages the signed-in user's keys; the client comes from the argument or a SupabaseProvider. */
 export function useUserCredentials(
-  client?: SupabaseClient | null,
+  client?: PanelClient | null,
   options: UseUserCredentialsOptions = {},
 ): UseUserCredentials {
   const supabase = useSupabaseClient(client);

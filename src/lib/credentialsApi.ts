@@ -3,12 +3,8 @@
  * through `supabase.functions.invoke`. Errors come back as `CredentialsError` with a message a
  * person can act on; nothing here ever logs or stores a key.
  */
-import type { SupabaseClient } from "@supabase/supabase-js";
-import {
-  FunctionsFetchError,
-  FunctionsHttpError,
-  FunctionsRelayError,
-} from "@supabase/supabase-js";
+import type { PanelClient } from "./panelClient.ts";
+import { FunctionsFetchError, FunctionsHttpError, FunctionsRelayError } from "@supabase/functions-js";
 import type { ServiceStatus, ValidationStatus } from "../../supabase/functions/_shared/credentialStatus.ts";
 import type { CredentialKey, Service } from "../../supabase/functions/_shared/providers.ts";
 import { friendlyMessage } from "./errorMessages.ts";
@@ -97,7 +93,7 @@ export async function toCredentialsError(error: unknown): Promise<CredentialsErr
 }
 
 /** One call to credentials-manager; resolves with the JSON body or throws CredentialsError. */
-export async function callCredentials<T>(client: SupabaseClient, body: CredentialsRequest): Promise<T> {
+export async function callCredentials<T>(client: PanelClient, body: CredentialsRequest): Promise<T> {
   let result;
   try {
     result = await client.functions.invoke<T>(CREDENTIALS_FUNCTION, { body, method: "POST" });

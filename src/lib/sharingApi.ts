@@ -4,7 +4,7 @@
  * same CredentialsError (server code + friendly message) the key sections use. Share tokens and
  * keys only travel in request or response bodies: nothing here logs or stores them.
  */
-import type { SupabaseClient } from "@supabase/supabase-js";
+import type { PanelClient } from "./panelClient.ts";
 import type { CredentialEvent } from "../../supabase/functions/_shared/credentialStatus.ts";
 import { apiKeyFormatProblem, type Service } from "../../supabase/functions/_shared/providers.ts";
 import { callCredentials, CredentialsError, toCredentialsError } from "./credentialsApi.ts";
@@ -98,7 +98,7 @@ type Method = "GET" | "POST" | "DELETE";
 
 /** One call to `name` (which may carry a sub-path such as `llm-config/shared-keys`). */
 export async function invokeFunction<T>(
-  client: SupabaseClient,
+  client: PanelClient,
   name: string,
   options: { method?: Method; body?: Record<string, unknown> } = {},
 ): Promise<T> {
@@ -115,7 +115,7 @@ export async function invokeFunction<T>(
   return result.data;
 }
 
-const flows = <T>(client: SupabaseClient, body: Record<string, unknown>) =>
+const flows = <T>(client: PanelClient, body: Record<string, unknown>) =>
   invokeFunction<T>(client, "flows", { body });
 
 const sharedKeyPath = (account: string, action?: string) =>
@@ -128,34 +128,34 @@ function checkKey(provider: Service, apiKey: string): void {
 }
 
 /** The caller's flows, newest first. */
-export const listFlows = async (client: SupabaseClient) => (await flows<{ flows: Flow[] }>(client, { action: "list" })).flows;
+export const listFlows = async (client: PanelClient) => (await flows<{ flows: Flow[] }>(client, { action: "list" })).flows;
 
 /** Creates a flow (owner-funded off, 10 runs a minute and 100 a day unless given). */
-export const createFlow = async (client: SupabaseClient, name: string, settings: Omit<FlowSettings, "name"> = {}) =>
+export const createFlow = async (client: PanelClient, name: string, settings: Omit<FlowSettings, "name"> = {}) =>
   (await flows<{ flow: Flow }>(client, { action: "create", name, ...settings })).flow;
 
 /** Changes a flow's name, owner-funded switch or limits. */
-export const updateFlow = async (client: SupabaseClient, flowId: string, settings: FlowSettings) =>
+export const updateFlow = async (client: PanelClient, flowId: string, settings: FlowSettings) =>
   (await flows<{ flow: Flow }>(client, { action: "update", flow_id: flowId, ...settings })).flow;
 
 /** Publishes a flow; the answer carries the share token this once. */
-export const publishFlow = (client: SupabaseClient, flowId: string) =>
+export const publishFlow = (client: PanelClient, flowId: string) =>
   flows<PublishedLink>(client, { action: "publish", flow_id: flowId });
 
 /** Issues a new share token; the old link stops working. */
-export const rotateShareLink = (client: SupabaseClient, flowId: string) =>
+export const rotateShareLink = (client: PanelClient, flowId: string) =>
   flows<PublishedLink>(client, { action: "rotate_token", flow_id: flowId });
 
 /** Revokes the share link: nobody can open or run the flow through it any more. */
-export const revokeShareLink = async (client: SupabaseClient, flowId: string) =>
+export const revokeShareLink = async (client: PanelClient, flowId: string) =>
   (await flows<{ flow: Flow }>(client, { action: "revoke_token", flow_id: flowId })).flow;
 
 /** Unpublishes a flow: its link and its live id stop working. */
-export const unpublishFlow = async (client: SupabaseClient, flowId: string) =>
+export const unpublishFlow = async (client: PanelClient, flowId: string) =>
   (await flows<{ flow: Flow }>(client, { action: "unpublish", flow_id: flowId })).flow;
 
 /** Deletes a flow for good. */
-export const deleteFlow = (client: SupabaseClient, flowId: string) =>
+export const deleteFlow = (client: PanelClient, flowId: string) =>
   flows<{ ok: true }>(client, { action: "delete", flow_id: flowId });
 
 /** The link a collaborator opens: the token goes in the fragment, so it never reaches a server log. */
@@ -164,11 +164,11 @@ export function shareLink(origin: string, liveId: string, shareToken: string): s
 }
 
 /** The shared keys the caller owns. */
-export const listSharedKeys = async (client: SupabaseClient) =>
+export const listSharedKeys = async (client: PanelClient) =>
   (await invokeFunction<{ shared_keys: SharedKey[] }>(client, "llm-config/shared-keys", { method: "GET" })).shared_keys;
 
 /** Creates a shared key after the same format check as the key sections. */
-export async function createSharedKey(client: SupabaseClient, key: NewSharedKey): Promise<SharedKey> {
+export async function createSharedKey(client: PanelClient, key: NewSharedKey): Promise<SharedKey> {
   checkKey(key.provider, key.api_key);
   const body = { ...key } as Record<string, unknown>;
   return (await invokeFunction<{ shared_key: SharedKey }>(client, "llm-config/shared-keys", { body })).shared_key;
@@ -176,48 +176,48 @@ export async function createSharedKey(client: SupabaseClient, key: NewSharedKey)
 
 /** Changes who may use a shared key. */
 export const updateSharedKeyAccess = async (
-  client: SupabaseClient,
+  client: PanelClient,
   account: string,
   access: { is_public?: boolean; allowed_user_ids?: string[] },
 ) => (await invokeFunction<{ shared_key: SharedKey }>(client, sharedKeyPath(account, "access"), { body: access })).shared_key;
 
 /** Changes a shared key's limits; `null` removes a limit. */
 export const updateSharedKeyLimits = async (
-  client: SupabaseClient,
+  client: PanelClient,
   account: string,
   limits: { daily_limit?: number | null; per_user_daily_limit?: number | null },
 ) => (await invokeFunction<{ shared_key: SharedKey }>(client, sharedKeyPath(account, "limits"), { body: limits })).shared_key;
 
 /** Replaces the key behind a shared key (checked against its provider's format first). */
-export async function replaceSharedKey(client: SupabaseClient, shared: Pick<SharedKey, "account_name" | "provider">, apiKey: string) {
+export async function replaceSharedKey(client: PanelClient, shared: Pick<SharedKey, "account_name" | "provider">, apiKey: string) {
   checkKey(shared.provider, apiKey);
   const path = sharedKeyPath(shared.account_name, "key");
   return (await invokeFunction<{ shared_key: SharedKey }>(client, path, { body: { api_key: apiKey } })).shared_key;
 }
 
 /** Deletes a shared key; everyone using it falls back to needing their own key. */
-export const deleteSharedKey = (client: SupabaseClient, account: string) =>
+export const deleteSharedKey = (client: PanelClient, account: string) =>
   invokeFunction<{ ok: true }>(client, sharedKeyPath(account), { method: "DELETE" });
 
 /** Requests per user per day over the last `days` days (owner only). */
-export const sharedKeyUsage = async (client: SupabaseClient, account: string, days = 7) =>
+export const sharedKeyUsage = async (client: PanelClient, account: string, days = 7) =>
   (await invokeFunction<{ usage: SharedKeyUsageRow[] }>(client, `${sharedKeyPath(account, "usage")}?days=${days}`, {
     method: "GET",
   })).usage;
 
 /** The caller's LLM config summary, including today's usage. */
-export const getMyConfig = (client: SupabaseClient) => invokeFunction<LlmConfigSummary>(client, "llm-config/me", { method: "GET" });
+export const getMyConfig = (client: PanelClient) => invokeFunction<LlmConfigSummary>(client, "llm-config/me", { method: "GET" });
 
 /** Switches the caller to a team shared key by its account name. */
-export const chooseSharedKey = (client: SupabaseClient, accountName: string) =>
+export const chooseSharedKey = (client: PanelClient, accountName: string) =>
   invokeFunction<{ ok: true }>(client, "llm-config/save", {
     body: { use_shared_key: true, shared_key_account_name: accountName },
   });
 
 /** Switches the caller back to their own key for `provider`. */
-export const choosePersonalKeys = (client: SupabaseClient, provider: Service, model?: string | null) =>
+export const choosePersonalKeys = (client: PanelClient, provider: Service, model?: string | null) =>
   invokeFunction<{ ok: true }>(client, "llm-config/save", { body: { provider, model: model || null } });
 
 /** The audit trail of the caller's keys, newest first. */
-export const listCredentialEvents = async (client: SupabaseClient, limit = 100) =>
+export const listCredentialEvents = async (client: PanelClient, limit = 100) =>
   (await callCredentials<{ events: CredentialEvent[] }>(client, { action: "events", limit })).events;
