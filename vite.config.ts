@@ -15,5 +15,7 @@ export default defineConfig({
     include: ["tests/ui/**/*.test.{ts,tsx}"],
     setupFiles: ["tests/ui/setup.ts"],
     restoreMocks: true,
+    // The machine is shared; user-event typing is slow under load, so allow more than the 5 s default.
+    testTimeout: 20_000,
   },
 });
