@@ -29,6 +29,7 @@ const ownerNameStack = await startLocalStack({
 
 interface Person {
   id: string;
+  email: string;
   token: string;
 }
 
@@ -448,6 +449,66 @@ dbTest(
     assertEquals(use.actor_id, member.id);
     const memberEvents = await call(member, "credentials-manager", { action: "events" });
     assertEquals(memberEvents.json.events, []);
+  },
+);
+
+dbTest(
+  "shared keys take teammates by email, resolved on the server, and show emails back to the owner",
+  async () => {
+    const owner = await signIn();
+    const member = await signIn();
+    const stranger = await signIn();
+    const unknown = await call(owner, "llm-config/shared-keys", {
+      account_name: `team-${crypto.randomUUID().slice(0, 8)}`,
+      display_name: "Nobody's",
+      provider: "openai",
+      api_key: "sk-never-stored-12345",
+      allowed_emails: ["no-such-person@dev.test"],
+    });
+    assertEquals(unknown.status, 400);
+    assertEquals(unknown.json.error.code, "INVALID_REQUEST");
+    assertEquals(
+      (await call(owner, "llm-config/shared-keys", undefined, "GET")).json.shared_keys,
+      [],
+    );
+
+    const { accountName } = await createSharedKey(owner, {
+      allowed_emails: [member.email.toUpperCase()],
+    });
+    const listed = await call(owner, "llm-config/shared-keys", undefined, "GET");
+    const key = listed.json.shared_keys[0];
+    assertEquals(key.allowed_user_ids, [member.id]);
+    assertEquals(key.allowed_users, [{ id: member.id, email: member.email }]);
+    assert(!listed.text.includes(stranger.email), "an unrelated user's email was listed");
+
+    const saved = await call(member, "llm-config/save", {
+      use_shared_key: true,
+      shared_key_account_name: accountName,
+    });
+    assertEquals(saved.status, 200, saved.text);
+    await sdkFor(member).chat.completions.create(chat);
+    const usage = await call(
+      owner,
+      `llm-config/shared-keys/${accountName}/usage`,
+      undefined,
+      "GET",
+    );
+    assertEquals(usage.json.usage[0].email, member.email);
+
+    const access = await call(owner, `llm-config/shared-keys/${accountName}/access`, {
+      allowed_user_ids: [],
+      allowed_emails: [stranger.email],
+    });
+    assertEquals(access.json.shared_key.allowed_users, [{
+      id: stranger.id,
+      email: stranger.email,
+    }]);
+
+    // The member's use of the owner's key is in the owner's audit trail, with the member's email.
+    await storeKey(owner, `sk-owner-own-${crypto.randomUUID()}`);
+    const events = await call(owner, "credentials-manager", { action: "events" });
+    const set = events.json.events.find((e: { event: string }) => e.event === "set");
+    assertEquals(set.actor_email, owner.email);
   },
 );
 

@@ -28,6 +28,7 @@ import {
 } from "../_shared/providers.ts";
 import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 import { validateKey } from "../_shared/upstream.ts";
+import { emailsOf } from "../_shared/userEmails.ts";
 
 const service = z.enum(SERVICES);
 const credentialKey = z.enum(CREDENTIAL_KEYS).default("api_key");
@@ -123,8 +124,19 @@ export function createHandler(runtime: RuntimeSource): Handler {
         const all = await statuses(rt, user, SERVICES);
         return jsonResponse({ services: Object.fromEntries(all.map((s) => [s.service, s])) });
       }
-      case "events":
-        return jsonResponse({ events: await readEvents(rt.db, user, body.limit) });
+      case "events": {
+        const events = await readEvents(rt.db, user, body.limit);
+        const emails = await emailsOf(
+          rt.db,
+          events.flatMap((e) => (e.actor_id ? [e.actor_id] : [])),
+        );
+        return jsonResponse({
+          events: events.map((e) => ({
+            ...e,
+            actor_email: e.actor_id ? emails.get(e.actor_id) ?? null : null,
+          })),
+        });
+      }
       case "validate": {
         const stored = await requireApiKey(rt, user.id, body.service);
         const outcome = await validateKey(rt.config, rt.fetch, body.service, stored);

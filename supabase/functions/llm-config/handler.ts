@@ -4,7 +4,7 @@
  *   GET  /llm-config/me                               the summary (key_last_four, usage_today, ...)
  *   GET  /llm-config/shared-keys                      shared keys the caller owns
  *   POST /llm-config/shared-keys                      create one
- *   POST /llm-config/shared-keys/<account>/access     is_public, allowed_user_ids
+ *   POST /llm-config/shared-keys/<account>/access     is_public, allowed_user_ids, allowed_emails
  *   POST /llm-config/shared-keys/<account>/limits     daily_limit, per_user_daily_limit
  *   POST /llm-config/shared-keys/<account>/key        replace the key
  *   GET  /llm-config/shared-keys/<account>/usage      requests per user per day
@@ -33,6 +33,7 @@ import {
   storeOwnerNameKey,
 } from "../_shared/llmConfigStore.ts";
 import { apiKeyFormatProblem, SERVICES } from "../_shared/providers.ts";
+import { emailsOf, idsForEmails, withAllowedUsers } from "../_shared/userEmails.ts";
 import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 
 const accountName = z.string().regex(/^[a-z0-9][a-z0-9_-]{2,99}$/, "3-100 of a-z, 0-9, _ and -");
@@ -67,14 +68,28 @@ const createSharedKeySchema = z.strictObject({
   api_key: apiKey,
   is_public: z.boolean().default(false),
   allowed_user_ids: z.array(z.uuid()).max(10_000).default([]),
+  allowed_emails: z.array(z.email().max(320)).max(10_000).default([]),
   daily_limit: limit.optional(),
   per_user_daily_limit: limit.optional(),
 });
 
+/** `allowed_emails` are resolved to ids on the server and join `allowed_user_ids`. */
 const accessSchema = z.strictObject({
   is_public: z.boolean().optional(),
   allowed_user_ids: z.array(z.uuid()).max(10_000).optional(),
+  allowed_emails: z.array(z.email().max(320)).max(10_000).optional(),
 });
+
+/** The allow-list an access or create request asks for: its ids plus its emails' ids. */
+async function allowList(
+  rt: Runtime,
+  ids: string[] | undefined,
+  emails: string[] | undefined,
+): Promise<string[] | undefined> {
+  if (ids === undefined && emails === undefined) return undefined;
+  const fromEmails = await idsForEmails(rt.db, emails ?? []);
+  return [...new Set([...(ids ?? []), ...fromEmails].map((id) => id.toLowerCase()))];
+}
 const limitsSchema = z.strictObject({
   daily_limit: limit.optional(),
   per_user_daily_limit: limit.optional(),
@@ -159,7 +174,8 @@ async function sharedKeyRoute(
         [name, ...params],
       ));
     if (!row) throw new AppError("SHARED_KEY_NOT_FOUND");
-    return jsonResponse({ shared_key: row });
+    const [withEmails] = await withAllowedUsers(rt.db, [row as { allowed_user_ids: string[] }]);
+    return jsonResponse({ shared_key: withEmails });
   };
 
   if (action === undefined && method === "DELETE") {
@@ -176,12 +192,10 @@ async function sharedKeyRoute(
   }
   if (action === "access" && method === "POST") {
     const body = parseWith(accessSchema, await readJsonBody(request));
+    const allowed = await allowList(rt, body.allowed_user_ids, body.allowed_emails);
     return await updateOne(
       "is_public = coalesce($2::boolean, is_public), allowed_user_ids = coalesce($3::text::uuid[], allowed_user_ids)",
-      [
-        body.is_public ?? null,
-        body.allowed_user_ids ? `{${body.allowed_user_ids.join(",")}}` : null,
-      ],
+      [body.is_public ?? null, allowed ? `{${allowed.join(",")}}` : null],
     );
   }
   if (action === "limits" && method === "POST") {
@@ -219,17 +233,25 @@ async function sharedKeyRoute(
       Math.max(Number(new URL(request.url).searchParams.get("days") ?? "7") || 7, 1),
       90,
     );
-    const usage = await asUser(rt.db, user, (tx) =>
-      tx.query(
-        `select u.user_id, to_char(u.day, 'YYYY-MM-DD') as day, u.requests
+    const usage = await asUser(
+      rt.db,
+      user,
+      (tx) =>
+        tx.query<{ user_id: string; day: string; requests: number }>(
+          `select u.user_id, to_char(u.day, 'YYYY-MM-DD') as day, u.requests
            from public.shared_key_usage as u
            join public.shared_keys as k on k.id = u.shared_key_id
           where k.account_name = $1 and k.owner_id = (select auth.uid())
             and u.day > (now() at time zone 'utc')::date - $2::integer
           order by u.day desc, u.requests desc`,
-        [name, days],
-      ));
-    return jsonResponse({ account_name: name, usage });
+          [name, days],
+        ),
+    );
+    const emails = await emailsOf(rt.db, usage.map((row) => row.user_id));
+    return jsonResponse({
+      account_name: name,
+      usage: usage.map((row) => ({ ...row, email: emails.get(row.user_id) ?? null })),
+    });
   }
   fail(
     action === undefined || ["access", "limits", "key", "usage"].includes(action)
@@ -266,18 +288,25 @@ export function createHandler(runtime: RuntimeSource): Handler {
               [],
             ),
         );
-        return jsonResponse({ shared_keys: keys });
+        return jsonResponse({
+          shared_keys: await withAllowedUsers(rt.db, keys as { allowed_user_ids: string[] }[]),
+        });
       }
       if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
       const body = parseWith(createSharedKeySchema, await readJsonBody(request));
       checkKeyFormat(body.provider, body.api_key);
+      const { allowed_emails, ...fields } = body;
       const created = await createSharedKey(rt.db, user, rt.config, {
-        ...body,
+        ...fields,
+        allowed_user_ids: (await allowList(rt, body.allowed_user_ids, allowed_emails))!,
         model: body.model ?? null,
         daily_limit: body.daily_limit ?? null,
         per_user_daily_limit: body.per_user_daily_limit ?? null,
       });
-      return jsonResponse({ shared_key: created }, { status: 201 });
+      const [withEmails] = await withAllowedUsers(rt.db, [
+        created as { allowed_user_ids: string[] },
+      ]);
+      return jsonResponse({ shared_key: withEmails }, { status: 201 });
     }
     if (route === "shared-keys") return await sharedKeyRoute(rt, user, request, account, action);
     fail("NOT_FOUND");
