@@ -1,11 +1,13 @@
 /**
  * Sharing → Audit: every event on your keys, newest first: saved, removed, tested, used through
- * a share or a shared key, refused. Who acted is "you" or their user id. Never a key.
+ * a share or a shared key, refused. Who acted is "you", or their email (their user id when
+ * the server knows no email). Never a key.
  */
 import type { PanelClient } from "../lib/panelClient.ts";
-import { useCallback, useEffect, useId, useState } from "react";
+import { useCallback, useId } from "react";
 import { PROVIDERS, isService } from "../../supabase/functions/_shared/providers.ts";
 import { formatTime, useRemote } from "../hooks/useRemote.ts";
+import { useSignedInUserId } from "../hooks/useSignedInUserId.ts";
 import { listCredentialEvents } from "../lib/sharingApi.ts";
 import { useSupabaseClient } from "../supabaseContext.tsx";
 import { ActionButton } from "./ActionButton.tsx";
@@ -20,22 +22,6 @@ const EVENT_WORDS: Record<string, string> = {
   use_owner_name: "Used by owner name",
   denied: "Use refused",
 };
-
-/** The signed-in user's id: the `userId` given, else the client's session (when it has one). */
-function useSignedInUserId(client: PanelClient, given?: string): string | null {
-  const [fromSession, setFromSession] = useState<string | null>(null);
-  useEffect(() => {
-    if (given || !client.auth) return;
-    let live = true;
-    client.auth.getSession()
-      .then(({ data }) => live && setFromSession(data.session?.user.id ?? null))
-      .catch(() => {});
-    return () => {
-      live = false;
-    };
-  }, [client, given]);
-  return given ?? fromSession;
-}
 
 export function AuditView(props: { client?: PanelClient; userId?: string }) {
   const client = useSupabaseClient(props.client);
@@ -78,8 +64,12 @@ export function AuditView(props: { client?: PanelClient; userId?: string }) {
                   <td>{EVENT_WORDS[event.event] ?? event.event}</td>
                   <td>{isService(event.service) ? PROVIDERS[event.service].label : event.service}</td>
                   <td>{event.via ?? "—"}</td>
-                  <td className={event.actor_id && event.actor_id !== me ? "mono" : undefined}>
-                    {event.actor_id === null ? "—" : event.actor_id === me ? "you" : event.actor_id}
+                  <td className={event.actor_id && event.actor_id !== me && !event.actor_email ? "mono" : undefined}>
+                    {event.actor_id === null
+                      ? "—"
+                      : event.actor_id === me
+                      ? "you"
+                      : event.actor_email ?? event.actor_id}
                   </td>
                 </tr>
               ))}

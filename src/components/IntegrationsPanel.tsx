@@ -6,14 +6,17 @@
  */
 import type { PanelClient } from "../lib/panelClient.ts";
 import { SERVICES } from "../../supabase/functions/_shared/providers.ts";
+import { useRef, useState } from "react";
+import { useSignedInUserId } from "../hooks/useSignedInUserId.ts";
 import { useUserCredentials } from "../hooks/useUserCredentials.ts";
+import { useSupabaseClient } from "../supabaseContext.tsx";
 import { keyStateOf, summaryOf } from "../lib/keyState.ts";
 import { AuditView } from "./AuditView.tsx";
 import { FlowsView } from "./FlowsView.tsx";
 import { PanelTabs } from "./PanelTabs.tsx";
 import { ProviderSection } from "./ProviderSection.tsx";
 import { SharedKeysView } from "./SharedKeysView.tsx";
-import { ToastProvider } from "./Toasts.tsx";
+import { ToastProvider, useToast } from "./Toasts.tsx";
 import { UsageView } from "./UsageView.tsx";
 import "../panel.css";
 
@@ -30,6 +33,7 @@ export function IntegrationsPanel(props: IntegrationsPanelProps) {
   return (
     <div className="byok-panel">
       <ToastProvider>
+        <OwnUserId client={props.client} userId={props.userId} />
         <PanelTabs
           label="Integrations"
           tabs={[
@@ -45,6 +49,40 @@ export function IntegrationsPanel(props: IntegrationsPanelProps) {
           ]}
         />
       </ToastProvider>
+    </div>
+  );
+}
+
+/** The signed-in user's own id, for the API and for teammates' allow-lists, with a copy button. */
+function OwnUserId(props: { client?: PanelClient; userId?: string }) {
+  const me = useSignedInUserId(useSupabaseClient(props.client), props.userId);
+  const notify = useToast();
+  const idText = useRef<HTMLElement>(null);
+  const [copyHelp, setCopyHelp] = useState(false);
+  if (!me) return null;
+
+  async function copy() {
+    try {
+      await navigator.clipboard.writeText(me!);
+      setCopyHelp(false);
+      notify("Your user id was copied.");
+    } catch {
+      const range = document.createRange();
+      if (idText.current) range.selectNodeContents(idText.current);
+      getSelection()?.removeAllRanges();
+      getSelection()?.addRange(range);
+      setCopyHelp(true);
+    }
+  }
+
+  return (
+    <div className="whoami">
+      <span>Your user id</span>{" "}
+      <code className="mono" data-testid="own-user-id" ref={idText}>{me}</code>{" "}
+      <button type="button" className="secondary" onClick={copy}>
+        Copy{" "}<span className="visually-hidden">your user id</span>
+      </button>
+      {copyHelp && <span className="help" role="status">Selected: copy it with Ctrl+C (⌘C on a Mac).</span>}
     </div>
   );
 }

@@ -30,11 +30,27 @@ const ACCOUNT_NAME = /^[a-z0-9][a-z0-9_-]{2,99}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LIMIT = { min: 1, max: 1_000_000, optional: true };
 
-/** Splits an allow-list typed one per line or comma-separated; reports ids that are not user ids. */
-export function parseUserIds(text: string): { ids: string[]; problem: string | null } {
-  const ids = [...new Set(text.split(/[\s,]+/).map((s) => s.trim().toLowerCase()).filter(Boolean))];
-  const bad = ids.find((value) => !UUID.test(value));
-  return { ids, problem: bad ? `"${bad.slice(0, 40)}" is not a user id (a UUID).` : null };
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/**
+ * Splits an allow-list typed one per line or comma-separated into emails (resolved to user ids
+ * by the server) and user ids; reports an entry that is neither.
+ */
+export function parseTeammates(text: string): { ids: string[]; emails: string[]; problem: string | null } {
+  const entries = [...new Set(text.split(/[\s,;]+/).map((s) => s.trim().toLowerCase()).filter(Boolean))];
+  const bad = entries.find((value) => !UUID.test(value) && !EMAIL.test(value));
+  return {
+    ids: entries.filter((value) => UUID.test(value)),
+    emails: entries.filter((value) => EMAIL.test(value)),
+    problem: bad ? `"${bad.slice(0, 40)}" is neither an email nor a user id.` : null,
+  };
+}
+
+/** The allow-list as the owner reads it: emails where known, else user ids. */
+function teammatesText(key: SharedKey): string {
+  return (key.allowed_users ?? key.allowed_user_ids.map((id) => ({ id, email: null })))
+    .map((user) => user.email ?? user.id)
+    .join("\n");
 }
 
 type Problems = Partial<Record<"account" | "display" | "key" | "users" | "daily" | "perUser", string>>;
@@ -91,7 +107,7 @@ function CreateSharedKeyForm(props: { client: PanelClient; onCreated(key: Shared
     const data = new FormData(event.currentTarget);
     const text = (name: string) => String(data.get(name) ?? "").trim();
     const apiKey = readKey(keyInput);
-    const users = parseUserIds(text("allowed_user_ids"));
+    const users = parseTeammates(text("allowed_user_ids"));
     const daily = parseWholeNumber(text("daily_limit"), "the daily limit", LIMIT);
     const perUser = parseWholeNumber(text("per_user_daily_limit"), "the per-user daily limit", LIMIT);
     const next: Problems = {
@@ -120,6 +136,7 @@ function CreateSharedKeyForm(props: { client: PanelClient; onCreated(key: Shared
           api_key: apiKey,
           is_public: data.get("is_public") === "on",
           allowed_user_ids: users.ids,
+          ...(users.emails.length > 0 ? { allowed_emails: users.emails } : {}),
           daily_limit: daily.value,
           per_user_daily_limit: perUser.value,
         }),
@@ -190,9 +207,12 @@ function CreateSharedKeyForm(props: { client: PanelClient; onCreated(key: Shared
         </label>
       </div>
       <div className="field">
-        <label htmlFor={`${id}-users`}>Allowed user ids</label>
+        <label htmlFor={`${id}-users`}>Allowed teammates</label>
         <textarea id={`${id}-users`} name="allowed_user_ids" rows={2} spellCheck={false} {...field("users")} />
-        <p className="help">One per line or separated by commas. Ignored when the key is public.</p>
+        <p className="help">
+          Their emails (or user ids), one per line or separated by commas. Each must have an account here. Ignored when
+          the key is public.
+        </p>
         {error("users")}
       </div>
       <div className="grid-2">
@@ -244,12 +264,17 @@ function SharedKeyCard(props: {
     event.preventDefault();
     if (busy) return;
     const data = new FormData(event.currentTarget);
-    const users = parseUserIds(String(data.get("allowed_user_ids") ?? ""));
+    const users = parseTeammates(String(data.get("allowed_user_ids") ?? ""));
     setProblems((p) => ({ ...p, users: users.problem ?? undefined }));
     if (users.problem) return;
     const updated = await run(
       "access",
-      () => updateSharedKeyAccess(props.client, key.account_name, { is_public: data.get("is_public") === "on", allowed_user_ids: users.ids }),
+      () =>
+        updateSharedKeyAccess(props.client, key.account_name, {
+          is_public: data.get("is_public") === "on",
+          allowed_user_ids: users.ids,
+          allowed_emails: users.emails,
+        }),
       "Access saved.",
     );
     if (updated) props.onChange(updated);
@@ -329,6 +354,14 @@ function SharedKeyCard(props: {
           <dt>Key</dt>
           <dd>ending in <span className="mono" data-testid="last-four">{key.last_four}</span></dd>
         </div>
+        {!key.is_public && (key.allowed_users ?? []).length > 0 && (
+          <div>
+            <dt>Allowed</dt>
+            <dd data-testid="allowed-users">
+              {(key.allowed_users ?? []).map((user) => user.email ?? user.id).join(", ")}
+            </dd>
+          </div>
+        )}
         <div>
           <dt>Limits</dt>
           <dd data-testid="limits">{limitWords(key)}</dd>
@@ -344,13 +377,13 @@ function SharedKeyCard(props: {
             </label>
           </div>
           <div className="field">
-            <label htmlFor={`${id}-users`}>Allowed user ids</label>
+            <label htmlFor={`${id}-users`}>Allowed teammates</label>
             <textarea
               id={`${id}-users`}
               name="allowed_user_ids"
               rows={3}
               spellCheck={false}
-              defaultValue={key.allowed_user_ids.join("\n")}
+              defaultValue={teammatesText(key)}
               aria-invalid={problems.users ? true : undefined}
               aria-describedby={problems.users ? `${id}-users-error` : undefined}
             />
@@ -463,7 +496,7 @@ function UsageTable(props: { rows: SharedKeyUsageRow[]; caption: string }) {
         <thead>
           <tr>
             <th scope="col">Day</th>
-            <th scope="col">User id</th>
+            <th scope="col">User</th>
             <th scope="col">Requests</th>
           </tr>
         </thead>
@@ -471,7 +504,7 @@ function UsageTable(props: { rows: SharedKeyUsageRow[]; caption: string }) {
           {props.rows.map((row) => (
             <tr key={`${row.day}-${row.user_id}`}>
               <td>{row.day}</td>
-              <td className="mono">{row.user_id}</td>
+              <td className={row.email ? undefined : "mono"}>{row.email ?? row.user_id}</td>
               <td>{row.requests}</td>
             </tr>
           ))}

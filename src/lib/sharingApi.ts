@@ -51,6 +51,8 @@ export interface SharedKey {
   last_four: string;
   is_public: boolean;
   allowed_user_ids: string[];
+  /** The allow-list with each user's email (null when the account has none). */
+  allowed_users?: { id: string; email: string | null }[];
   daily_limit: number | null;
   per_user_daily_limit: number | null;
   created_at: string;
@@ -65,12 +67,15 @@ export interface NewSharedKey {
   api_key: string;
   is_public?: boolean;
   allowed_user_ids?: string[];
+  /** Teammates by email; the server resolves them to user ids. */
+  allowed_emails?: string[];
   daily_limit?: number | null;
   per_user_daily_limit?: number | null;
 }
 
 export interface SharedKeyUsageRow {
   user_id: string;
+  email?: string | null;
   day: string;
   requests: number;
 }
@@ -178,7 +183,7 @@ export async function createSharedKey(client: PanelClient, key: NewSharedKey): P
 export const updateSharedKeyAccess = async (
   client: PanelClient,
   account: string,
-  access: { is_public?: boolean; allowed_user_ids?: string[] },
+  access: { is_public?: boolean; allowed_user_ids?: string[]; allowed_emails?: string[] },
 ) => (await invokeFunction<{ shared_key: SharedKey }>(client, sharedKeyPath(account, "access"), { body: access })).shared_key;
 
 /** Changes a shared key's limits; `null` removes a limit. */

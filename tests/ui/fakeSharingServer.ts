@@ -12,6 +12,27 @@ import { apiKeyFormatProblem, isService } from "../../supabase/functions/_shared
 
 export const USER_ID = "11111111-1111-4111-8111-111111111111";
 export const TEAMMATE_ID = "22222222-2222-4222-8222-222222222222";
+export const TEAMMATE_EMAIL = "teammate@example.com";
+/** The accounts this fake knows, as auth.users would: emails resolve to ids only on the server. */
+const ACCOUNTS = new Map([[TEAMMATE_EMAIL, TEAMMATE_ID], ["me@example.com", USER_ID]]);
+const EMAIL_OF = new Map([...ACCOUNTS].map(([email, id]) => [id, email]));
+
+/** Adds `allowed_users` as llm-config does. */
+function withAllowedUsers(key: Record<string, unknown>) {
+  const ids = key.allowed_user_ids as string[];
+  return { ...key, allowed_users: ids.map((id) => ({ id, email: EMAIL_OF.get(id) ?? null })) };
+}
+
+/** The ids of `emails`, or the first email without an account. */
+function resolveEmails(emails: unknown): { ids: string[]; missing?: string } {
+  const ids: string[] = [];
+  for (const email of (emails as string[] | undefined) ?? []) {
+    const id = ACCOUNTS.get(email.toLowerCase());
+    if (!id) return { ids, missing: email };
+    ids.push(id);
+  }
+  return { ids };
+}
 
 export interface RecordedCall {
   method: string;
@@ -135,7 +156,8 @@ export async function startFakeSharingServer(): Promise<FakeSharingServer> {
       }
     }
     if (path === "/functions/v1/credentials-manager" && method === "POST" && body?.action === "events") {
-      return [200, { events: state.events.slice(0, Number(body.limit ?? 100)) }];
+      const events = state.events.slice(0, Number(body.limit ?? 100));
+      return [200, { events: events.map((e) => ({ ...e, actor_email: EMAIL_OF.get(String(e.actor_id)) ?? null })) }];
     }
     const llm = path.match(/^\/functions\/v1\/llm-config\/([a-z-]+)(?:\/([^/?]+))?(?:\/([a-z]+))?(?:\?.*)?$/);
     if (!llm) return [404, { error: err("NOT_FOUND", "Not found.") }];
@@ -160,7 +182,7 @@ export async function startFakeSharingServer(): Promise<FakeSharingServer> {
     }
     if (route !== "shared-keys") return [404, { error: err("NOT_FOUND", "Not found.") }];
     if (!account) {
-      if (method === "GET") return [200, { shared_keys: [...sharedKeys.values()] }];
+      if (method === "GET") return [200, { shared_keys: [...sharedKeys.values()].map(withAllowedUsers) }];
       if (method !== "POST" || !body) return [405, { error: err("METHOD_NOT_ALLOWED", "This method is not allowed here.") }];
       if (!isService(body.provider)) return [400, { error: err("INVALID_REQUEST", "provider: invalid option") }];
       const problem = apiKeyFormatProblem(body.provider, String(body.api_key ?? ""));
@@ -168,6 +190,8 @@ export async function startFakeSharingServer(): Promise<FakeSharingServer> {
       if (sharedKeys.has(String(body.account_name))) {
         return [400, { error: err("INVALID_REQUEST", "That account name is taken.") }];
       }
+      const resolved = resolveEmails(body.allowed_emails);
+      if (resolved.missing) return [400, { error: err("INVALID_REQUEST", `No account uses ${resolved.missing}. Ask them to sign up first.`) }];
       const created = {
         account_name: body.account_name,
         display_name: body.display_name,
@@ -175,7 +199,7 @@ export async function startFakeSharingServer(): Promise<FakeSharingServer> {
         model: body.model ?? null,
         last_four: String(body.api_key).slice(-4),
         is_public: body.is_public ?? false,
-        allowed_user_ids: body.allowed_user_ids ?? [],
+        allowed_user_ids: [...new Set([...((body.allowed_user_ids as string[]) ?? []), ...resolved.ids])],
         daily_limit: body.daily_limit ?? null,
         per_user_daily_limit: body.per_user_daily_limit ?? null,
         created_at: now,
@@ -183,7 +207,7 @@ export async function startFakeSharingServer(): Promise<FakeSharingServer> {
       };
       sharedKeys.set(String(body.account_name), created);
       state.sharedKeySecrets.set(String(body.account_name), String(body.api_key));
-      return [201, { shared_key: created }];
+      return [201, { shared_key: withAllowedUsers(created) }];
     }
     const key = sharedKeys.get(decodeURIComponent(account));
     if (!key) return [404, { error: err("SHARED_KEY_NOT_FOUND", "No shared key has that account name.") }];
@@ -192,12 +216,17 @@ export async function startFakeSharingServer(): Promise<FakeSharingServer> {
       return [200, { ok: true }];
     }
     if (action === "usage" && method === "GET") {
-      return [200, { account_name: key.account_name, usage: state.usage.get(String(key.account_name)) ?? [] }];
+      const usage = (state.usage.get(String(key.account_name)) ?? []).map((row) => ({ ...row, email: EMAIL_OF.get(row.user_id) ?? null }));
+      return [200, { account_name: key.account_name, usage }];
     }
     if (method !== "POST" || !body) return [405, { error: err("METHOD_NOT_ALLOWED", "This method is not allowed here.") }];
     if (action === "access") {
       if (body.is_public !== undefined) key.is_public = body.is_public;
-      if (body.allowed_user_ids !== undefined) key.allowed_user_ids = body.allowed_user_ids;
+      const resolved = resolveEmails(body.allowed_emails);
+      if (resolved.missing) return [400, { error: err("INVALID_REQUEST", `No account uses ${resolved.missing}. Ask them to sign up first.`) }];
+      if (body.allowed_user_ids !== undefined || body.allowed_emails !== undefined) {
+        key.allowed_user_ids = [...new Set([...((body.allowed_user_ids as string[]) ?? []), ...resolved.ids])];
+      }
     } else if (action === "limits") {
       if (body.daily_limit !== undefined) key.daily_limit = body.daily_limit;
       if (body.per_user_daily_limit !== undefined) key.per_user_daily_limit = body.per_user_daily_limit;
@@ -208,7 +237,7 @@ export async function startFakeSharingServer(): Promise<FakeSharingServer> {
       return [404, { error: err("NOT_FOUND", "Not found.") }];
     }
     key.updated_at = new Date(Date.parse(String(key.updated_at)) + 1000).toISOString();
-    return [200, { shared_key: key }];
+    return [200, { shared_key: withAllowedUsers(key) }];
   }
 
   const server: Server = createServer(async (request, response) => {

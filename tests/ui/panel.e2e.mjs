@@ -790,6 +790,44 @@ describe("issue 17: the panel tells the truth, in Chromium", () => {
     await checkNoShareTokenVisible("after the flow lifecycle");
   });
 
+  test("users see their own id with a copy button, and an owner adds a teammate to a shared key by email (keyboard only)", async () => {
+    const teammate = `e2e-mate-${run}@example.com`;
+    const signUp = await fetch(`${stackUrl}/auth/v1/dev/token`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: teammate }),
+    });
+    const teammateId = (await signUp.json()).user.id;
+    await page.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: stackUrl });
+    const ownId = await page.getByTestId("own-user-id").textContent();
+    assert.match(ownId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    await tabTo(page.getByRole("button", { name: "Copy your user id" }));
+    await page.keyboard.press("Enter");
+    await page.getByText("Your user id was copied.").waitFor();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), ownId);
+
+    await openTab("Shared keys");
+    const form = page.getByRole("form", { name: "New shared key" });
+    await form.waitFor();
+    const TEAM_KEY = `sk-e2e-team-${run}-G7h8`;
+    KEYS.push(TEAM_KEY);
+    for (const [label, text] of [
+      ["Account name", `mail-team-${run}`],
+      ["Display name", "E2E email team"],
+      ["Allowed teammates", teammate],
+      ["OpenAI API key to share", TEAM_KEY],
+    ]) {
+      await tabTo(form.getByLabel(label));
+      await page.keyboard.insertText(text);
+    }
+    await tabTo(form.getByRole("button", { name: "Create shared key" }));
+    await page.keyboard.press("Enter");
+    const shared = page.getByRole("region", { name: "E2E email team" });
+    await shared.getByTestId("allowed-users").getByText(teammate).waitFor();
+    assert.ok(!(await page.content()).includes(teammateId), "the teammate's UUID is shown instead of the email");
+    await checkNoKeyVisible("after creating a shared key by email");
+  });
+
   test("axe-core finds no serious or critical violation in any view, light and dark, desktop and 375 px", async () => {
     const views = ["Provider keys", "Flows", "Shared keys", "Your usage", "Audit"];
     const failures = [];

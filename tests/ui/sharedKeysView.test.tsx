@@ -11,7 +11,7 @@ import { SharedKeysView } from "../../src/components/SharedKeysView.tsx";
 import { ToastProvider } from "../../src/components/Toasts.tsx";
 import { UsageView } from "../../src/components/UsageView.tsx";
 import { SupabaseProvider } from "../../src/supabaseContext.tsx";
-import { type FakeSharingServer, startFakeSharingServer, TEAMMATE_ID, USER_ID } from "./fakeSharingServer.ts";
+import { type FakeSharingServer, startFakeSharingServer, TEAMMATE_EMAIL, TEAMMATE_ID, USER_ID } from "./fakeSharingServer.ts";
 
 let server: FakeSharingServer;
 
@@ -42,7 +42,7 @@ async function fillNewKey(user: ReturnType<typeof userEvent.setup>, key: string)
   await user.type(within(form).getByLabelText("Account name"), "team-openai");
   await user.type(within(form).getByLabelText("Display name"), "Team OpenAI");
   await user.type(within(form).getByLabelText("Model (optional)"), "gpt-4o-mini");
-  await user.type(within(form).getByLabelText("Allowed user ids"), `${TEAMMATE_ID}, ${USER_ID}`);
+  await user.type(within(form).getByLabelText("Allowed teammates"), `${TEAMMATE_ID}, ${USER_ID}`);
   await user.type(within(form).getByLabelText("Daily limit per user"), "25");
   await user.type(within(form).getByLabelText("OpenAI API key to share"), key);
   return form;
@@ -71,13 +71,13 @@ describe("SharedKeysView", () => {
     expect(sent()).toEqual(["GET llm-config/shared-keys"]);
   });
 
-  test("SharedKeysView does refuse an allow-list entry that is not a user id", async () => {
+  test("SharedKeysView does refuse an allow-list entry that is neither an email nor a user id", async () => {
     const user = renderView(<SharedKeysView />);
     await screen.findByText("No shared keys yet.");
     const form = await fillNewKey(user, SECRET);
-    await user.type(within(form).getByLabelText("Allowed user ids"), "\nbob@example.com");
+    await user.type(within(form).getByLabelText("Allowed teammates"), "\nbob-at-example");
     await user.click(within(form).getByRole("button", { name: "Create shared key" }));
-    expect(within(form).getByRole("alert").textContent).toBe('"bob@example.com" is not a user id (a UUID).');
+    expect(within(form).getByRole("alert").textContent).toBe('"bob-at-example" is neither an email nor a user id.');
     expect(sent()).toEqual(["GET llm-config/shared-keys"]);
   });
 
@@ -112,11 +112,14 @@ describe("SharedKeysView", () => {
     await screen.findByText("No shared keys yet.");
     const card = await createKey(user);
     await user.click(within(card).getByText("Access and limits"));
-    const users = within(card).getByLabelText("Allowed user ids");
+    const users = within(card).getByLabelText("Allowed teammates");
+    // The allow-list reads as emails, and takes teammates by email.
+    expect((users as HTMLTextAreaElement).value).toBe(`${TEAMMATE_EMAIL}\nme@example.com`);
     await user.clear(users);
-    await user.type(users, TEAMMATE_ID);
+    await user.type(users, "Teammate@Example.com");
     await user.click(within(card).getByRole("button", { name: "Save access" }));
     await waitFor(() => expect(within(card).getByText("1 allowed")).toBeTruthy());
+    expect(within(card).getByTestId("allowed-users").textContent).toBe(TEAMMATE_EMAIL);
 
     const daily = within(card).getByLabelText("Daily limit (all users)");
     await user.type(daily, "-3");
@@ -132,7 +135,7 @@ describe("SharedKeysView", () => {
       "POST llm-config/shared-keys/team-openai/access",
       "POST llm-config/shared-keys/team-openai/limits",
     ]);
-    expect(server.calls[2].body).toEqual({ is_public: false, allowed_user_ids: [TEAMMATE_ID] });
+    expect(server.calls[2].body).toEqual({ is_public: false, allowed_user_ids: [], allowed_emails: [TEAMMATE_EMAIL] });
     expect(server.calls[3].body).toEqual({ daily_limit: 200, per_user_daily_limit: null });
   });
 
@@ -153,7 +156,7 @@ describe("SharedKeysView", () => {
     await user.click(within(card).getByRole("button", { name: "Show usage" }));
     const table = await within(card).findByRole("table", { name: "Requests through team-openai, last 7 days" });
     const rows = within(table).getAllByRole("row").slice(1).map((row) => row.textContent);
-    expect(rows).toEqual([`2026-11-22${TEAMMATE_ID}7`, `2026-11-21${USER_ID}2`]);
+    expect(rows).toEqual([`2026-11-22${TEAMMATE_EMAIL}7`, `2026-11-21me@example.com2`]);
     expect(sent()).toContain("GET llm-config/shared-keys/team-openai/usage?days=7");
 
     await user.click(within(card).getByRole("button", { name: "Delete shared key team-openai" }));
@@ -204,7 +207,7 @@ describe("UsageView and AuditView", () => {
     const rows = within(table).getAllByRole("row").slice(1);
     expect(rows.map((r) => r.getAttribute("data-event"))).toEqual(["use_shared_key", "set"]);
     expect(within(rows[0]).getByText("Used through a shared key")).toBeTruthy();
-    expect(within(rows[0]).getByText(TEAMMATE_ID)).toBeTruthy();
+    expect(within(rows[0]).getByText(TEAMMATE_EMAIL)).toBeTruthy();
     expect(within(rows[0]).getByText("team-openai")).toBeTruthy();
     expect(within(rows[1]).getByText("Key saved")).toBeTruthy();
     expect(within(rows[1]).getByText("you")).toBeTruthy();

@@ -39,6 +39,8 @@ export interface CredentialEvent {
   id: number;
   created_at: string;
   actor_id: string | null;
+  /** The actor's email, added by the server for the owner's own audit trail. */
+  actor_email?: string | null;
   service: string;
   event: string;
   via: string | null;
