@@ -299,7 +299,7 @@ export function ProviderSection({ service, credentials }: ProviderSectionProps) 
             <dt>Key</dt>
             <dd>
               ending in <span className="mono" data-testid="last-four">{status.last_four}</span>
-              {!active && " (turned off: never used until you turn it on)"}
+              {!active && " (turned off, never used)"}
             </dd>
           </div>
         )}
@@ -344,14 +344,16 @@ export function ProviderSection({ service, credentials }: ProviderSectionProps) 
           </div>
         )}
         {hasKey && status?.usage && (
-          <div>
-            <dt>Usage</dt>
-            <dd data-testid="usage">
-              today {status.usage.today.requests} {plural(status.usage.today.requests, "request")},{" "}
-              {status.usage.today.tokens} tokens; last 30 days {status.usage.last_30_days.requests}{" "}
-              {plural(status.usage.last_30_days.requests, "request")}, {status.usage.last_30_days.tokens} tokens
-            </dd>
-          </div>
+          <>
+            <div>
+              <dt>Today</dt>
+              <dd data-testid="usage-today">{usageWords(status.usage.today)}</dd>
+            </div>
+            <div>
+              <dt>Last 30 days</dt>
+              <dd data-testid="usage-30-days">{usageWords(status.usage.last_30_days)}</dd>
+            </div>
+          </>
         )}
       </dl>
 
@@ -486,6 +488,7 @@ export function ProviderSection({ service, credentials }: ProviderSectionProps) 
   );
 }
 
-function plural(count: number, noun: string): string {
-  return count === 1 ? noun : `${noun}s`;
+function usageWords(usage: { requests: number; tokens: number }): string {
+  const requests = `${usage.requests.toLocaleString("en")} ${usage.requests === 1 ? "request" : "requests"}`;
+  return `${requests}, ${usage.tokens.toLocaleString("en")} tokens`;
 }
