@@ -214,6 +214,10 @@ export function ProviderSection({ service, credentials }: ProviderSectionProps) 
     if (busy) return;
     startAction();
     const key = readKey(keyInput);
+    if (key === "" && status?.is_active === false) {
+      setCardError(`Your ${noun} is turned off. Turn it on to test it, or paste a key to test that one.`);
+      return;
+    }
     if (key === "") return await testStored();
     const problem = apiKeyFormatProblem(service, key);
     setKeyProblem(problem);

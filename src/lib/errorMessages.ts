@@ -12,7 +12,7 @@ const PANEL_MESSAGES: Record<string, string> = {
   INTERNAL_ERROR: "Something went wrong on our side. Try again.",
   PAYLOAD_TOO_LARGE: "That value is too long.",
   OWNER_KEYS_NOT_ENABLED: "This flow does not run on its owner's keys. The owner can turn on owner-funded runs.",
-  SHARED_KEY_ACCESS_DENIED: "You are not on this shared key's allow-list. Ask its owner to add your user id.",
+  SHARED_KEY_ACCESS_DENIED: "You are not on this shared key's allow-list. Ask its owner to add your email or user id.",
   SHARED_KEY_LIMIT_EXCEEDED: "This shared key has used up its daily limit. Try again tomorrow, or use your own key.",
   SHARED_KEY_NOT_FOUND: "No shared key has that account name. Check the spelling with its owner.",
   OWNER_NAME_SHARING_DISABLED: "Sharing by owner name is turned off here. Use a shared key instead.",
