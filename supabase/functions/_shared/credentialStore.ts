@@ -157,20 +157,10 @@ export async function setCredentialActive(
   service: Service,
   active: boolean,
 ): Promise<number> {
-  const rows = await asUser(db, user, (tx) =>
+  const rows = await forUser(db, user, (tx) =>
     tx.query<{ changed: number }>(
-      `with changed as (
-         update public.user_credentials set is_active = $2
-          where service = $1 and credential_key = 'api_key'
-          returning service
-       ), logged as (
-         insert into public.credential_events (owner_id, actor_id, service, event, detail)
-         select (select auth.uid()), (select auth.uid()), service,
-                case when $2 then 'enable' else 'disable' end, '{}'::jsonb
-           from changed
-       )
-       select count(*)::integer as changed from changed`,
-      [service, active],
+      "select private.set_credential_active($1::uuid, $2, $3) as changed",
+      [user.id, service, active],
     ));
   return rows[0]?.changed ?? 0;
 }
