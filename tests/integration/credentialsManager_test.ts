@@ -329,7 +329,7 @@ dbTest(
       completion_tokens: tokens,
       total_tokens: tokens,
     });
-    await db.query("select private.record_usage($1::jsonb)", [JSON.stringify([
+    await db.query("select private.record_usage($1::text::jsonb)", [JSON.stringify([
       row(today, 2, 30),
       row(tenDaysAgo, 5, 100),
       row(longAgo, 50, 1000),
