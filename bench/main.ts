@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: every benchmark section in one run, each comparing against its own baseline
- * measured in the same run. Sections: credentials, proxy, quotas (when present).
+ * measured in the same run. Sections: credentials, proxy, native (llm-proxy's Anthropic and Gemini
+ * routes beside its OpenAI one), quotas (when present).
  * `npm run bench -- credentials` runs one section.
  */
 import { runCredentialsBench } from "./credentials.ts";
@@ -20,6 +21,7 @@ async function optionalSection(path: string, exportName: string): Promise<Sectio
 const sections: Record<string, Section | null> = {
   credentials: runCredentialsBench,
   proxy: await optionalSection("./proxy.ts", "runProxyBench"),
+  native: await optionalSection("./proxyNative.ts", "runNativeBench"),
   quotas: await optionalSection("./quotas.ts", "runQuotasBench"),
 };
 

@@ -44,9 +44,9 @@ interface Child {
 }
 
 /** Starts a child and waits for its first stdout line (the JSON it prints when listening). */
-async function spawnServer(args: string[]): Promise<Child> {
+export async function spawnServer(args: string[], script = SERVERS): Promise<Child> {
   const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", SERVERS, ...args],
+    args: ["run", "--allow-all", script, ...args],
     stdout: "piped",
     stderr: "null",
   }).spawn();
@@ -64,7 +64,7 @@ async function spawnServer(args: string[]): Promise<Child> {
   return { process, ready: JSON.parse(text.split("\n")[0]) };
 }
 
-function stop(
+export function stop(
   child: { kill(signal?: Deno.Signal): void; status: Promise<unknown> },
 ): Promise<unknown> {
   try {
@@ -306,7 +306,7 @@ const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
  * A throwaway database on the machine's PostgreSQL for "ours", as deployed functions reach
  * Postgres over the network; null (embedded PGlite) when there is no server to reach.
  */
-async function benchDatabase(): Promise<{ url: string; drop(): Promise<void> } | null> {
+export async function benchDatabase(): Promise<{ url: string; drop(): Promise<void> } | null> {
   const adminUrl = Deno.env.get("BENCH_POSTGRES_URL") ??
     "postgres://postgres@127.0.0.1:5432/postgres";
   const admin = connectPostgres(adminUrl, { max: 1, connectTimeoutSeconds: 2 });

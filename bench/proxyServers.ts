@@ -14,7 +14,7 @@
  */
 import { startLocalStack } from "../local/stack.ts";
 import { CORS_RESPONSE_HEADERS } from "../supabase/functions/_shared/http.ts";
-import { FORWARDED_RESPONSE_HEADERS } from "../supabase/functions/_shared/proxy.ts";
+import { FORWARDED_RESPONSE_HEADERS } from "../supabase/functions/_shared/http.ts";
 import { createHandler } from "../supabase/functions/openai-proxy/handler.ts";
 
 const encoder = new TextEncoder();

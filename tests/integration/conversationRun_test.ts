@@ -6,6 +6,7 @@ import { createHandler as createCredentialsHandler } from "../../supabase/functi
 import type { Runtime } from "../../supabase/functions/_shared/runtime.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { startFakeChatUpstream } from "../support/fakeChatUpstream.ts";
+import { PROVIDER_ERRORS, type ProviderErrorAnswer } from "../support/providerErrors.ts";
 import { sseClient } from "../support/sseClient.ts";
 import { collectGarbage } from "../support/gc.ts";
 import {
@@ -243,6 +244,26 @@ dbTest("conversation-run maps upstream 401, 429 and 500 to the provider's codes"
     assertEquals(events[1].error.upstream_status, status);
   }
 });
+
+dbTest(
+  "conversation-run maps what the provider said: a bad Gemini key, an OpenAI key without credit",
+  async () => {
+    const alice = await newUser(db);
+    await giveKey(runtime, alice, "gemini", `AIza-${crypto.randomUUID()}`);
+    await giveKey(runtime, alice, "openai", newKey());
+    const cases: [string, ProviderErrorAnswer, string][] = [
+      ["gemini", PROVIDER_ERRORS.geminiInvalidKeyArray, "GEMINI_INVALID_KEY"],
+      ["openai", PROVIDER_ERRORS.openaiInsufficientQuota, "OPENAI_QUOTA_EXCEEDED"],
+    ];
+    for (const [provider, answer, code] of cases) {
+      fake.chat = { kind: "status", status: answer.status, body: answer.body };
+      const events = await sseClient(await startRun({ messages, model: "m", provider }, alice))
+        .rest();
+      assertEquals(events.map((e) => e.type), ["run.started", "error"]);
+      assertEquals([events[1].error.code, events[1].error.recoverable], [code, false]);
+    }
+  },
+);
 
 dbTest("conversation-cancel from another request and runtime stops a running stream", async () => {
   const alice = await newUser(db);

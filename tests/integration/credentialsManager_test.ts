@@ -148,6 +148,41 @@ dbTest("credentials-manager stores a custom endpoint's base URL and key", async 
   assertEquals(result.json.valid, true);
 });
 
+dbTest(
+  "credentials-manager: a new custom base_url resets the key's validation, and validate checks the new one",
+  async () => {
+    const alice = await newUser(db);
+    const key = `custom-${crypto.randomUUID()}`;
+    fake.validKeys.add(key);
+    const moved = startFakeUpstream();
+    try {
+      moved.validKeys.add(key);
+      await call(
+        { action: "set", service: "custom", key: "base_url", value: fake.baseUrl },
+        alice.authorization,
+      );
+      await call({ action: "set", service: "custom", value: key }, alice.authorization);
+      const first = await call({ action: "validate", service: "custom" }, alice.authorization);
+      assertEquals(first.json.validation_status, "valid");
+
+      const set = await call(
+        { action: "set", service: "custom", key: "base_url", value: moved.baseUrl },
+        alice.authorization,
+      );
+      assertEquals([set.json.validation_status, set.json.last_validated_at], [null, null]);
+      const status = await call({ action: "get_status", service: "custom" }, alice.authorization);
+      assertEquals(status.json.validation_status, null, "valid was said of the old endpoint");
+
+      const second = await call({ action: "validate", service: "custom" }, alice.authorization);
+      assertEquals(second.json.validation_status, "valid");
+      assertEquals(moved.requests.length, 1, "validate went to the new endpoint");
+      assertEquals(moved.keyOf(moved.requests[0]), key);
+    } finally {
+      await moved.close();
+    }
+  },
+);
+
 dbTest("credentials-manager refuses malformed bodies with INVALID_REQUEST", async () => {
   const alice = await newUser(db);
   const bad: unknown[] = [

@@ -159,15 +159,29 @@ dbTest("llm-proxy maps upstream failures to the provider's own codes", async () 
   }
 });
 
-dbTest("llm-proxy refuses unknown providers, Manus and paths outside the OpenAI API", async () => {
+dbTest("llm-proxy refuses unknown providers, Manus and paths outside its route list", async () => {
   const token = await signIn();
-  for (const path of ["nope/v1/models", "manus/v1/models", "openai/v2/models", "openai/v1/files"]) {
+  const before = fake.requests.length;
+  for (
+    const path of [
+      "nope/v1/models",
+      "manus/v1/models",
+      "openai/v2/models",
+      "openai/v1/fine_tuning/jobs",
+      "perplexity/v1/files",
+      "anthropic/v1/complete",
+      "gemini/v1beta/models/m:predict",
+      "gemini/v1beta/cachedContents",
+    ]
+  ) {
+    // The user has no key at all: a path outside the list is refused before any lookup.
     const response = await fetch(`${stack.functionsUrl}/llm-proxy/${path}`, {
       headers: { authorization: `Bearer ${token}` },
     });
     assertEquals(response.status, 404, path);
     assertEquals((await response.json()).error.code, "NOT_FOUND");
   }
+  assertEquals(fake.requests.length, before, "nothing went upstream");
   const wrongMethod = await fetch(`${stack.functionsUrl}/llm-proxy/openai/v1/chat/completions`, {
     headers: { authorization: `Bearer ${token}` },
   });

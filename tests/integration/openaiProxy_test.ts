@@ -13,7 +13,7 @@ import {
   statusRoute,
   type StreamRecord,
 } from "../support/fakeUpstream.ts";
-import { dbTest } from "../support/runtime.ts";
+import { captureLogs, dbTest } from "../support/runtime.ts";
 import { signInDevUser } from "../support/devAuth.ts";
 import { expectApiError } from "../support/apiError.ts";
 import { collectGarbage } from "../support/gc.ts";
@@ -300,24 +300,35 @@ dbTest("openai-proxy maps upstream 401, 429 and 500 to the envelope the SDK pars
   }
 });
 
-dbTest("openai-proxy maps an unreachable upstream to OPENAI_API_ERROR 502", async () => {
-  const dead = startFakeUpstream();
-  await dead.close();
-  const other = await startStack({ OPENAI_BASE_URL: dead.baseUrl });
-  try {
-    const user = await newProxyUser();
-    const error = await expectApiError(
-      new OpenAI({
-        baseURL: `${other.functionsUrl}/openai-proxy/v1`,
-        apiKey: user.token,
-        maxRetries: 0,
-      }).models.list(),
-    );
-    assertEquals([error.status, error.code], [502, "OPENAI_API_ERROR"]);
-  } finally {
-    await other.close();
-  }
-});
+dbTest(
+  "openai-proxy maps an unreachable upstream to OPENAI_UNREACHABLE 502 and logs it",
+  async () => {
+    const dead = startFakeUpstream();
+    await dead.close();
+    const other = await startStack({ OPENAI_BASE_URL: dead.baseUrl });
+    try {
+      const user = await newProxyUser();
+      const { result: error, lines } = await captureLogs(() =>
+        expectApiError(
+          new OpenAI({
+            baseURL: `${other.functionsUrl}/openai-proxy/v1`,
+            apiKey: user.token,
+            maxRetries: 0,
+          }).models.list(),
+        )
+      );
+      assertEquals([error.status, error.code], [502, "OPENAI_UNREACHABLE"]);
+      assert((error.error as { recoverable?: boolean }).recoverable === true);
+      const logged = lines.filter((line) => line.includes("provider unreachable"));
+      assertEquals(logged.length, 1, lines.join("\n"));
+      assert(logged[0].includes(new URL(dead.url).host), "the log line names the host");
+      assert(!logged[0].includes(user.key!), "the log line carries no key");
+      assert(!logged[0].includes(user.token), "the log line carries no token");
+    } finally {
+      await other.close();
+    }
+  },
+);
 
 dbTest("openai-proxy passes chunk i to the client before the fake sends chunk i+1", async () => {
   const user = await newProxyUser();

@@ -16,7 +16,8 @@ export type ChatBehaviour =
   | { kind: "stream"; chunks: string[]; delayMs?: number; usage?: boolean }
   /** Sends chunk 0, then waits for `release()` before each next chunk. */
   | { kind: "gated"; chunks: string[] }
-  | { kind: "status"; status: number; headers?: Record<string, string> }
+  /** An error answer; `body` replaces the default OpenAI-style error body. */
+  | { kind: "status"; status: number; headers?: Record<string, string>; body?: unknown }
   /** Sends `chunks` then never sends anything again. */
   | { kind: "stall"; chunks: string[] }
   /** Sends `chunks` then breaks the connection. */
@@ -162,10 +163,13 @@ export function startFakeChatUpstream(): FakeChatUpstream {
       if (request.method === "POST" && url.pathname === "/v1/chat/completions") {
         const behaviour = fake.chat;
         if (behaviour.kind === "status") {
-          return Response.json({ error: { message: "fake failure", type: "fake" } }, {
-            status: behaviour.status,
-            headers: { "x-request-id": `req_fake_${behaviour.status}`, ...behaviour.headers },
-          });
+          return Response.json(
+            behaviour.body ?? { error: { message: "fake failure", type: "fake" } },
+            {
+              status: behaviour.status,
+              headers: { "x-request-id": `req_fake_${behaviour.status}`, ...behaviour.headers },
+            },
+          );
         }
         return new Response(streamed(behaviour), {
           headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },

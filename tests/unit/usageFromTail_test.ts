@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { assertEquals } from "../support/assert.ts";
-import { usageFromTail } from "../../supabase/functions/_shared/proxyStream.ts";
+import { usageFromEnds, usageFromTail } from "../../supabase/functions/_shared/proxyStream.ts";
+import { geminiNativeBase } from "../../supabase/functions/_shared/upstream.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -50,5 +51,50 @@ Deno.test("usageFromTail does find the last usage key wherever the noise around 
       assertEquals(usageFromTail(bytes(text)), expected);
     }),
     { numRuns: 500 },
+  );
+});
+
+Deno.test("usageFromTail does read Gemini's last usageMetadata, thoughts counted as output", () => {
+  const stream = [
+    'data: {"candidates":[],"usageMetadata":{"promptTokenCount":4}}',
+    'data: {"candidates":[],"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":6,"thoughtsTokenCount":2,"totalTokenCount":12}}',
+  ].join("\r\n\r\n");
+  assertEquals(usageFromTail(bytes(stream)), {
+    promptTokens: 4,
+    completionTokens: 8,
+    totalTokens: 12,
+  });
+});
+
+Deno.test("usageFromEnds takes Anthropic's input tokens from message_start, output from message_delta", () => {
+  const start =
+    'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":25,"output_tokens":1}}}\n\n';
+  const end =
+    'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":15}}\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n';
+  const expected = { promptTokens: 25, completionTokens: 15, totalTokens: 40 };
+  // A long stream: head and tail apart. A short one: the head holds the whole body.
+  assertEquals(usageFromEnds(bytes(start), bytes(end)), expected);
+  assertEquals(usageFromEnds(bytes(start + end), bytes(start + end)), expected);
+  // OpenAI streams carry everything in their last usage; the head adds nothing.
+  const openai = 'data: {"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}\n\n';
+  assertEquals(usageFromEnds(bytes('data: {"choices":[]}\n\n'), bytes(openai)), {
+    promptTokens: 3,
+    completionTokens: 2,
+    totalTokens: 5,
+  });
+});
+
+Deno.test("geminiNativeBase moves Gemini's native root with GEMINI_BASE_URL", () => {
+  assertEquals(
+    geminiNativeBase("https://generativelanguage.googleapis.com/v1beta/openai", "v1beta"),
+    "https://generativelanguage.googleapis.com/v1beta",
+  );
+  assertEquals(
+    geminiNativeBase("http://127.0.0.1:9/gw/gemini/v1beta/openai", "v1"),
+    "http://127.0.0.1:9/gw/gemini/v1",
+  );
+  assertEquals(
+    geminiNativeBase("https://gw.example/google", "v1alpha"),
+    "https://gw.example/google/v1alpha",
   );
 });

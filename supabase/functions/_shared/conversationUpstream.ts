@@ -10,7 +10,7 @@ import type { ChatMessage, Usage } from "./conversationStore.ts";
 import { providerErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
 import { PROVIDERS, type Service } from "./providers.ts";
-import { codeForFetchFailure, keyHeaders, upstreamBaseUrl, upstreamFailure } from "./upstream.ts";
+import { keyHeaders, upstreamBaseUrl, upstreamFailure } from "./upstream.ts";
 
 export interface ChatStreamOptions {
   config: Pick<Config, "providerBaseUrls" | "allowPrivateBaseUrls">;
@@ -69,14 +69,11 @@ export async function streamChatCompletion(options: ChatStreamOptions): Promise<
     });
   } catch (error) {
     if (options.signal.aborted) throw error;
-    throw new AppError(codeForFetchFailure(service, error), { cause: error });
+    throw AppError.fromNetwork(service, error, { url });
   } finally {
     clearTimeout(headerTimer);
   }
-  if (!response.ok || !response.body) {
-    await response.body?.cancel();
-    throw upstreamFailure(service, response);
-  }
+  if (!response.ok || !response.body) throw await upstreamFailure(service, response, stored.api_key);
 
   const state: { failure: AppError | null } = { failure: null };
   const parser = createParser({

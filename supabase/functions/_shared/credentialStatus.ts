@@ -5,8 +5,21 @@
  */
 import type { CredentialKey, Service } from "./providers.ts";
 
-/** The outcome of the last key check; only 401/403 make a key `invalid`. */
-export type ValidationStatus = "valid" | "invalid" | "unreachable";
+/**
+ * The outcome of the last key check. `invalid`: the provider refused the key. `quota_exceeded`:
+ * the key is recognised but its account has no credit or quota left (add credit, not a new key).
+ * `unreachable`: the check said nothing about the key (network failure, timeout, outage, rate
+ * limit).
+ */
+export type ValidationStatus = "valid" | "invalid" | "quota_exceeded" | "unreachable";
+
+/** Every validation status, in the order a panel might list them. */
+export const VALIDATION_STATUSES: readonly ValidationStatus[] = [
+  "valid",
+  "invalid",
+  "quota_exceeded",
+  "unreachable",
+];
 
 /** One service as the server summarizes it. */
 export interface ServiceStatus {

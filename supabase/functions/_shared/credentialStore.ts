@@ -94,7 +94,11 @@ export function summarize(
   };
 }
 
-/** Seals and upserts one value (through the server: no client role writes ciphertext). */
+/**
+ * Seals and upserts one value (through the server: no client role writes ciphertext). A new
+ * value clears its validation result; a new `base_url` clears the service's key check too
+ * (`private.store_credential`, 20261201120000_validation_outcomes.sql).
+ */
 export async function storeCredential(
   db: Database,
   user: DbUser,

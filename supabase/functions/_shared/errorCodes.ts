@@ -22,9 +22,20 @@ type ProviderCode<P extends ProviderPrefix> =
   | `${P}_INVALID_KEY`
   | `${P}_API_ERROR`
   | `${P}_RATE_LIMITED`
+  | `${P}_QUOTA_EXCEEDED`
+  | `${P}_UNREACHABLE`
   | `${P}_TIMEOUT`;
 
-/** Every provider gets the same five codes; only the label in the message changes. */
+/** Where a person adds credit for a provider, for QUOTA_EXCEEDED's message. */
+const BILLING_PAGES: Partial<Record<Service, string>> = {
+  openai: "https://platform.openai.com/settings/organization/billing",
+  gemini: "https://aistudio.google.com/app/plan_information",
+  anthropic: "https://console.anthropic.com/settings/billing",
+  openrouter: "https://openrouter.ai/settings/credits",
+  perplexity: "https://www.perplexity.ai/account/api/billing",
+};
+
+/** Every provider gets the same seven codes; only the label in the message changes. */
 function providerFamily<P extends ProviderPrefix>(
   prefix: P,
   service: Service,
@@ -51,6 +62,19 @@ function providerFamily<P extends ProviderPrefix>(
       httpStatus: 429,
       recoverable: true,
       userMessage: `${label} rate limit reached for your key. Try again shortly.`,
+    },
+    [`${prefix}_QUOTA_EXCEEDED`]: {
+      httpStatus: 402,
+      recoverable: false,
+      userMessage: `Your ${label} account has no credit or quota left for this key. Add credit ${
+        BILLING_PAGES[service] ? `at ${BILLING_PAGES[service]}` : "with the provider"
+      }, then try again.`,
+    },
+    [`${prefix}_UNREACHABLE`]: {
+      httpStatus: 502,
+      recoverable: true,
+      userMessage:
+        `${label} could not be reached. Check the network or the endpoint address, then try again.`,
     },
     [`${prefix}_TIMEOUT`]: {
       httpStatus: 504,
@@ -193,6 +217,8 @@ export type ProviderErrorKind =
   | "INVALID_KEY"
   | "API_ERROR"
   | "RATE_LIMITED"
+  | "QUOTA_EXCEEDED"
+  | "UNREACHABLE"
   | "TIMEOUT";
 
 /** The code for one provider and one kind of failure, e.g. ("gemini", "INVALID_KEY"). */

@@ -2,7 +2,15 @@
  * The one error class. Handlers throw it; the top-level catch in `http.ts` turns it into the
  * envelope. `cause` is for logs only and never reaches a response.
  */
-import { type ErrorCode, getHttpStatus } from "./errorCodes.ts";
+import { ERROR_TABLE, type ErrorCode, getHttpStatus, providerErrorCode } from "./errorCodes.ts";
+import { describeError, log } from "./log.ts";
+import type { Service } from "./providers.ts";
+import {
+  classifyUpstream,
+  parseUpstreamSaid,
+  type UpstreamAnswer,
+  upstreamDetails,
+} from "./upstreamErrors.ts";
 
 export interface AppErrorOptions {
   /** Replaces the table's user message (for validation details). Never put a secret here. */
@@ -29,6 +37,66 @@ export class AppError extends Error {
     this.headers = options.headers ?? {};
     this.details = options.details;
     this.userMessage = options.message;
+  }
+
+  /**
+   * The error for a provider's failed answer, mapped by its status and what its body said
+   * (upstreamErrors.ts). A 4xx about the request itself becomes `<PROVIDER>_API_ERROR` here;
+   * the proxy passes those through instead (`isPassThrough`). `secret` (the key used) is kept
+   * out of every detail. `retry-after` is kept.
+   */
+  static fromUpstream(
+    service: Service,
+    answer: UpstreamAnswer,
+    options: { secret?: string; headers?: Record<string, string> } = {},
+  ): AppError {
+    const said = parseUpstreamSaid(answer.text);
+    const kind = classifyUpstream(answer.status, said) ?? "API_ERROR";
+    const code = providerErrorCode(service, kind);
+    const headers = { ...options.headers };
+    const retryAfter = answer.headers.get("retry-after");
+    if (retryAfter && ERROR_TABLE[code].recoverable) headers["retry-after"] = retryAfter;
+    // The SDKs (openai, anthropic) take this header's word over the status's on retrying.
+    if (!ERROR_TABLE[code].recoverable) headers["x-should-retry"] = "false";
+    return new AppError(code, {
+      headers,
+      details: upstreamDetails(answer, said, options.secret),
+      cause: new Error(`upstream answered ${answer.status}`),
+    });
+  }
+
+  /**
+   * The error for a request that got no answer: our timeout (`<PROVIDER>_TIMEOUT`) or a network
+   * failure (`<PROVIDER>_UNREACHABLE`, logged with the host and the error's name, never a key).
+   * An abort for a client that went away is neither, and is not logged.
+   */
+  static fromNetwork(
+    service: Service,
+    error: unknown,
+    options: { url?: string; headers?: Record<string, string> } = {},
+  ): AppError {
+    const name = (error as { name?: string })?.name;
+    const timedOut = name === "TimeoutError";
+    // Aborted by us for the client's sake (it went away): nobody to tell, nothing unreachable.
+    if (name === "AbortError") {
+      return new AppError(providerErrorCode(service, "API_ERROR"), {
+        headers: options.headers,
+        cause: error,
+      });
+    }
+    if (!timedOut) {
+      let host: string | undefined;
+      try {
+        host = options.url ? new URL(options.url).host : undefined;
+      } catch {
+        host = undefined;
+      }
+      log.warn("provider unreachable", { service, host, error: describeError(error) });
+    }
+    return new AppError(providerErrorCode(service, timedOut ? "TIMEOUT" : "UNREACHABLE"), {
+      headers: options.headers,
+      cause: error,
+    });
   }
 }
 

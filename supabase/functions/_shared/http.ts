@@ -16,14 +16,53 @@ export const MAX_BODY_BYTES = 1_048_576;
 const CORS_ALLOW_HEADERS = "authorization, x-client-info, apikey, content-type";
 
 /**
+ * Response headers the proxy passes back from the provider, each exposed to browsers through
+ * CORS below. Looked up while walking the upstream's headers once.
+ */
+export const FORWARDED_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
+  "content-type",
+  "content-disposition",
+  "x-request-id",
+  "request-id",
+  "openai-processing-ms",
+  "openai-version",
+  "openai-model",
+  "openai-organization",
+  "x-ratelimit-limit-requests",
+  "x-ratelimit-limit-tokens",
+  "x-ratelimit-remaining-requests",
+  "x-ratelimit-remaining-tokens",
+  "x-ratelimit-reset-requests",
+  "x-ratelimit-reset-tokens",
+  "anthropic-ratelimit-requests-limit",
+  "anthropic-ratelimit-requests-remaining",
+  "anthropic-ratelimit-requests-reset",
+  "anthropic-ratelimit-tokens-limit",
+  "anthropic-ratelimit-tokens-remaining",
+  "anthropic-ratelimit-tokens-reset",
+  "anthropic-ratelimit-input-tokens-limit",
+  "anthropic-ratelimit-input-tokens-remaining",
+  "anthropic-ratelimit-input-tokens-reset",
+  "anthropic-ratelimit-output-tokens-limit",
+  "anthropic-ratelimit-output-tokens-remaining",
+  "anthropic-ratelimit-output-tokens-reset",
+]);
+
+/**
  * The CORS headers every response carries: all a browser checks on an actual (non-preflight)
  * response. Builders put them in at construction; adding headers to a built Response afterwards
  * would cost Deno its precomputed native response on the hot path.
  */
 export const CORS_RESPONSE_HEADERS: Readonly<Record<string, string>> = {
   "access-control-allow-origin": "*",
-  "access-control-expose-headers":
-    "x-key-source, retry-after, x-request-id, x-ratelimit-remaining-minute, x-ratelimit-remaining-day",
+  "access-control-expose-headers": [
+    "x-key-source",
+    "retry-after",
+    "x-should-retry",
+    "x-ratelimit-remaining-minute",
+    "x-ratelimit-remaining-day",
+    ...[...FORWARDED_RESPONSE_HEADERS].filter((name) => name !== "content-type"),
+  ].join(", "),
 };
 
 /** The answer to a CORS preflight: lets a browser on any origin call with a bearer token. */

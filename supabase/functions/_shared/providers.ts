@@ -20,7 +20,7 @@ export const CREDENTIAL_KEYS = ["api_key", "base_url"] as const;
 export type CredentialKey = typeof CREDENTIAL_KEYS[number];
 
 /** How a provider expects its key on an upstream request. */
-export type KeyHeaderStyle = "bearer" | "x-api-key" | "manus";
+export type KeyHeaderStyle = "bearer" | "x-api-key" | "x-goog-api-key" | "manus";
 
 export interface ProviderSpec {
   service: Service;

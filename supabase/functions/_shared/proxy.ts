@@ -5,100 +5,88 @@
  * Per request: one JWT verification, one cached key lookup, one upstream fetch; usage is
  * recorded in memory and written later.
  */
-import { type ErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
-import { CORS_RESPONSE_HEADERS, fail, readBodyBytes } from "./http.ts";
-import { type ResolvedKey, resolveProviderKey } from "./keyResolution.ts";
-import { PROVIDERS, type Service } from "./providers.ts";
-import { chunkReader, concatChunks } from "./chunkReader.ts";
-import { READ_AHEAD_BYTES, readAhead, relayBody, usageFromTail } from "./proxyStream.ts";
-import type { Runtime } from "./runtime.ts";
+import { CORS_RESPONSE_HEADERS, fail, FORWARDED_RESPONSE_HEADERS } from "./http.ts";
 import {
-  codeForFetchFailure,
-  codeForUpstreamStatus,
-  keyHeaders,
-  upstreamBaseUrl,
-} from "./upstream.ts";
+  accessTokenOf,
+  boundedUpload,
+  MAX_UPLOAD_BYTES,
+  readBody,
+  searchWithoutKey,
+} from "./proxyInbound.ts";
+import { type ResolvedKey, resolveProviderKey } from "./keyResolution.ts";
+import { type KeyHeaderStyle, PROVIDERS, type Service } from "./providers.ts";
+import { chunkReader, concatChunks } from "./chunkReader.ts";
+import {
+  READ_AHEAD_BYTES,
+  readAhead,
+  relayBody,
+  streamErrorEvent,
+  type StreamErrorShape,
+  usageFromEnds,
+  usageFromTail,
+} from "./proxyStream.ts";
+import { checkRoute, routesFor, type Wire } from "./proxyRoutes.ts";
+import type { Runtime } from "./runtime.ts";
+import { codeForStreamFailure, geminiNativeBase, keyHeaders, upstreamBaseUrl } from "./upstream.ts";
+import { classifyUpstream, parseUpstreamSaid, readErrorText } from "./upstreamErrors.ts";
 import { usageRecorderFor } from "./usageRecorder.ts";
 
-/** The OpenAI-style endpoints the proxy forwards, relative to the provider's `/v1` base. */
-const ROUTES: { method: string; path: RegExp }[] = [
-  {
-    method: "POST",
-    path: /^\/(?:chat\/completions|completions|embeddings|moderations|responses)$/,
-  },
-  { method: "GET", path: /^\/models(?:\/[\w.:@\/-]+)?$/ },
-];
-
-/** Request headers a client may pass on; everything else (its JWT above all) stays here. */
+/**
+ * Request headers a client may pass on; everything else (its JWT above all) stays here. The
+ * provider's own version and beta headers, OpenAI's organization and project (keys scoped to a
+ * project need them), OpenRouter's app attribution.
+ */
 const FORWARDED_REQUEST_HEADERS = [
   "content-type",
   "accept",
   "openai-beta",
+  "openai-organization",
+  "openai-project",
   "anthropic-beta",
   "anthropic-version",
+  "http-referer",
+  "x-title",
 ];
-
-/**
- * Response headers worth passing back to the client. Looked up while walking the upstream's
- * headers once: eleven `get`s, each a scan of the list, cost five times as much.
- */
-export const FORWARDED_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
-  "content-type",
-  "x-request-id",
-  "openai-processing-ms",
-  "openai-version",
-  "openai-model",
-  "x-ratelimit-limit-requests",
-  "x-ratelimit-limit-tokens",
-  "x-ratelimit-remaining-requests",
-  "x-ratelimit-remaining-tokens",
-  "x-ratelimit-reset-requests",
-  "x-ratelimit-reset-tokens",
-]);
-
-/** Upstream 4xx answers that are about the request itself, passed through as the provider wrote them. */
-function isClientError(status: number): boolean {
-  return status >= 400 && status < 500 && ![401, 403, 408, 429].includes(status);
-}
-
-/** Request bodies larger than this are refused before anything is sent upstream. */
-export const MAX_PROXY_BODY_BYTES = 10 * 1024 * 1024;
 
 export interface ProxyTarget {
   service: Service;
-  /** The OpenAI-style path after `/v1`, e.g. `/chat/completions`. */
+  /** The path after the API root, e.g. `/chat/completions` or `/models/m:generateContent`. */
   path: string;
   /** The query string to pass on (`?limit=...`), already split off by the caller's URL parse. */
   search?: string;
+  /** The API the request speaks; `openai` when absent. */
+  wire?: Wire;
+  /** Gemini's native API version (`v1beta`), for `wire: "gemini"`. */
+  apiVersion?: string;
+  /** Stream the body upstream under `MAX_UPLOAD_BYTES` (set from the route). */
+  upload?: boolean;
 }
 
-/** Refuses paths and methods outside the proxied endpoints. */
-export function checkRoute(method: string, path: string): void {
-  const matches = ROUTES.filter((route) => route.path.test(path));
-  if (matches.length === 0) fail("NOT_FOUND");
-  if (!matches.some((route) => route.method === method)) fail("METHOD_NOT_ALLOWED");
+/** The key header style a wire uses: Gemini's own API takes `x-goog-api-key`. */
+function keyStyleFor(service: Service, wire: Wire): KeyHeaderStyle {
+  return wire === "gemini" ? "x-goog-api-key" : PROVIDERS[service].validation.keyHeader;
 }
 
-function readBody(request: Request): Promise<Uint8Array<ArrayBuffer> | null> {
-  if (request.method === "GET") return Promise.resolve(null);
-  return readBodyBytes(request, MAX_PROXY_BODY_BYTES);
+/** Google's OpenAI-compatible endpoint answers errors as `[{error}]`; clients expect `{error}`. */
+function unwrapErrorArray(text: string): string {
+  if (!text.startsWith("[")) return text;
+  try {
+    const body = JSON.parse(text);
+    return Array.isArray(body) && body[0]?.error ? JSON.stringify(body[0]) : text;
+  } catch {
+    return text;
+  }
 }
 
-function upstreamError(
-  code: ErrorCode,
-  upstream: Response | null,
-  headers: Record<string, string>,
-  cause?: unknown,
-): AppError {
-  const retryAfter = upstream?.headers.get("retry-after");
-  if (retryAfter) headers["retry-after"] = retryAfter;
-  const requestId = upstream?.headers.get("x-request-id");
-  const details: Record<string, unknown> = {};
-  if (upstream) details.upstream_status = upstream.status;
-  if (requestId) details.upstream_request_id = requestId;
-  return new AppError(code, { headers, details, cause });
+/** How a broken stream ends on this target (see `streamErrorEvent`). */
+function errorShapeFor(target: ProxyTarget): StreamErrorShape {
+  if (target.wire === "anthropic") return "anthropic";
+  return target.path === "/responses" ? "responses" : "envelope";
 }
+
+/** Content types whose bodies may carry token usage; binary answers (audio) are never scanned. */
+const USAGE_BEARING = /^(?:application\/json|text\/event-stream)/;
 
 /**
  * The error for an upstream that failed before its answer was in hand. When we aborted it (the
@@ -109,9 +97,24 @@ function failedUpstream(
   abort: AbortController,
   keySource: Record<string, string>,
   error: unknown,
+  url: string,
 ): AppError {
   const reason = abort.signal.aborted ? abort.signal.reason : error;
-  return upstreamError(codeForFetchFailure(service, reason), null, { ...keySource }, reason);
+  return AppError.fromNetwork(service, reason, { url, headers: { ...keySource } });
+}
+
+/** A read of the body that failed after the headers came: timeout or a broken answer. */
+function failedRead(
+  service: Service,
+  abort: AbortController,
+  keySource: Record<string, string>,
+  error: unknown,
+): AppError {
+  const reason = abort.signal.aborted ? abort.signal.reason : error;
+  return new AppError(codeForStreamFailure(service, reason), {
+    headers: { ...keySource },
+    cause: reason,
+  });
 }
 
 /**
@@ -124,11 +127,18 @@ export async function proxyRequest(
   rt: Runtime,
   target: ProxyTarget,
 ): Promise<Response> {
-  checkRoute(request.method, target.path);
+  const route = checkRoute(
+    routesFor(target.service, target.wire ?? "openai"),
+    request.method,
+    target.path,
+  );
   // verifyToken, not authenticate: the key lookup right after confirms the user exists.
-  const user = await rt.verifyToken(request.headers.get("authorization"));
+  const user = await rt.verifyToken(accessTokenOf(request, target.service));
   const key = await resolveProviderKey(rt, user, target.service);
-  return await forwardWithKey(request, rt, target, { userId: user.id, key });
+  return await forwardWithKey(request, rt, { ...target, upload: route.upload }, {
+    userId: user.id,
+    key,
+  });
 }
 
 /** Who a forwarded request is for, the key already decided, and headers to add to every answer. */
@@ -149,20 +159,25 @@ export async function forwardWithKey(
   caller: KeyedCaller,
 ): Promise<Response> {
   const { service } = target;
+  const wire = target.wire ?? "openai";
   const { credentials, source } = caller.key;
   const user = { id: caller.userId };
   const keySource = { ...caller.responseHeaders, "x-key-source": source };
-  const url = upstreamBaseUrl(rt.config, service, credentials) + target.path +
-    (target.search ?? "");
+  const base = upstreamBaseUrl(rt.config, service, credentials);
+  const root = wire === "gemini" ? geminiNativeBase(base, target.apiVersion ?? "v1beta") : base;
+  const url = root + target.path + searchWithoutKey(target.search);
 
-  const headers = keyHeaders(PROVIDERS[service].validation.keyHeader, credentials.api_key);
+  // The client's version and beta headers win over our defaults; the key header is always ours.
+  const headers = keyHeaders(keyStyleFor(service, wire), credentials.api_key);
   for (const name of FORWARDED_REQUEST_HEADERS) {
     const value = request.headers.get(name);
-    if (value !== null && !(name in headers)) headers[name] = value;
+    if (value !== null) headers[name] = value;
   }
 
   // Read (and size-check) the body before anything upstream starts: a 413 is the caller's error.
-  const requestBody = await readBody(request);
+  // Uploads are streamed through instead, counted as they go.
+  const upload = target.upload ? boundedUpload(request, MAX_UPLOAD_BYTES) : null;
+  const requestBody = upload ? upload.body : await readBody(request);
   const abort = new AbortController();
   let settled = false;
   // Deno also aborts request.signal once a response has been fully sent; by then `settled` is set.
@@ -186,19 +201,32 @@ export async function forwardWithKey(
       headers,
       body: requestBody,
       signal: abort.signal,
-    });
+      ...(upload ? { duplex: "half" } : {}),
+    } as RequestInit);
   } catch (error) {
     finish();
-    throw failedUpstream(service, abort, keySource, error);
+    if (upload?.overflowed()) fail("PAYLOAD_TOO_LARGE");
+    throw failedUpstream(service, abort, keySource, error, url);
   } finally {
     clearTimeout(headerDeadline);
   }
 
-  const code = codeForUpstreamStatus(service, upstream.status);
-  if (code && !isClientError(upstream.status)) {
+  if (upstream.status >= 400) {
     finish();
-    await upstream.body?.cancel().catch(() => {});
-    throw upstreamError(code, upstream, { ...keySource });
+    const text = await readErrorText(upstream);
+    const answer = { status: upstream.status, headers: upstream.headers, text };
+    if (classifyUpstream(upstream.status, parseUpstreamSaid(text)) !== null) {
+      throw AppError.fromUpstream(service, answer, {
+        secret: credentials.api_key,
+        headers: keySource,
+      });
+    }
+    // A 4xx about the request itself: pass the provider's own explanation through.
+    const errorHeaders: Record<string, string> = { ...CORS_RESPONSE_HEADERS, ...keySource };
+    upstream.headers.forEach((value, name) => {
+      if (FORWARDED_RESPONSE_HEADERS.has(name)) errorHeaders[name] = value;
+    });
+    return new Response(unwrapErrorArray(text), { status: upstream.status, headers: errorHeaders });
   }
 
   // Complete before the Response is built, so Deno keeps its native fast path for byte bodies.
@@ -206,8 +234,7 @@ export async function forwardWithKey(
   upstream.headers.forEach((value, name) => {
     if (FORWARDED_RESPONSE_HEADERS.has(name)) responseHeaders[name] = value;
   });
-  if (!upstream.body || code) {
-    // A 4xx about the request itself: pass the provider's own explanation through.
+  if (!upstream.body) {
     finish();
     return new Response(upstream.body, { status: upstream.status, headers: responseHeaders });
   }
@@ -215,6 +242,16 @@ export async function forwardWithKey(
   if (eventStream) responseHeaders["cache-control"] = "no-cache";
 
   const usage = usageRecorderFor(rt.db);
+  const metered = USAGE_BEARING.test(responseHeaders["content-type"] ?? "");
+  const record = (bytes: Uint8Array | null, head?: Uint8Array) => {
+    // Every answer counts as a request; only JSON and event streams are read for tokens.
+    const found = !metered || !bytes
+      ? null
+      : head
+      ? usageFromEnds(head, bytes)
+      : usageFromTail(bytes);
+    usage.record({ userId: user.id, service, source, usage: found });
+  };
   const declaredLength = Number(upstream.headers.get("content-length") ?? NaN);
   if (!eventStream && declaredLength <= READ_AHEAD_BYTES) {
     // A small answer of known size: one native read of the whole body.
@@ -223,10 +260,10 @@ export async function forwardWithKey(
       bytes = await upstream.bytes();
     } catch (error) {
       finish();
-      throw failedUpstream(service, abort, keySource, error);
+      throw failedRead(service, abort, keySource, error);
     }
     finish();
-    usage.record({ userId: user.id, service, source, usage: usageFromTail(bytes) });
+    record(bytes);
     return new Response(bytes, { status: upstream.status, headers: responseHeaders });
   }
   const chunks = chunkReader(upstream.body);
@@ -237,12 +274,12 @@ export async function forwardWithKey(
       head = await readAhead(chunks, READ_AHEAD_BYTES, abort, rt.config.upstreamTimeoutMs);
     } catch (error) {
       finish();
-      throw failedUpstream(service, abort, keySource, error);
+      throw failedRead(service, abort, keySource, error);
     }
     if (head.complete) {
       finish();
       const bytes = concatChunks(head.chunks);
-      usage.record({ userId: user.id, service, source, usage: usageFromTail(bytes) });
+      record(bytes);
       return new Response(bytes, { status: upstream.status, headers: responseHeaders });
     }
     prefix = head.chunks;
@@ -254,10 +291,11 @@ export async function forwardWithKey(
     idleTimeoutMs: rt.config.upstreamTimeoutMs,
     timeLimitMs: rt.config.streamTimeLimitMs,
     eventStream,
-    codeForFailure: (error) => codeForFetchFailure(service, error),
-    onEnd: (tail) => {
+    codeForFailure: (error) => codeForStreamFailure(service, error),
+    errorEvent: (code, tail) => streamErrorEvent(errorShapeFor(target), code, tail),
+    onEnd: (tail, head) => {
       finish();
-      usage.record({ userId: user.id, service, source, usage: usageFromTail(tail) });
+      record(tail, head);
     },
   });
   return new Response(body, { status: upstream.status, headers: responseHeaders });

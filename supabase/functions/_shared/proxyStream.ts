@@ -29,8 +29,13 @@ export interface RelayOptions {
   eventStream: boolean;
   /** The error code for a failure while reading (timeout or network). */
   codeForFailure(error: unknown): ErrorCode;
-  /** Called once when the body ends for any reason, with the tail of the bytes sent. */
-  onEnd(tail: Uint8Array): void;
+  /** The closing SSE event for a failure, in the wire's own shape (`streamErrorEvent`). */
+  errorEvent?(code: ErrorCode, tail: Uint8Array): string;
+  /**
+   * Called once when the body ends for any reason, with the tail of the bytes sent and their
+   * head (Anthropic reports input tokens in its first event, output tokens in its last).
+   */
+  onEnd(tail: Uint8Array, head: Uint8Array): void;
 }
 
 /**
@@ -39,7 +44,41 @@ export interface RelayOptions {
  * body moves on.
  */
 const TAIL_BYTES = 16 * 1024;
+/** How much of the start of a body is kept: Anthropic's `message_start` is its first event. */
+const HEAD_BYTES = 4 * 1024;
 const encoder = new TextEncoder();
+
+/** The stream formats whose failure event has a shape of its own. */
+export type StreamErrorShape = "envelope" | "responses" | "anthropic";
+
+/**
+ * The event a broken stream ends with. Always the envelope under `error` (the openai SDK throws
+ * it as an APIError carrying our code). `responses` adds the Responses API's own `error` event
+ * fields (`code`, `message`, `param`, `sequence_number` one past the last seen), which the
+ * AI SDK validates; `anthropic` names the event `error`, as Anthropic's stream does.
+ */
+export function streamErrorEvent(
+  shape: StreamErrorShape,
+  code: ErrorCode,
+  tail: Uint8Array = new Uint8Array(),
+): string {
+  const envelope = buildErrorResponse(code);
+  if (shape === "responses") {
+    const seen = [...decoder.decode(tail).matchAll(/"sequence_number"\s*:\s*(\d+)/g)];
+    const next = seen.length ? Number(seen[seen.length - 1][1]) + 1 : 0;
+    const event = {
+      type: "error",
+      sequence_number: next,
+      code,
+      message: envelope.error.message,
+      param: null,
+      ...envelope,
+    };
+    return `event: error\ndata: ${JSON.stringify(event)}\n\n`;
+  }
+  const data = `data: ${JSON.stringify({ type: "error", ...envelope })}\n\n`;
+  return shape === "anthropic" ? `event: error\n${data}` : data;
+}
 
 /**
  * The client-facing body stream for an upstream body, for an HTTP server to send.
@@ -58,16 +97,23 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
   const prefix = [...(options.prefix ?? [])];
   const tail = new Uint8Array(TAIL_BYTES);
   let tailBytes = 0;
+  const head = new Uint8Array(HEAD_BYTES);
+  let headBytes = 0;
   let ended = false;
   const endsAt = performance.now() + options.timeLimitMs;
 
   function end(): void {
     if (ended) return;
     ended = true;
-    options.onEnd(tail.subarray(0, tailBytes));
+    options.onEnd(tail.subarray(0, tailBytes), head.subarray(0, headBytes));
   }
 
   function keep(chunk: Uint8Array): void {
+    if (headBytes < HEAD_BYTES) {
+      const part = chunk.subarray(0, HEAD_BYTES - headBytes);
+      head.set(part, headBytes);
+      headBytes += part.byteLength;
+    }
     if (chunk.byteLength >= TAIL_BYTES) {
       tail.set(chunk.subarray(chunk.byteLength - TAIL_BYTES));
       tailBytes = TAIL_BYTES;
@@ -127,11 +173,9 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
           return;
         }
         const code = error instanceof AppError ? error.code : options.codeForFailure(error);
-        controller.enqueue(
-          encoder.encode(
-            `data: ${JSON.stringify({ type: "error", ...buildErrorResponse(code) })}\n\n`,
-          ),
-        );
+        const event = options.errorEvent?.(code, tail.subarray(0, tailBytes)) ??
+          streamErrorEvent("envelope", code);
+        controller.enqueue(encoder.encode(event));
         controller.close();
       }
     },
@@ -190,18 +234,26 @@ const USAGE_FIELDS = {
   total: /"total_tokens"\s*:\s*(\d+)/,
 };
 
+const GEMINI_USAGE_FIELDS = {
+  prompt: /"promptTokenCount"\s*:\s*(\d+)/,
+  completion: /"candidatesTokenCount"\s*:\s*(\d+)/,
+  thoughts: /"thoughtsTokenCount"\s*:\s*(\d+)/,
+  total: /"totalTokenCount"\s*:\s*(\d+)/,
+};
+
 const USAGE_KEY = encoder.encode('"usage"');
+const GEMINI_USAGE_KEY = encoder.encode('"usageMetadata"');
 /** Past the key, how far a `usage` object's token counts can reach. */
 const USAGE_OBJECT_BYTES = 2_048;
 const decoder = new TextDecoder();
 
-/** Where the last `"usage"` key starts in `bytes`, or -1. */
-function lastUsageKey(bytes: Uint8Array): number {
-  const last = USAGE_KEY.byteLength - 1;
+/** Where the last `key` (e.g. `"usage"`) starts in `bytes`, or -1. */
+function lastKey(bytes: Uint8Array, key: Uint8Array): number {
+  const last = key.byteLength - 1;
   for (let end = bytes.byteLength - 1; end >= last; end--) {
-    if (bytes[end] !== USAGE_KEY[last]) continue;
+    if (bytes[end] !== key[last]) continue;
     let k = 1;
-    while (k <= last && bytes[end - k] === USAGE_KEY[last - k]) k++;
+    while (k <= last && bytes[end - k] === key[last - k]) k++;
     if (k > last) return end - last;
   }
   return -1;
@@ -213,8 +265,20 @@ function lastUsageKey(bytes: Uint8Array): number {
  * there is none. Only the bytes after the key are decoded.
  */
 export function usageFromTail(bytes: Uint8Array): TokenUsage | null {
-  const at = lastUsageKey(bytes);
-  if (at < 0) return null;
+  const at = lastKey(bytes, USAGE_KEY);
+  if (at < 0) return geminiUsageFromTail(bytes);
+  return usageAt(bytes, at);
+}
+
+/** The first `usage` object in a body's head (Anthropic's `message_start`). */
+function firstUsage(bytes: Uint8Array): TokenUsage | null {
+  const text = decoder.decode(bytes);
+  const at = text.indexOf('"usage"');
+  return at < 0 ? null : usageAt(encoder.encode(text.slice(at)), 0);
+}
+
+/** The token counts of the `usage` object whose key starts at `at`. */
+function usageAt(bytes: Uint8Array, at: number): TokenUsage | null {
   const object = decoder.decode(bytes.subarray(at, at + USAGE_OBJECT_BYTES));
   const number = (pattern: RegExp) => Number(object.match(pattern)?.[1] ?? 0);
   const promptTokens = number(USAGE_FIELDS.prompt);
@@ -222,4 +286,33 @@ export function usageFromTail(bytes: Uint8Array): TokenUsage | null {
   const totalTokens = number(USAGE_FIELDS.total) || promptTokens + completionTokens;
   if (promptTokens + completionTokens + totalTokens === 0) return null;
   return { promptTokens, completionTokens, totalTokens };
+}
+
+/** Gemini's `usageMetadata` (the last one: in a stream each chunk carries the running count). */
+function geminiUsageFromTail(bytes: Uint8Array): TokenUsage | null {
+  const at = lastKey(bytes, GEMINI_USAGE_KEY);
+  if (at < 0) return null;
+  const object = decoder.decode(bytes.subarray(at, at + USAGE_OBJECT_BYTES));
+  const number = (pattern: RegExp) => Number(object.match(pattern)?.[1] ?? 0);
+  const promptTokens = number(GEMINI_USAGE_FIELDS.prompt);
+  const completionTokens = number(GEMINI_USAGE_FIELDS.completion) +
+    number(GEMINI_USAGE_FIELDS.thoughts);
+  const totalTokens = number(GEMINI_USAGE_FIELDS.total) || promptTokens + completionTokens;
+  if (promptTokens + completionTokens + totalTokens === 0) return null;
+  return { promptTokens, completionTokens, totalTokens };
+}
+
+/**
+ * The usage of a streamed body from its head and tail. Anthropic's stream reports input tokens
+ * in `message_start` (the head) and the final output count in `message_delta` (the tail).
+ */
+export function usageFromEnds(head: Uint8Array, tail: Uint8Array): TokenUsage | null {
+  const last = usageFromTail(tail);
+  if (last && last.promptTokens > 0) return last;
+  const first = firstUsage(head);
+  if (!first) return last;
+  if (!last) return first;
+  const promptTokens = first.promptTokens;
+  const completionTokens = last.completionTokens || first.completionTokens;
+  return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens };
 }

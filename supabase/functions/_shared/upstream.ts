@@ -1,7 +1,7 @@
 /**
- * Talking to a provider with the user's key: where to send it, how to attach the key, and how
- * upstream failures map to the error table (as openai-node does: 401/403 -> invalid key,
- * 429 -> rate limited, 5xx or network -> API error, timeout -> timeout).
+ * Talking to a provider with the user's key: where to send it and how to attach the key. Its
+ * failures map to the error table in one place, `AppError.fromUpstream` / `fromNetwork`
+ * (errors.ts, upstreamErrors.ts).
  */
 import { baseUrlProblem, normalizeBaseUrl } from "./baseUrl.ts";
 import type { ValidationStatus } from "./credentialStatus.ts";
@@ -9,6 +9,7 @@ import type { Config } from "./config.ts";
 import type { StoredCredentials } from "./credentialVault.ts";
 import { type ErrorCode, providerErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
+import { readErrorText } from "./upstreamErrors.ts";
 import { type KeyHeaderStyle, PROVIDERS, type Service, SERVICES } from "./providers.ts";
 
 /** The upstream base URL for a service: the deployment's setting, or the user's own for `custom`. */
@@ -34,23 +35,32 @@ export function keyHeaders(style: KeyHeaderStyle, key: string): Record<string, s
     case "bearer":
       return { authorization: `Bearer ${key}` };
     case "x-api-key":
-      return { "x-api-key": key, "anthropic-version": "2023-06-01" };
+      return { "x-api-key": key, "anthropic-version": DEFAULT_ANTHROPIC_VERSION };
+    case "x-goog-api-key":
+      return { "x-goog-api-key": key };
     case "manus":
       return { "API_KEY": key };
   }
 }
 
-/** The error code for an upstream HTTP status, or null when the status is a success. */
-export function codeForUpstreamStatus(service: Service, status: number): ErrorCode | null {
-  if (status < 400) return null;
-  if (status === 401 || status === 403) return providerErrorCode(service, "INVALID_KEY");
-  if (status === 429) return providerErrorCode(service, "RATE_LIMITED");
-  if (status === 408 || status === 504) return providerErrorCode(service, "TIMEOUT");
-  return providerErrorCode(service, "API_ERROR");
+/** Sent to Anthropic only when the client named no `anthropic-version` of its own. */
+export const DEFAULT_ANTHROPIC_VERSION = "2023-06-01";
+
+/**
+ * Gemini's native API base for an API version, derived from the one setting `GEMINI_BASE_URL`
+ * (which ends where the OpenAI-compatible paths begin, `.../v1beta/openai`): the same host and
+ * prefix, so a gateway or a test fake moves both. `version` is `v1beta`, `v1` or `v1alpha`.
+ */
+export function geminiNativeBase(openAIBase: string, version: string): string {
+  const root = openAIBase.replace(/\/openai$/, "").replace(/\/v1(?:beta|alpha)?$/, "");
+  return `${root}/${version}`;
 }
 
-/** The error code for a fetch that threw: our timeout, or a network failure. */
-export function codeForFetchFailure(service: Service, error: unknown): ErrorCode {
+/**
+ * The error code for a read that failed after the answer began: our idle timeout, or the
+ * connection breaking mid-answer (an API error: the provider was reached).
+ */
+export function codeForStreamFailure(service: Service, error: unknown): ErrorCode {
   const name = (error as { name?: string })?.name;
   return name === "TimeoutError"
     ? providerErrorCode(service, "TIMEOUT")
@@ -62,11 +72,21 @@ export interface ValidationOutcome {
   /** Why the key is not `valid`. */
   code: ErrorCode | null;
   upstreamStatus: number | null;
+  /** The mapped error when the key is not `valid` (its envelope details included). */
+  error: AppError | null;
+}
+
+/** What a validation failure records: only the provider's word about the key or its credit. */
+function validationStatusFor(service: Service, code: ErrorCode): ValidationStatus {
+  if (code === providerErrorCode(service, "INVALID_KEY")) return "invalid";
+  if (code === providerErrorCode(service, "QUOTA_EXCEEDED")) return "quota_exceeded";
+  return "unreachable";
 }
 
 /**
- * Calls the provider's cheapest authenticated endpoint with the key. Only 401/403 mark a key
- * invalid; rate limits, outages and timeouts say nothing about the key, so they are `unreachable`.
+ * Calls the provider's cheapest authenticated endpoint with the key. A refused key is
+ * `invalid`, an account without credit `quota_exceeded`; rate limits, outages, network failures
+ * and timeouts say nothing about the key, so they are `unreachable`.
  */
 export async function validateKey(
   config: Pick<Config, "providerBaseUrls" | "allowPrivateBaseUrls" | "validationTimeoutMs">,
@@ -78,43 +98,52 @@ export async function validateKey(
   if (!key) throw new AppError(providerErrorCode(service, "NOT_CONFIGURED"));
   const spec = PROVIDERS[service];
   const url = upstreamBaseUrl(config, service, stored) + spec.validation.path;
-  let response: Response;
+  let error: AppError | null = null;
+  let upstreamStatus: number | null = null;
   try {
-    response = await doFetch(url, {
+    const response = await doFetch(url, {
       method: spec.validation.method,
       headers: keyHeaders(spec.validation.keyHeader, key),
       signal: AbortSignal.timeout(config.validationTimeoutMs),
     });
-    await response.body?.cancel();
-  } catch (error) {
-    return {
-      status: "unreachable",
-      code: codeForFetchFailure(service, error),
-      upstreamStatus: null,
-    };
+    upstreamStatus = response.status;
+    if (response.ok) {
+      await response.body?.cancel();
+    } else {
+      const text = await readErrorText(response);
+      error = AppError.fromUpstream(service, {
+        status: response.status,
+        headers: response.headers,
+        text,
+      }, {
+        secret: key,
+      });
+    }
+  } catch (failure) {
+    error = AppError.fromNetwork(service, failure, { url });
   }
-  const code = codeForUpstreamStatus(service, response.status);
-  const status: ValidationStatus = code === null
-    ? "valid"
-    : code === providerErrorCode(service, "INVALID_KEY")
-    ? "invalid"
-    : "unreachable";
-  return { status, code, upstreamStatus: response.status };
+  if (!error) return { status: "valid", code: null, upstreamStatus, error: null };
+  return {
+    status: validationStatusFor(service, error.code),
+    code: error.code,
+    upstreamStatus,
+    error,
+  };
 }
 
-/** The envelope error for a failed upstream response, keeping its request id and `retry-after`. */
-export function upstreamFailure(service: Service, response: Response): AppError {
-  const code = codeForUpstreamStatus(service, response.status) ??
-    providerErrorCode(service, "API_ERROR");
-  const retryAfter = response.headers.get("retry-after");
-  const requestId = response.headers.get("x-request-id");
-  return new AppError(code, {
-    cause: new Error(`upstream answered ${response.status}`),
-    headers: retryAfter ? { "retry-after": retryAfter } : {},
-    details: {
-      upstream_status: response.status,
-      ...(requestId ? { upstream_request_id: requestId } : {}),
-    },
+/** The envelope error for a failed upstream response, its body read (bounded) and mapped. */
+export async function upstreamFailure(
+  service: Service,
+  response: Response,
+  secret?: string,
+): Promise<AppError> {
+  const text = await readErrorText(response);
+  return AppError.fromUpstream(service, {
+    status: response.status,
+    headers: response.headers,
+    text,
+  }, {
+    secret,
   });
 }
 
@@ -151,15 +180,18 @@ export async function fetchUpstreamJson<T>(
       body: options.body === undefined ? undefined : JSON.stringify(options.body),
       signal: options.signal ? AbortSignal.any([timeout, options.signal]) : timeout,
     });
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw upstreamFailure(service, response);
-    }
+  } catch (error) {
+    throw AppError.fromNetwork(service, timeout.aborted ? timeout.reason : error, { url });
+  }
+  if (!response.ok) throw await upstreamFailure(service, response, stored.api_key);
+  try {
     return await response.json() as T;
   } catch (error) {
-    if (error instanceof AppError) throw error;
-    const reason = timeout.aborted ? timeout.reason : error;
-    throw new AppError(codeForFetchFailure(service, reason), { cause: error });
+    if (timeout.aborted) throw AppError.fromNetwork(service, timeout.reason, { url });
+    throw new AppError(providerErrorCode(service, "API_ERROR"), {
+      cause: error,
+      details: { upstream_status: response.status },
+    });
   }
 }
 

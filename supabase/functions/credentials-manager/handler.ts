@@ -145,7 +145,11 @@ export function createHandler(runtime: RuntimeSource): Handler {
           ...await statusOf(rt, user, body.service),
           valid: outcome.status === "valid",
           upstream_status: outcome.upstreamStatus,
-          ...(outcome.code ? { error: buildErrorResponse(outcome.code).error } : {}),
+          ...(outcome.error
+            ? {
+              error: buildErrorResponse(outcome.error.code, undefined, outcome.error.details).error,
+            }
+            : {}),
         });
       }
       case "test": {
