@@ -73,7 +73,9 @@ export async function streamChatCompletion(options: ChatStreamOptions): Promise<
   } finally {
     clearTimeout(headerTimer);
   }
-  if (!response.ok || !response.body) throw await upstreamFailure(service, response, stored.api_key);
+  if (!response.ok || !response.body) {
+    throw await upstreamFailure(service, response, stored.api_key);
+  }
 
   const state: { failure: AppError | null } = { failure: null };
   const parser = createParser({
