@@ -168,7 +168,11 @@ export function createHandler(runtime: RuntimeSource): Handler {
           valid: outcome.status === "valid",
           validation_status: outcome.status,
           upstream_status: outcome.upstreamStatus,
-          ...(outcome.code ? { error: buildErrorResponse(outcome.code).error } : {}),
+          ...(outcome.error
+            ? {
+              error: buildErrorResponse(outcome.error.code, undefined, outcome.error.details).error,
+            }
+            : {}),
         });
       }
     }
