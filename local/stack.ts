@@ -45,7 +45,8 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
   await migrate(db);
 
   const env: Record<string, string | undefined> = {
-    ALLOW_PRIVATE_BASE_URLS: "true",
+    // A local model server (Ollama, LM Studio) on this machine, and nothing else private.
+    ALLOW_PRIVATE_BASE_URLS: "loopback",
     ...Deno.env.toObject(),
     ...options.env,
     CREDENTIALS_ENCRYPTION_KEY: options.env?.CREDENTIALS_ENCRYPTION_KEY ?? secrets.encryptionKey,

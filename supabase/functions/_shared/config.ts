@@ -3,6 +3,7 @@
  * naming the variable. Provider API keys are deliberately absent: they only ever come from
  * the user's own stored credentials.
  */
+import type { PrivateAddressPolicy } from "./outbound.ts";
 import { PROVIDERS, type Service, SERVICES } from "./providers.ts";
 
 export type EnvSource = Record<string, string | undefined> | ((name: string) => string | undefined);
@@ -57,7 +58,13 @@ export interface Config {
   sseHeartbeatMs: number;
   /** How often a streaming run polls its cancel flag; bounds how late a cancel takes effect. */
   runCancelPollMs: number;
-  /** Lets a custom endpoint point at loopback or private addresses (local stack and tests only). */
+  /**
+   * Which non-public addresses a custom endpoint may reach (outbound.ts): `none` (deployments),
+   * `loopback` (`ALLOW_PRIVATE_BASE_URLS=loopback`, what `npm start` uses) or `all`
+   * (`ALLOW_PRIVATE_BASE_URLS=true`, tests).
+   */
+  privateAddresses: PrivateAddressPolicy;
+  /** `privateAddresses` is not `none`: the base URL string check lets http and private literals by. */
   allowPrivateBaseUrls: boolean;
   allowOwnerNameSharing: boolean;
 }
@@ -131,6 +138,14 @@ function readJwtConfig(read: (name: string) => string | undefined): JwtConfig {
   return jwt;
 }
 
+function privateAddressPolicy(read: (n: string) => string | undefined): PrivateAddressPolicy {
+  const raw = read("ALLOW_PRIVATE_BASE_URLS")?.toLowerCase();
+  if (raw === undefined || raw === "false") return "none";
+  if (raw === "true") return "all";
+  if (raw === "loopback") return "loopback";
+  throw new ConfigError("ALLOW_PRIVATE_BASE_URLS", "must be true, loopback or false");
+}
+
 /** Reads every setting the functions use. Throws `ConfigError` for a missing or malformed one. */
 export function loadConfig(source: EnvSource = (name) => Deno.env.get(name)): Config {
   const read = reader(source);
@@ -145,6 +160,8 @@ export function loadConfig(source: EnvSource = (name) => Deno.env.get(name)): Co
   }
 
   const jwt = readJwtConfig(read);
+
+  const privateAddresses = privateAddressPolicy(read);
   const providerBaseUrls = Object.fromEntries(
     SERVICES.filter((s) => s !== "custom").map((service) => {
       const spec = PROVIDERS[service];
@@ -172,7 +189,8 @@ export function loadConfig(source: EnvSource = (name) => Deno.env.get(name)): Co
     validationTimeoutMs: positiveInt(read, "VALIDATION_TIMEOUT_MS", 10_000),
     sseHeartbeatMs: positiveInt(read, "SSE_HEARTBEAT_MS", 15_000),
     runCancelPollMs: positiveInt(read, "RUN_CANCEL_POLL_MS", 250),
-    allowPrivateBaseUrls: flag(read, "ALLOW_PRIVATE_BASE_URLS"),
+    privateAddresses,
+    allowPrivateBaseUrls: privateAddresses !== "none",
     allowOwnerNameSharing: flag(read, "ALLOW_OWNER_NAME_SHARING"),
   };
 }

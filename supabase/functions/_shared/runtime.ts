@@ -8,6 +8,7 @@ import { type Config, loadConfig } from "./config.ts";
 import { createCredentialVault, type CredentialVault } from "./credentialVault.ts";
 import { connectPostgres, type Database } from "./db.ts";
 import { ConfigError } from "./config.ts";
+import { createOutboundFetch, type Resolver, resolveWithDns } from "./outbound.ts";
 import { createUserDirectory } from "./userDirectory.ts";
 
 export interface Runtime {
@@ -21,14 +22,22 @@ export interface Runtime {
    */
   verifyToken: Authenticator;
   vault: CredentialVault;
-  /** Upstream fetch; tests and benchmarks may wrap it. */
+  /**
+   * The one way out to a provider: outbound.ts's guard (address check, connection pinned to the
+   * checked address, no redirects) over the platform fetch.
+   */
   fetch: typeof fetch;
+  /** The DNS lookup the guard uses, for checks made before a call (saving a base URL). */
+  resolve: Resolver;
 }
 
 export interface RuntimeParts {
   config: Config;
   db: Database;
+  /** The fetch under the outbound guard; tests and benchmarks may wrap it to observe requests. */
   fetch?: typeof fetch;
+  /** DNS seam for the outbound guard (tests map names to addresses). */
+  resolve?: Resolver;
   now?: () => number;
 }
 
@@ -45,7 +54,13 @@ export function createRuntime(parts: RuntimeParts): Runtime {
       return user;
     },
     vault: createCredentialVault({ db: parts.db, config: parts.config, now: parts.now }),
-    fetch: parts.fetch ?? fetch,
+    fetch: createOutboundFetch({
+      policy: parts.config.privateAddresses,
+      trustedOrigins: Object.values(parts.config.providerBaseUrls).map((url) => new URL(url).origin),
+      resolve: parts.resolve,
+      fetch: parts.fetch,
+    }),
+    resolve: parts.resolve ?? resolveWithDns,
   };
 }
 

@@ -26,6 +26,7 @@ import {
   type Service,
   SERVICES,
 } from "../_shared/providers.ts";
+import { outboundUrlProblem } from "../_shared/outbound.ts";
 import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
 import { validateKey } from "../_shared/upstream.ts";
 import { emailsOf } from "../_shared/userEmails.ts";
@@ -66,11 +67,15 @@ function testProblem(request: TestRequest, allowPrivateBaseUrls: boolean): strin
       : baseUrlProblem(request.base_url, allowPrivateBaseUrls));
 }
 
-/** Format checks that need the service: key prefixes, and base URLs only for `custom`. */
-function valueProblem(request: SetRequest, allowPrivateBaseUrls: boolean): string | null {
+/**
+ * Format checks that need the service: key prefixes, and base URLs only for `custom`, whose host
+ * must also resolve to addresses the deployment allows (outbound.ts checks again on every call).
+ */
+async function valueProblem(request: SetRequest, rt: Runtime): Promise<string | null> {
   if (request.key === "base_url") {
     if (request.service !== "custom") return "Only the custom endpoint has a base URL.";
-    return baseUrlProblem(request.value, allowPrivateBaseUrls);
+    return baseUrlProblem(request.value, rt.config.allowPrivateBaseUrls) ??
+      await outboundUrlProblem(request.value, rt.config.privateAddresses, rt.resolve);
   }
   return apiKeyFormatProblem(request.service, request.value);
 }
@@ -101,7 +106,7 @@ export function createHandler(runtime: RuntimeSource): Handler {
 
     switch (body.action) {
       case "set": {
-        const problem = valueProblem(body, rt.config.allowPrivateBaseUrls);
+        const problem = await valueProblem(body, rt);
         if (problem) fail("INVALID_REQUEST", problem);
         await storeCredential(rt.db, user, rt.config, body.service, body.key, body.value);
         rt.vault.forget(user.id, body.service);

@@ -1,0 +1,218 @@
+/**
+ * The one owner of outbound requests to providers: the runtime's `fetch` is this guard, so every
+ * path that calls a provider (proxy, validate, models, embeddings, conversation-run, and any route
+ * added later) goes through it.
+ *
+ * - No redirect is ever followed (`redirect: "manual"`); a 3xx answer is an upstream error.
+ * - A URL whose origin is one of the deployment's provider base URLs is the operator's choice and
+ *   is trusted as it is.
+ * - Any other URL (a user's custom endpoint) has its host resolved (A and AAAA), and every
+ *   address must be public after normalising IPv4-in-IPv6 forms (ipRanges.ts), unless the
+ *   deployment allows loopback (`ALLOW_PRIVATE_BASE_URLS=loopback`, what `npm start` uses) or
+ *   every private address (`=true`, tests). The request then connects to the address that was
+ *   checked, not to a second lookup: plain http through a TCP pin, https through an in-isolate
+ *   CONNECT tunnel to that address (TLS stays end to end, verified for the host name). Where the
+ *   runtime cannot open the tunnel (no `Deno.listen`), the checked request goes out unpinned and
+ *   a warning is logged once; see docs/security.md.
+ */
+import { type AddressKind, classifyAddress } from "./ipRanges.ts";
+import { log } from "./log.ts";
+
+export type PrivateAddressPolicy = "none" | "loopback" | "all";
+
+/** A request the guard would not send; callers map it like any network failure. */
+export class OutboundRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "OutboundRefusedError";
+  }
+}
+
+export type Resolver = (hostname: string) => Promise<string[]>;
+
+/** Deno.resolveDns for A and AAAA; a name with neither resolves to nothing. */
+export const resolveWithDns: Resolver = async (hostname) => {
+  const answers = await Promise.allSettled([
+    Deno.resolveDns(hostname, "A"),
+    Deno.resolveDns(hostname, "AAAA"),
+  ]);
+  return answers.flatMap((answer) => (answer.status === "fulfilled" ? answer.value : []));
+};
+
+function allowed(kind: AddressKind, policy: PrivateAddressPolicy): boolean {
+  return kind === "public" || policy === "all" || (policy === "loopback" && kind === "loopback");
+}
+
+/**
+ * The address to connect to for `url`, after checking every address its host has. Throws
+ * `OutboundRefusedError` for a host that does not resolve or has any address the policy refuses.
+ */
+export async function checkedAddress(
+  url: URL,
+  policy: PrivateAddressPolicy,
+  resolve: Resolver = resolveWithDns,
+): Promise<string> {
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const literal = classifyAddress(host);
+  const addresses = literal === null ? await resolve(host).catch(() => []) : [host];
+  if (addresses.length === 0) {
+    throw new OutboundRefusedError(`${url.hostname} does not resolve`);
+  }
+  for (const address of addresses) {
+    const kind = classifyAddress(address) ?? "private";
+    if (!allowed(kind, policy)) {
+      throw new OutboundRefusedError(`${url.hostname} has a ${kind} address; refused`);
+    }
+  }
+  return addresses[0];
+}
+
+/** Why `raw` may not be a custom endpoint once resolved, or null when it may. */
+export async function outboundUrlProblem(
+  raw: string,
+  policy: PrivateAddressPolicy,
+  resolve: Resolver = resolveWithDns,
+): Promise<string | null> {
+  if (policy === "all") return null;
+  try {
+    await checkedAddress(new URL(raw), policy, resolve);
+    return null;
+  } catch (error) {
+    if (error instanceof OutboundRefusedError) {
+      return "Base URL must resolve to public addresses only.";
+    }
+    throw error;
+  }
+}
+
+interface Tunnel {
+  port: number;
+  /** ticket -> where the CONNECT for it may go. */
+  tickets: Map<string, { authority: string; address: string; port: number }>;
+}
+
+let tunnel: Tunnel | null | undefined;
+
+/** Reads a CONNECT request head, checks its ticket and authority, and splices the sockets. */
+async function serveTunnel(conn: Deno.Conn, tickets: Tunnel["tickets"]): Promise<void> {
+  const buffer = new Uint8Array(8192);
+  let length = 0;
+  let head = "";
+  try {
+    while (!head.includes("\r\n\r\n")) {
+      if (length === buffer.length) throw new Error("CONNECT head too long");
+      const read = await conn.read(buffer.subarray(length));
+      if (read === null) throw new Error("closed before the CONNECT head");
+      length += read;
+      head = new TextDecoder().decode(buffer.subarray(0, length));
+    }
+    const [requestLine, ...lines] = head.split("\r\n");
+    const authority = requestLine.match(/^CONNECT (\S+) HTTP\/1\.1$/)?.[1];
+    const credentials = lines.find((l) => /^proxy-authorization:/i.test(l))
+      ?.replace(/^proxy-authorization:\s*basic\s+/i, "");
+    const ticket = credentials ? atob(credentials).split(":")[0] : "";
+    const pin = tickets.get(ticket);
+    if (!authority || !pin || pin.authority !== authority) throw new Error("CONNECT refused");
+    const upstream = await Deno.connect({ hostname: pin.address, port: pin.port });
+    await conn.write(new TextEncoder().encode("HTTP/1.1 200 Connection Established\r\n\r\n"));
+    const rest = buffer.subarray(head.indexOf("\r\n\r\n") + 4, length);
+    if (rest.length > 0) await upstream.write(rest);
+    await Promise.allSettled([
+      conn.readable.pipeTo(upstream.writable),
+      upstream.readable.pipeTo(conn.writable),
+    ]);
+  } catch {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+function openTunnel(): Tunnel | null {
+  if (tunnel !== undefined) return tunnel;
+  try {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const tickets: Tunnel["tickets"] = new Map();
+    tunnel = { port: (listener.addr as Deno.NetAddr).port, tickets };
+    (async () => {
+      for await (const conn of listener) serveTunnel(conn, tickets);
+    })().catch(() => {});
+    // The isolate must be free to exit while the tunnel waits for connections.
+    (listener as unknown as { unref?: () => void }).unref?.();
+  } catch {
+    log.warn("outbound: no CONNECT tunnel in this runtime; checked requests go out unpinned");
+    tunnel = null;
+  }
+  return tunnel;
+}
+
+const MAX_CLIENTS = 64;
+const clients = new Map<string, Deno.HttpClient>();
+
+/** An HTTP client whose connections go to `address` only, cached per host, address and port. */
+function pinnedClient(url: URL, address: string): Deno.HttpClient | undefined {
+  const port = Number(url.port) || (url.protocol === "https:" ? 443 : 80);
+  const key = `${url.protocol}//${url.hostname}:${port}@${address}`;
+  const cached = clients.get(key);
+  if (cached) return cached;
+  let client: Deno.HttpClient;
+  if (url.protocol === "http:") {
+    client = Deno.createHttpClient({ proxy: { transport: "tcp", hostname: address, port } });
+  } else {
+    const open = openTunnel();
+    if (!open) return undefined;
+    const ticket = crypto.randomUUID();
+    open.tickets.set(ticket, { authority: `${url.hostname}:${port}`, address, port });
+    client = Deno.createHttpClient({
+      proxy: { url: `http://127.0.0.1:${open.port}`, basicAuth: { username: ticket, password: "" } },
+    });
+  }
+  if (clients.size >= MAX_CLIENTS) {
+    const [oldest, old] = clients.entries().next().value!;
+    clients.delete(oldest);
+    old.close();
+  }
+  clients.set(key, client);
+  return client;
+}
+
+export interface OutboundOptions {
+  policy: PrivateAddressPolicy;
+  /** Origins of the deployment's own provider base URLs. */
+  trustedOrigins: Iterable<string>;
+  /** DNS seam: tests map names to addresses without touching /etc/hosts. */
+  resolve?: Resolver;
+  /** The fetch underneath (tests may wrap it to observe requests). */
+  fetch?: typeof fetch;
+}
+
+/** The guarded fetch: the runtime's one way out to a provider. */
+export function createOutboundFetch(options: OutboundOptions): typeof fetch {
+  const trusted = new Set(options.trustedOrigins);
+  const inner = options.fetch ?? fetch;
+  const resolve = options.resolve ?? resolveWithDns;
+  return async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (url.protocol !== "https:" && url.protocol !== "http:") {
+      throw new OutboundRefusedError(`${url.protocol} is not an upstream protocol`);
+    }
+    let client: Deno.HttpClient | undefined;
+    if (!trusted.has(url.origin) && options.policy !== "all") {
+      client = pinnedClient(url, await checkedAddress(url, options.policy, resolve));
+    }
+    const response = await inner(input, {
+      ...init,
+      redirect: "manual",
+      ...(client ? { client } : {}),
+    } as RequestInit);
+    if (response.status >= 300 && response.status < 400) {
+      await response.body?.cancel();
+      throw new OutboundRefusedError(
+        `upstream answered ${response.status}, a redirect; redirects are not followed`,
+      );
+    }
+    return response;
+  };
+}
