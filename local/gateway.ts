@@ -25,6 +25,47 @@ export interface GatewayOptions {
   publicConfig: Record<string, unknown>;
   /** Serves other GET paths (the built panel); null when there is nothing to serve. */
   staticFiles?: (request: Request) => Promise<Response | null>;
+  /**
+   * Host names the stack answers to besides loopback (its bind address). Any other Host header
+   * is refused, so a web page whose name an attacker points at 127.0.0.1 (DNS rebinding) cannot
+   * talk to the stack.
+   */
+  allowedHosts?: string[];
+}
+
+const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"];
+
+/** The request's Host names the stack itself (Deno.serve builds `request.url` from it). */
+function knownHost(request: Request, allowed: Set<string>): boolean {
+  const host = request.headers.get("host");
+  try {
+    return allowed.has(new URL(host ? `http://${host}` : request.url).hostname);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The dev token endpoint mints a session for any email, so a browser may call it only from a
+ * page on this machine: an Origin whose host is one the stack answers to. Calls without an Origin
+ * (curl, tests, servers) are not from a web page.
+ */
+function trustedOrigin(request: Request, allowed: Set<string>): string | null | false {
+  const origin = request.headers.get("origin");
+  if (origin === null) return null;
+  try {
+    return allowed.has(new URL(origin).hostname) ? origin : false;
+  } catch {
+    return false;
+  }
+}
+
+function withOrigin(response: Response, origin: string | null): Response {
+  const headers = new Headers(response.headers);
+  headers.delete("access-control-allow-origin");
+  if (origin) headers.set("access-control-allow-origin", origin);
+  headers.set("vary", "origin");
+  return new Response(response.body, { status: response.status, headers });
 }
 
 const devTokenRequest = z.strictObject({ email: z.email().max(254) });
@@ -62,18 +103,33 @@ async function passesGatewayJwtCheck(request: Request, secret: string): Promise<
 }
 
 export function createGateway(options: GatewayOptions): (request: Request) => Promise<Response> {
+  const allowed = new Set([...LOOPBACK_NAMES, ...(options.allowedHosts ?? [])]);
   return async (request) => {
     const url = new URL(request.url);
     try {
+      if (!knownHost(request, allowed)) {
+        throw new AppError("FORBIDDEN", {
+          message: "This local stack answers only to its own host name (DNS rebinding guard).",
+        });
+      }
       if (url.pathname === "/health") {
         await options.db.query("select 1 as ok");
         return jsonResponse({ status: "ok" });
       }
       if (url.pathname === "/local-config.json") return jsonResponse(options.publicConfig);
       if (url.pathname === "/auth/v1/dev/token") {
-        if (request.method === "OPTIONS") return preflightResponse(request);
+        const origin = trustedOrigin(request, allowed);
+        if (origin === false) {
+          return withOrigin(
+            errorResponse(
+              new AppError("FORBIDDEN", { message: "Dev tokens are only for pages on this machine." }),
+            ),
+            null,
+          );
+        }
+        if (request.method === "OPTIONS") return withOrigin(preflightResponse(request), origin);
         if (request.method !== "POST") throw new AppError("METHOD_NOT_ALLOWED");
-        return await issueDevToken(request, options);
+        return withOrigin(await issueDevToken(request, options), origin);
       }
       const match = url.pathname.match(/^\/functions\/v1\/([a-z0-9-]+)(\/.*)?$/);
       if (match) {

@@ -79,6 +79,7 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
       anonKey,
     },
     staticFiles: panelFiles(),
+    allowedHosts: [hostname],
   });
   const server = Deno.serve({ port: options.port, hostname, onListen: () => {} }, gateway);
   url = `http://${hostname}:${server.addr.port}`;

@@ -1,7 +1,12 @@
 /**
  * Serves the built settings panel (dist/) at the stack's root, when it has been built; text
  * files gzip-compressed for clients that accept it (the panel's JS is about a third of its size).
+ * The path is decoded first, then resolved, and the file must lie inside dist/ once symlinks are
+ * followed: no `..`, encoded or not, no dotfile, no NUL reaches the file system.
  */
+import { resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+
 const DIST = new URL("../dist/", import.meta.url);
 
 const TYPES: Record<string, string> = {
@@ -24,17 +29,33 @@ function encoded(request: Request, body: Uint8Array<ArrayBuffer>, type: string):
   return new Response(gzipped, { headers: { ...headers, "content-encoding": "gzip" } });
 }
 
-export function panelFiles(): (request: Request) => Promise<Response | null> {
+/** The file a request path names inside `root`, or null when it names anything else. */
+export async function fileInside(root: string, pathname: string): Promise<string | null> {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(pathname);
+  } catch {
+    return null;
+  }
+  if (decoded.includes("\0") || decoded.includes("\\")) return null;
+  const parts = decoded.split("/").filter((part) => part !== "");
+  if (parts.some((part) => part.startsWith("."))) return null;
+  const wanted = resolve(root, parts.length === 0 ? "index.html" : parts.join(sep));
+  try {
+    const real = await Deno.realPath(wanted);
+    const realRoot = await Deno.realPath(root);
+    return real.startsWith(realRoot + sep) && (await Deno.stat(real)).isFile ? real : null;
+  } catch {
+    return null;
+  }
+}
+
+export function panelFiles(dist: URL = DIST): (request: Request) => Promise<Response | null> {
+  const root = fileURLToPath(dist);
   return async (request) => {
-    const path = new URL(request.url).pathname;
-    const relative = path === "/" ? "index.html" : path.slice(1);
-    if (relative.split("/").some((part) => part === ".." || part.startsWith("."))) return null;
-    try {
-      const body = await Deno.readFile(new URL(relative, DIST));
-      const type = TYPES[relative.split(".").pop() ?? ""] ?? "application/octet-stream";
-      return encoded(request, body, type);
-    } catch {
-      return null;
-    }
+    const file = await fileInside(root, new URL(request.url).pathname);
+    if (!file) return null;
+    const type = TYPES[file.split(".").pop() ?? ""] ?? "application/octet-stream";
+    return encoded(request, await Deno.readFile(file), type);
   };
 }
