@@ -122,7 +122,9 @@ export function createGateway(options: GatewayOptions): (request: Request) => Pr
         if (origin === false) {
           return withOrigin(
             errorResponse(
-              new AppError("FORBIDDEN", { message: "Dev tokens are only for pages on this machine." }),
+              new AppError("FORBIDDEN", {
+                message: "Dev tokens are only for pages on this machine.",
+              }),
             ),
             null,
           );

@@ -14,10 +14,7 @@ import { createHandler as createLlmProxy } from "../../supabase/functions/llm-pr
 import { createHandler as createOpenAiProxy } from "../../supabase/functions/openai-proxy/handler.ts";
 import { storeCredential } from "../../supabase/functions/_shared/credentialStore.ts";
 import { classifyAddress } from "../../supabase/functions/_shared/ipRanges.ts";
-import {
-  createOutboundFetch,
-  resolveWithDns,
-} from "../../supabase/functions/_shared/outbound.ts";
+import { createOutboundFetch, resolveWithDns } from "../../supabase/functions/_shared/outbound.ts";
 import { createRuntime } from "../../supabase/functions/_shared/runtime.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
@@ -138,45 +135,50 @@ Deno.test(`outbound requests reach only public addresses (${DATABASE_KIND})`, as
       assertEquals(through, 0);
     });
 
-    await t.step("a stored private base URL is refused on every path that calls a provider", async () => {
-      const paths: [string, (r: Request) => Promise<Response>, string, unknown][] = [
-        ["llm-proxy", createLlmProxy(rt), "http://local/llm-proxy/custom/v1/chat/completions", {
-          model: "m",
-          messages: [{ role: "user", content: "hi" }],
-        }],
-        ["validate", credentials, "http://local/credentials-manager", {
-          action: "validate",
-          service: "custom",
-        }],
-        ["models", createModels(rt), "http://local/fetch-provider-models", { provider: "custom" }],
-        ["embedding", createEmbedding(rt), "http://local/generate-embedding", {
-          input: "x",
-          provider: "custom",
-        }],
-        ["batch", createBatch(rt), "http://local/batch-embeddings", {
-          inputs: ["x", "y"],
-          provider: "custom",
-        }],
-        ["conversation-run", createRun(rt), "http://local/conversation-run", {
-          messages: [{ role: "user", content: "hi" }],
-          model: "m",
-          provider: "custom",
-        }],
-      ];
-      let attempts = 0;
-      for (const form of FORMS.slice(0, 8)) {
-        // Stored as if the name had resolved to a public address when it was saved.
-        await storeCredential(db, dbUser, config, "custom", "base_url", form);
-        rt.vault.forget(user.id, "custom");
-        for (const [name, handler, url, body] of paths) {
-          const answer = await call(handler, url, body);
-          attempts++;
-          assert(!answer.text.includes("sk-ssrf-custom"), `${name} echoed the key`);
+    await t.step(
+      "a stored private base URL is refused on every path that calls a provider",
+      async () => {
+        const paths: [string, (r: Request) => Promise<Response>, string, unknown][] = [
+          ["llm-proxy", createLlmProxy(rt), "http://local/llm-proxy/custom/v1/chat/completions", {
+            model: "m",
+            messages: [{ role: "user", content: "hi" }],
+          }],
+          ["validate", credentials, "http://local/credentials-manager", {
+            action: "validate",
+            service: "custom",
+          }],
+          ["models", createModels(rt), "http://local/fetch-provider-models", {
+            provider: "custom",
+          }],
+          ["embedding", createEmbedding(rt), "http://local/generate-embedding", {
+            input: "x",
+            provider: "custom",
+          }],
+          ["batch", createBatch(rt), "http://local/batch-embeddings", {
+            inputs: ["x", "y"],
+            provider: "custom",
+          }],
+          ["conversation-run", createRun(rt), "http://local/conversation-run", {
+            messages: [{ role: "user", content: "hi" }],
+            model: "m",
+            provider: "custom",
+          }],
+        ];
+        let attempts = 0;
+        for (const form of FORMS.slice(0, 8)) {
+          // Stored as if the name had resolved to a public address when it was saved.
+          await storeCredential(db, dbUser, config, "custom", "base_url", form);
+          rt.vault.forget(user.id, "custom");
+          for (const [name, handler, url, body] of paths) {
+            const answer = await call(handler, url, body);
+            attempts++;
+            assert(!answer.text.includes("sk-ssrf-custom"), `${name} echoed the key`);
+          }
         }
-      }
-      recordAttacks("SSRF forms", attempts, internal.connections);
-      assertEquals(internal.connections, 0);
-    });
+        recordAttacks("SSRF forms", attempts, internal.connections);
+        assertEquals(internal.connections, 0);
+      },
+    );
 
     // The review's case: the machine's own name (`vm` in /etc/hosts) through the real resolver.
     const hostname = Deno.hostname();

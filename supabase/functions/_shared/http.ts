@@ -105,9 +105,24 @@ export function errorResponse(error: AppError): Response {
   });
 }
 
+/**
+ * SQLSTATEs that mean the input could not be stored: a NUL in text (22P05 untranslatable
+ * character, 22021 invalid byte sequence), a value of the wrong form (22P02) and nesting too
+ * deep for jsonb (54001). Validation refuses these first; this is the last line behind it.
+ */
+const INPUT_SQLSTATES = new Set(["22P05", "22021", "22P02", "54001"]);
+
 /** Maps anything thrown to an AppError; the unexpected is logged (redacted) and becomes a 500. */
 export function toAppError(error: unknown, context: string): AppError {
   if (error instanceof AppError) return error;
+  const sqlstate = (error as { code?: unknown } | null)?.code;
+  if (typeof sqlstate === "string" && INPUT_SQLSTATES.has(sqlstate)) {
+    log.warn("input the database could not store", { context, sqlstate });
+    return new AppError("INVALID_REQUEST", {
+      message: "The request contains a value that cannot be stored.",
+      cause: error,
+    });
+  }
   if (error instanceof ConfigError) {
     log.error("missing or invalid setting", {
       context,
@@ -183,20 +198,58 @@ export async function readBodyBytes(
   return size === 0 ? null : concatChunks(chunks);
 }
 
+/** Deepest nesting a JSON body may have; jsonb and every consumer stay far from their limits. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Why `value` cannot be stored as it is, or null: a NUL character (Postgres text cannot hold
+ * one), a lone UTF-16 surrogate (jsonb refuses it), in any string or key, or nesting deeper than
+ * MAX_JSON_DEPTH. Walks without recursion, so a body nested 10,000 deep costs no stack.
+ */
+export function unstorableProblem(value: unknown): string | null {
+  const pending: [unknown, number][] = [[value, 1]];
+  const badText = (text: string) =>
+    text.includes("\0")
+      ? "Text must not contain NUL characters."
+      : !text.isWellFormed()
+      ? "Text must not contain unpaired surrogates."
+      : null;
+  while (pending.length > 0) {
+    const [item, depth] = pending.pop()!;
+    if (typeof item === "string") {
+      const problem = badText(item);
+      if (problem) return problem;
+    } else if (item !== null && typeof item === "object") {
+      if (depth > MAX_JSON_DEPTH) return `JSON must not nest deeper than ${MAX_JSON_DEPTH} levels.`;
+      for (const [key, inner] of Object.entries(item)) {
+        const problem = Array.isArray(item) ? null : badText(key);
+        if (problem) return problem;
+        pending.push([inner, depth + 1]);
+      }
+    }
+  }
+  return null;
+}
+
 /**
  * Reads a JSON body of at most `maxBytes`: 413 when larger, 415 for another content type,
- * 400 for an empty body or text that is not JSON.
+ * 400 for an empty body, text that is not JSON, or JSON that cannot be stored
+ * (`unstorableProblem`).
  */
 export async function readJsonBody(request: Request, maxBytes = MAX_BODY_BYTES): Promise<unknown> {
   const type = request.headers.get("content-type") ?? "";
   if (!/^application\/json\b/i.test(type)) fail("UNSUPPORTED_MEDIA_TYPE");
   const bytes = await readBodyBytes(request, maxBytes);
   if (!bytes) fail("INVALID_REQUEST", "The request body is empty.");
+  let value: unknown;
   try {
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch {
     fail("INVALID_REQUEST", "The request body is not valid JSON.");
   }
+  const problem = unstorableProblem(value);
+  if (problem) fail("INVALID_REQUEST", problem);
+  return value;
 }
 
 /** Turns a zod error into a short, secret-free message: which fields were wrong, not their values. */

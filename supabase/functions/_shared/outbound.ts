@@ -166,7 +166,10 @@ function pinnedClient(url: URL, address: string): Deno.HttpClient | undefined {
     const ticket = crypto.randomUUID();
     open.tickets.set(ticket, { authority: `${url.hostname}:${port}`, address, port });
     client = Deno.createHttpClient({
-      proxy: { url: `http://127.0.0.1:${open.port}`, basicAuth: { username: ticket, password: "" } },
+      proxy: {
+        url: `http://127.0.0.1:${open.port}`,
+        basicAuth: { username: ticket, password: "" },
+      },
     });
   }
   if (clients.size >= MAX_CLIENTS) {

@@ -56,7 +56,9 @@ export function createRuntime(parts: RuntimeParts): Runtime {
     vault: createCredentialVault({ db: parts.db, config: parts.config, now: parts.now }),
     fetch: createOutboundFetch({
       policy: parts.config.privateAddresses,
-      trustedOrigins: Object.values(parts.config.providerBaseUrls).map((url) => new URL(url).origin),
+      trustedOrigins: Object.values(parts.config.providerBaseUrls).map((url) =>
+        new URL(url).origin
+      ),
       resolve: parts.resolve,
       fetch: parts.fetch,
     }),
