@@ -68,6 +68,11 @@ dbTest(`jwt matrix builds its attack tokens (${DATABASE_KIND})`, async () => {
       authorization: () => token(suite.sign({ ...claims, nbf: now + 3600 })),
     },
     {
+      name: "iat in the future",
+      authorization: () =>
+        token(suite.sign(claims, { issuedAt: now + 3600, expiresIn: now + 7200 })),
+    },
+    {
       name: "wrong aud",
       authorization: () => token(suite.sign({ ...claims, aud: "other-project" })),
     },

@@ -35,11 +35,11 @@ export function testRuntime(
 /** Signs a token with the test secret; `claims` override the signed-in-user defaults. */
 export async function signToken(
   claims: Record<string, unknown>,
-  options: { secret?: string; expiresIn?: string | number; alg?: string } = {},
+  options: { secret?: string; expiresIn?: string | number; alg?: string; issuedAt?: number } = {},
 ): Promise<string> {
   return await new SignJWT({ role: "authenticated", aud: "authenticated", ...claims })
     .setProtectedHeader({ alg: options.alg ?? "HS256", typ: "JWT" })
-    .setIssuedAt()
+    .setIssuedAt(options.issuedAt)
     .setExpirationTime(options.expiresIn ?? "1h")
     .sign(new TextEncoder().encode(options.secret ?? JWT_SECRET));
 }

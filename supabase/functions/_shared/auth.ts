@@ -1,7 +1,7 @@
 /**
  * Verifies the caller's Supabase access token with jose. Accepts asymmetric signing keys from the
  * project's JWKS (the default) and, when `JWT_SECRET` is set, the legacy HS256 project secret. Anything else is a 401 `UNAUTHORIZED`: no token,
- * alg `none`, a bad signature, expiry, `nbf` in the future, a wrong audience, no `sub`, or a role
+ * alg `none`, a bad signature, expiry, `nbf` or `iat` in the future, a wrong audience, no `sub`, or a role
  * that is not a signed-in user (the anon and service keys are not users).
  */
 import {
@@ -15,6 +15,9 @@ import {
 import type { JwtConfig } from "./config.ts";
 import { AppError } from "./errors.ts";
 import { log } from "./log.ts";
+
+/** How far a token's `iat` may lie ahead of this server's clock. */
+const CLOCK_SKEW_SECONDS = 60;
 
 export interface AuthenticatedUser {
   id: string;
@@ -134,6 +137,10 @@ async function verifySignedToken(
     throw unauthorized(cause);
   }
 
+  // A token issued in the future was minted with a wrong clock or to outlive its lifetime.
+  if (typeof payload.iat === "number" && payload.iat > Date.now() / 1000 + CLOCK_SKEW_SECONDS) {
+    throw unauthorized(new Error("iat is in the future"));
+  }
   if (payload.role !== "authenticated") throw unauthorized(new Error("not a user token"));
   if (typeof payload.sub !== "string" || !UUID.test(payload.sub)) {
     throw unauthorized(new Error("sub is not a user id"));
