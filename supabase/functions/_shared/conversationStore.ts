@@ -76,6 +76,25 @@ export async function openRun(
   });
 }
 
+/** Text from a provider as Postgres text can hold it: a NUL becomes U+FFFD. */
+function storableText(text: string): string {
+  return text.includes("\0") ? text.replaceAll("\0", "\uFFFD") : text;
+}
+
+/**
+ * Ends a run whose outcome could not be recorded, so it never stays `running`: status `error`,
+ * nothing else touched.
+ */
+export async function abandonRun(db: Database, user: DbUser, runId: string): Promise<void> {
+  await asUser(db, user, (tx) =>
+    tx.query(
+      `update public.conversation_runs
+          set status = 'error', error_code = 'INTERNAL_ERROR', updated_at = now(), finished_at = now()
+        where id = $1::uuid and status = 'running'`,
+      [runId],
+    ));
+}
+
 /**
  * Records how a run ended. The assistant's output is stored as a message whenever there is any,
  * so a cancelled or failed run keeps its partial reply.
@@ -100,7 +119,7 @@ export async function finishRun(
       [
         run.runId,
         outcome.status,
-        outcome.output,
+        storableText(outcome.output),
         outcome.errorCode,
         outcome.usage?.prompt_tokens ?? null,
         outcome.usage?.completion_tokens ?? null,
@@ -111,7 +130,7 @@ export async function finishRun(
       await tx.query(
         `insert into public.conversation_messages (user_id, conversation_id, run_id, role, content)
          values ($1::uuid, $2::uuid, $3::uuid, 'assistant', $4)`,
-        [user.id, run.conversationId, run.runId, outcome.output],
+        [user.id, run.conversationId, run.runId, storableText(outcome.output)],
       );
     }
     await tx.query("update public.conversations set updated_at = now() where id = $1::uuid", [

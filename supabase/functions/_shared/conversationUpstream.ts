@@ -11,6 +11,7 @@ import { providerErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
 import { PROVIDERS, type Service } from "./providers.ts";
 import { keyHeaders, upstreamBaseUrl, upstreamFailure } from "./upstream.ts";
+import { tokenCount } from "./tokenUsage.ts";
 
 export interface ChatStreamOptions {
   config: Pick<Config, "providerBaseUrls" | "allowPrivateBaseUrls">;
@@ -96,9 +97,9 @@ export async function streamChatCompletion(options: ChatStreamOptions): Promise<
       if (content) options.onDelta(content);
       if (chunk.usage) {
         options.onUsage({
-          prompt_tokens: chunk.usage.prompt_tokens ?? null,
-          completion_tokens: chunk.usage.completion_tokens ?? null,
-          total_tokens: chunk.usage.total_tokens ?? null,
+          prompt_tokens: tokenCount(chunk.usage.prompt_tokens),
+          completion_tokens: tokenCount(chunk.usage.completion_tokens),
+          total_tokens: tokenCount(chunk.usage.total_tokens),
         });
       }
     },

@@ -7,6 +7,7 @@ import type { StoredCredentials } from "./credentialVault.ts";
 import { providerErrorCode } from "./errorCodes.ts";
 import { AppError } from "./errors.ts";
 import type { Service } from "./providers.ts";
+import { tokenCount } from "./tokenUsage.ts";
 import { fetchUpstreamJson } from "./upstream.ts";
 
 export const DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small";
@@ -59,8 +60,8 @@ export async function embed(
   return {
     vectors,
     usage: {
-      prompt_tokens: body.usage?.prompt_tokens ?? 0,
-      total_tokens: body.usage?.total_tokens ?? 0,
+      prompt_tokens: tokenCount(body.usage?.prompt_tokens) ?? 0,
+      total_tokens: tokenCount(body.usage?.total_tokens) ?? 0,
     },
   };
 }

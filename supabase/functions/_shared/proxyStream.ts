@@ -11,6 +11,7 @@ import { buildErrorResponse } from "./errorCodes.ts";
 import { type ChunkReader, readWithin } from "./chunkReader.ts";
 import { AppError } from "./errors.ts";
 import type { TokenUsage } from "./usageRecorder.ts";
+import { MAX_TOKENS_PER_CALL, tokenCount } from "./tokenUsage.ts";
 
 export interface RelayOptions {
   /** The upstream body; `prefix` holds chunks already read from it. */
@@ -280,10 +281,11 @@ function firstUsage(bytes: Uint8Array): TokenUsage | null {
 /** The token counts of the `usage` object whose key starts at `at`. */
 function usageAt(bytes: Uint8Array, at: number): TokenUsage | null {
   const object = decoder.decode(bytes.subarray(at, at + USAGE_OBJECT_BYTES));
-  const number = (pattern: RegExp) => Number(object.match(pattern)?.[1] ?? 0);
+  const number = (pattern: RegExp) => tokenCount(object.match(pattern)?.[1] ?? "0") ?? 0;
   const promptTokens = number(USAGE_FIELDS.prompt);
   const completionTokens = number(USAGE_FIELDS.completion);
-  const totalTokens = number(USAGE_FIELDS.total) || promptTokens + completionTokens;
+  const totalTokens = number(USAGE_FIELDS.total) ||
+    Math.min(promptTokens + completionTokens, MAX_TOKENS_PER_CALL);
   if (promptTokens + completionTokens + totalTokens === 0) return null;
   return { promptTokens, completionTokens, totalTokens };
 }

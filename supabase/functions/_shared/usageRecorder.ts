@@ -8,6 +8,7 @@ import type { Database } from "./db.ts";
 import type { KeySource } from "./keyResolution.ts";
 import { describeError, log } from "./log.ts";
 import type { Service } from "./providers.ts";
+import { tokenCount } from "./tokenUsage.ts";
 
 /** Token counts from a provider's `usage` object; zero when it sent none. */
 export interface TokenUsage {
@@ -122,9 +123,9 @@ export function createUsageRecorder(
         service: event.service,
         key_source: event.source,
         requests: 1,
-        prompt_tokens: event.usage?.promptTokens ?? 0,
-        completion_tokens: event.usage?.completionTokens ?? 0,
-        total_tokens: event.usage?.totalTokens ?? 0,
+        prompt_tokens: tokenCount(event.usage?.promptTokens) ?? 0,
+        completion_tokens: tokenCount(event.usage?.completionTokens) ?? 0,
+        total_tokens: tokenCount(event.usage?.totalTokens) ?? 0,
       });
       schedule();
     },

@@ -8,6 +8,7 @@
 import { z } from "zod";
 import type { AuthenticatedUser } from "../_shared/auth.ts";
 import {
+  abandonRun,
   type ChatMessage,
   finishRun,
   isCancelRequested,
@@ -136,6 +137,9 @@ async function runConversation(
       runId: run.runId,
       error: describeError(error),
     });
+    await abandonRun(rt.db, user, run.runId).catch((cause) =>
+      log.error("could not end the run", { runId: run.runId, error: describeError(cause) })
+    );
   }
 
   if (keySource) {
