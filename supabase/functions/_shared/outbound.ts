@@ -14,7 +14,11 @@
  *   CONNECT tunnel to that address (TLS stays end to end, verified for the host name). Where the
  *   runtime cannot open the tunnel (no `Deno.listen`), the checked request goes out unpinned and
  *   a warning is logged once; see docs/security.md.
+ * - The key a request carries is scrubbed from everything the provider answers (headers and
+ *   body), so a provider that echoes it cannot hand the owner's key to a collaborator or a shared
+ *   key to a grantee, nor get it stored in a conversation.
  */
+import { Buffer } from "node:buffer";
 import { type AddressKind, classifyAddress } from "./ipRanges.ts";
 import { log } from "./log.ts";
 
@@ -181,6 +185,80 @@ function pinnedClient(url: URL, address: string): Deno.HttpClient | undefined {
   return client;
 }
 
+/** What an echoed key becomes. */
+export const REDACTED = "[REDACTED]";
+
+/** The credential a provider request carries, in any of the providers' styles. */
+function outgoingKey(url: URL, headers: Headers): string | null {
+  const bearer = headers.get("authorization")?.match(/^Bearer\s+(\S+)$/i)?.[1];
+  return bearer ?? headers.get("x-api-key") ?? headers.get("x-goog-api-key") ??
+    headers.get("api_key") ?? url.searchParams.get("key");
+}
+
+/** The length of the longest proper prefix of `needle` that ends `data` (from `from` on). */
+function partialTail(data: Buffer, from: number, needle: Buffer): number {
+  for (let length = Math.min(needle.length - 1, data.length - from); length > 0; length--) {
+    if (data.subarray(data.length - length).equals(needle.subarray(0, length))) return length;
+  }
+  return 0;
+}
+
+/**
+ * Replaces every occurrence of `secret` in a byte stream, across chunk boundaries. Only a chunk
+ * tail that could be the start of the secret is held back, so an SSE event is never delayed.
+ */
+export function redactStream(secret: string): TransformStream<Uint8Array, Uint8Array> {
+  const needle = Buffer.from(secret);
+  const replacement = Buffer.from(REDACTED);
+  let carry: Buffer | null = null;
+  return new TransformStream({
+    transform(chunk, controller) {
+      const data = carry
+        ? Buffer.concat([carry, chunk])
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      carry = null;
+      let at = data.indexOf(needle);
+      const hold = partialTail(data, at < 0 ? 0 : data.lastIndexOf(needle) + needle.length, needle);
+      if (at < 0 && hold === 0) {
+        controller.enqueue(chunk.byteLength === data.length ? chunk : new Uint8Array(data));
+        return;
+      }
+      const parts: Buffer[] = [];
+      let start = 0;
+      for (; at >= 0; at = data.indexOf(needle, start)) {
+        parts.push(data.subarray(start, at), replacement);
+        start = at + needle.length;
+      }
+      parts.push(data.subarray(start, data.length - hold));
+      if (hold > 0) carry = Buffer.from(data.subarray(data.length - hold));
+      const out = Buffer.concat(parts);
+      if (out.length > 0) {
+        controller.enqueue(new Uint8Array(out.buffer, out.byteOffset, out.length));
+      }
+    },
+    flush(controller) {
+      if (carry) controller.enqueue(new Uint8Array(carry));
+    },
+  });
+}
+
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
+
+/** `response` with `secret` scrubbed from its headers and body. */
+function scrubbed(response: Response, secret: string): Response {
+  const headers = new Headers();
+  response.headers.forEach((value, name) => {
+    headers.append(name, value.includes(secret) ? value.replaceAll(secret, REDACTED) : value);
+  });
+  const body = NULL_BODY_STATUSES.has(response.status) || !response.body
+    ? null
+    : response.body.pipeThrough(redactStream(secret));
+  return new Response(body, { status: response.status, statusText: response.statusText, headers });
+}
+
+/** Keys shorter than this are not scrubbed (they would match ordinary text). */
+const MIN_SCRUBBED_KEY = 8;
+
 export interface OutboundOptions {
   policy: PrivateAddressPolicy;
   /** Origins of the deployment's own provider base URLs. */
@@ -216,6 +294,10 @@ export function createOutboundFetch(options: OutboundOptions): typeof fetch {
         `upstream answered ${response.status}, a redirect; redirects are not followed`,
       );
     }
-    return response;
+    const key = outgoingKey(
+      url,
+      new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined)),
+    );
+    return key && key.length >= MIN_SCRUBBED_KEY ? scrubbed(response, key) : response;
   };
 }
