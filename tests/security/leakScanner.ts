@@ -31,7 +31,11 @@ export interface Leak {
 }
 
 export interface LeakScanner {
-  /** Registers a secret the suite uses. `publicPrefix` is the part every such value shares. */
+  /**
+   * Registers a secret the suite uses. `publicPrefix` is the part every such value shares.
+   * Everything captured before is scanned again for it, so a secret that only becomes known
+   * after it was first used (a share token minted by publish) is caught in that first use too.
+   */
   addSecret(label: string, value: string, publicPrefix?: string): void;
   /** Scans `text` now and remembers any leak. */
   capture(where: string, text: string): void;
@@ -53,6 +57,23 @@ export function createLeakScanner(): LeakScanner {
   const exact = new Map<string, string>();
   const found: Leak[] = [];
   let scanned = 0;
+  /** Everything captured so far, for secrets registered later. */
+  const history: { where: string; text: string }[] = [];
+
+  /** Records the first leak of one secret (its exact value or any 8-character run) in `text`. */
+  function scanFor(label: string, value: string, publicPrefix: string, where: string, text: string) {
+    if (text.includes(value)) {
+      found.push({ secret: label, where, match: "exact" });
+      return;
+    }
+    for (let i = 0; i + RUN_LENGTH <= value.length; i++) {
+      const run = value.slice(i, i + RUN_LENGTH);
+      if (!isPublic(run, publicPrefix) && text.includes(run)) {
+        found.push({ secret: label, where, match: `run at ${i}` });
+        return;
+      }
+    }
+  }
 
   const scanner: LeakScanner = {
     addSecret(label, value, publicPrefix = "") {
@@ -62,9 +83,11 @@ export function createLeakScanner(): LeakScanner {
         const run = value.slice(i, i + RUN_LENGTH);
         if (!isPublic(run, publicPrefix) && !runs.has(run)) runs.set(run, { label, offset: i });
       }
+      for (const seen of history) scanFor(label, value, publicPrefix, seen.where, seen.text);
     },
     capture(where, text) {
       scanned++;
+      history.push({ where, text });
       let exactHit = false;
       for (const [value, label] of exact) {
         if (text.includes(value)) {

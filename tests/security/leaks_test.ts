@@ -27,6 +27,12 @@ dbTest(
       "run at 12",
     ]]);
     assertEquals(scanner.scanned(), 3);
+    // A secret registered late (a share token minted by the call that logged it) is still found
+    // in what was captured before, without its public prefix.
+    const token = "shr_Vb8rT2qLxZ0mN4kP7sW1yE6uH3jD9cF5gA0bC2dE4fG";
+    scanner.capture("early log", `flow shared t=${token.slice(4)}`);
+    scanner.addSecret("share token", token, "shr_");
+    assertEquals(scanner.leaks().at(-1)?.where, "early log");
     return Promise.resolve();
   },
 );
