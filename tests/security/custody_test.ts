@@ -269,6 +269,28 @@ Deno.test(`custody holds against client roles and moved ciphertext (${DATABASE_K
       assertEquals(unexpected, []);
     });
     await t.step(
+      "every row level security policy is per operation, for authenticated, scoped to the caller",
+      async () => {
+        const policies = await db.query<
+          { name: string; roles: string; cmd: string; qual: string | null; check: string | null }
+        >(
+          `select tablename || ': ' || policyname as name, array_to_string(roles, ',') as roles,
+                  cmd, qual, with_check as check
+             from pg_policies where schemaname = 'public'`,
+          [],
+        );
+        assert(policies.length > 10);
+        const scoped = (expression: string | null) =>
+          expression === null || /auth\.uid\(\)/.test(expression);
+        const wrong = policies.filter((p) =>
+          p.roles !== "authenticated" || p.cmd === "ALL" || !scoped(p.qual) || !scoped(p.check) ||
+          (p.qual === null && p.check === null)
+        ).map((p) => `${p.name} (${p.roles} ${p.cmd} using ${p.qual} check ${p.check})`);
+        assertEquals(wrong, []);
+      },
+    );
+
+    await t.step(
       "rotation skips and reports rows that do not open, and rotates the rest",
       async () => {
         // One user writes garbage into their own row (no longer possible for a client role, but a

@@ -61,7 +61,13 @@ export function createLeakScanner(): LeakScanner {
   const history: { where: string; text: string }[] = [];
 
   /** Records the first leak of one secret (its exact value or any 8-character run) in `text`. */
-  function scanFor(label: string, value: string, publicPrefix: string, where: string, text: string) {
+  function scanFor(
+    label: string,
+    value: string,
+    publicPrefix: string,
+    where: string,
+    text: string,
+  ) {
     if (text.includes(value)) {
       found.push({ secret: label, where, match: "exact" });
       return;
