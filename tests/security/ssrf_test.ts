@@ -14,7 +14,11 @@ import { createHandler as createLlmProxy } from "../../supabase/functions/llm-pr
 import { createHandler as createOpenAiProxy } from "../../supabase/functions/openai-proxy/handler.ts";
 import { storeCredential } from "../../supabase/functions/_shared/credentialStore.ts";
 import { classifyAddress } from "../../supabase/functions/_shared/ipRanges.ts";
-import { createOutboundFetch, resolveWithDns } from "../../supabase/functions/_shared/outbound.ts";
+import {
+  closeOutboundConnections,
+  createOutboundFetch,
+  resolveWithDns,
+} from "../../supabase/functions/_shared/outbound.ts";
 import { createRuntime } from "../../supabase/functions/_shared/runtime.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
@@ -255,6 +259,36 @@ Deno.test(`outbound requests reach only public addresses (${DATABASE_KIND})`, as
         await server.shutdown();
       }
     });
+    await t.step(
+      "an https request is pinned to the checked address through the tunnel",
+      async () => {
+        const fixtures = new URL("../support/fixtures/", import.meta.url);
+        const read = (name: string) => Deno.readTextFile(new URL(name, fixtures));
+        const server = Deno.serve(
+          {
+            hostname: "127.0.0.1",
+            port: 0,
+            cert: await read("pinned-test-cert.pem"),
+            key: await read("pinned-test-key.pem"),
+            onListen() {},
+          },
+          (request) => new Response(`tls host ${new URL(request.url).host}`),
+        );
+        try {
+          const guarded = createOutboundFetch({
+            policy: "loopback",
+            trustedOrigins: [],
+            resolve: (name) => Promise.resolve(name === "pinned.test" ? ["127.0.0.1"] : []),
+            caCerts: [await read("pinned-test-ca.pem")],
+          });
+          const response = await guarded(`https://pinned.test:${server.addr.port}/v1/models`);
+          assertEquals(await response.text(), `tls host pinned.test:${server.addr.port}`);
+        } finally {
+          closeOutboundConnections();
+          await server.shutdown();
+        }
+      },
+    );
   } finally {
     internal.close();
     await redirected.shutdown();

@@ -90,6 +90,7 @@ export async function outboundUrlProblem(
 }
 
 interface Tunnel {
+  listener: Deno.Listener;
   port: number;
   /** ticket -> where the CONNECT for it may go. */
   tickets: Map<string, { authority: string; address: string; port: number }>;
@@ -139,7 +140,7 @@ function openTunnel(): Tunnel | null {
   try {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const tickets: Tunnel["tickets"] = new Map();
-    tunnel = { port: (listener.addr as Deno.NetAddr).port, tickets };
+    tunnel = { listener, port: (listener.addr as Deno.NetAddr).port, tickets };
     (async () => {
       for await (const conn of listener) serveTunnel(conn, tickets);
     })().catch(() => {});
@@ -155,10 +156,22 @@ function openTunnel(): Tunnel | null {
 const MAX_CLIENTS = 64;
 const clients = new Map<string, Deno.HttpClient>();
 
+/** Closes the tunnel and every pinned client (tests, so nothing outlives them). */
+export function closeOutboundConnections(): void {
+  for (const client of clients.values()) client.close();
+  clients.clear();
+  tunnel?.listener.close();
+  tunnel = undefined;
+}
+
 /** An HTTP client whose connections go to `address` only, cached per host, address and port. */
-function pinnedClient(url: URL, address: string): Deno.HttpClient | undefined {
+function pinnedClient(
+  url: URL,
+  address: string,
+  caCerts: string[] | undefined,
+): Deno.HttpClient | undefined {
   const port = Number(url.port) || (url.protocol === "https:" ? 443 : 80);
-  const key = `${url.protocol}//${url.hostname}:${port}@${address}`;
+  const key = `${url.protocol}//${url.hostname}:${port}@${address}${caCerts ? "+ca" : ""}`;
   const cached = clients.get(key);
   if (cached) return cached;
   let client: Deno.HttpClient;
@@ -174,6 +187,7 @@ function pinnedClient(url: URL, address: string): Deno.HttpClient | undefined {
         url: `http://127.0.0.1:${open.port}`,
         basicAuth: { username: ticket, password: "" },
       },
+      ...(caCerts ? { caCerts } : {}),
     });
   }
   if (clients.size >= MAX_CLIENTS) {
@@ -267,6 +281,8 @@ export interface OutboundOptions {
   resolve?: Resolver;
   /** The fetch underneath (tests may wrap it to observe requests). */
   fetch?: typeof fetch;
+  /** Extra trusted roots for pinned https connections (tests' own CA). */
+  caCerts?: string[];
 }
 
 /** The guarded fetch: the runtime's one way out to a provider. */
@@ -281,7 +297,11 @@ export function createOutboundFetch(options: OutboundOptions): typeof fetch {
     }
     let client: Deno.HttpClient | undefined;
     if (!trusted.has(url.origin) && options.policy !== "all") {
-      client = pinnedClient(url, await checkedAddress(url, options.policy, resolve));
+      client = pinnedClient(
+        url,
+        await checkedAddress(url, options.policy, resolve),
+        options.caCerts,
+      );
     }
     const response = await inner(input, {
       ...init,
