@@ -18,7 +18,6 @@
  *   body), so a provider that echoes it cannot hand the owner's key to a collaborator or a shared
  *   key to a grantee, nor get it stored in a conversation.
  */
-import { Buffer } from "node:buffer";
 import { type AddressKind, classifyAddress } from "./ipRanges.ts";
 import { log } from "./log.ts";
 
@@ -209,12 +208,40 @@ function outgoingKey(url: URL, headers: Headers): string | null {
     headers.get("api_key") ?? url.searchParams.get("key");
 }
 
+/** Where `needle` first occurs in `data` at or after `from`, or -1 (native scan per byte hit). */
+function indexOfBytes(data: Uint8Array, needle: Uint8Array, from = 0): number {
+  const first = needle[0];
+  const last = data.length - needle.length;
+  for (
+    let at = data.indexOf(first, from);
+    at !== -1 && at <= last;
+    at = data.indexOf(first, at + 1)
+  ) {
+    let k = 1;
+    while (k < needle.length && data[at + k] === needle[k]) k++;
+    if (k === needle.length) return at;
+  }
+  return -1;
+}
+
 /** The length of the longest proper prefix of `needle` that ends `data` (from `from` on). */
-function partialTail(data: Buffer, from: number, needle: Buffer): number {
+function partialTail(data: Uint8Array, from: number, needle: Uint8Array): number {
   for (let length = Math.min(needle.length - 1, data.length - from); length > 0; length--) {
-    if (data.subarray(data.length - length).equals(needle.subarray(0, length))) return length;
+    let k = 0;
+    while (k < length && data[data.length - length + k] === needle[k]) k++;
+    if (k === length) return length;
   }
   return 0;
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }
 
 /**
@@ -222,36 +249,31 @@ function partialTail(data: Buffer, from: number, needle: Buffer): number {
  * tail that could be the start of the secret is held back, so an SSE event is never delayed.
  */
 export function redactStream(secret: string): TransformStream<Uint8Array, Uint8Array> {
-  const needle = Buffer.from(secret);
-  const replacement = Buffer.from(REDACTED);
-  let carry: Buffer | null = null;
+  const needle = new TextEncoder().encode(secret);
+  const replacement = new TextEncoder().encode(REDACTED);
+  let carry: Uint8Array | null = null;
   return new TransformStream({
     transform(chunk, controller) {
-      const data = carry
-        ? Buffer.concat([carry, chunk])
-        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      const data = carry ? concatBytes([carry, chunk]) : chunk;
       carry = null;
-      let at = data.indexOf(needle);
-      const hold = partialTail(data, at < 0 ? 0 : data.lastIndexOf(needle) + needle.length, needle);
-      if (at < 0 && hold === 0) {
-        controller.enqueue(chunk.byteLength === data.length ? chunk : new Uint8Array(data));
-        return;
-      }
-      const parts: Buffer[] = [];
+      const parts: Uint8Array[] = [];
       let start = 0;
-      for (; at >= 0; at = data.indexOf(needle, start)) {
+      for (let at = indexOfBytes(data, needle); at >= 0; at = indexOfBytes(data, needle, start)) {
         parts.push(data.subarray(start, at), replacement);
         start = at + needle.length;
       }
-      parts.push(data.subarray(start, data.length - hold));
-      if (hold > 0) carry = Buffer.from(data.subarray(data.length - hold));
-      const out = Buffer.concat(parts);
-      if (out.length > 0) {
-        controller.enqueue(new Uint8Array(out.buffer, out.byteOffset, out.length));
+      const hold = partialTail(data, start, needle);
+      if (parts.length === 0 && hold === 0) {
+        controller.enqueue(data);
+        return;
       }
+      parts.push(data.subarray(start, data.length - hold));
+      if (hold > 0) carry = data.slice(data.length - hold);
+      const out = concatBytes(parts);
+      if (out.length > 0) controller.enqueue(out);
     },
     flush(controller) {
-      if (carry) controller.enqueue(new Uint8Array(carry));
+      if (carry) controller.enqueue(carry);
     },
   });
 }
