@@ -12,8 +12,8 @@
  *   every private address (`=true`, tests). The request then connects to the address that was
  *   checked, not to a second lookup: plain http through a TCP pin, https through an in-isolate
  *   CONNECT tunnel to that address (TLS stays end to end, verified for the host name). Where the
- *   runtime cannot open the tunnel (no `Deno.listen`), the checked request goes out unpinned and
- *   a warning is logged once; see docs/security.md.
+ *   runtime cannot pin (no `Deno.listen` or `Deno.createHttpClient`), the checked request goes
+ *   out unpinned and a warning is logged once; see docs/security.md.
  * - The key a request carries is scrubbed from everything the provider answers (headers and
  *   body), so a provider that echoes it cannot hand the owner's key to a collaborator or a shared
  *   key to a grantee, nor get it stored in a conversation.
@@ -134,6 +134,13 @@ async function serveTunnel(conn: Deno.Conn, tickets: Tunnel["tickets"]): Promise
   }
 }
 
+let warnedUnpinned = false;
+function warnUnpinnedOnce(): void {
+  if (warnedUnpinned) return;
+  warnedUnpinned = true;
+  log.warn("outbound: this runtime cannot pin connections; checked requests go out unpinned");
+}
+
 function openTunnel(): Tunnel | null {
   if (tunnel !== undefined) return tunnel;
   try {
@@ -146,7 +153,7 @@ function openTunnel(): Tunnel | null {
     // The isolate must be free to exit while the tunnel waits for connections.
     (listener as unknown as { unref?: () => void }).unref?.();
   } catch {
-    log.warn("outbound: no CONNECT tunnel in this runtime; checked requests go out unpinned");
+    warnUnpinnedOnce();
     tunnel = null;
   }
   return tunnel;
@@ -173,6 +180,11 @@ function pinnedClient(
   const key = `${url.protocol}//${url.hostname}:${port}@${address}${caCerts ? "+ca" : ""}`;
   const cached = clients.get(key);
   if (cached) return cached;
+  if (typeof Deno.createHttpClient !== "function") {
+    // Some runtimes (older Supabase Edge Runtime builds) have no custom HTTP clients.
+    warnUnpinnedOnce();
+    return undefined;
+  }
   let client: Deno.HttpClient;
   if (url.protocol === "http:") {
     client = Deno.createHttpClient({ proxy: { transport: "tcp", hostname: address, port } });
