@@ -21,7 +21,9 @@ const encoder = new TextEncoder();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Echoes the bearer key everywhere it can. */
+let markerSeen = 0;
 const echo = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+  if (request.headers.has("x-byok-callers-own-key")) markerSeen++;
   const key = request.headers.get("authorization")?.replace(/^Bearer /, "") ?? "";
   const headers = { "x-request-id": `req-${key}`, "x-echo": key };
   if (request.method === "GET") return Response.json({ data: [{ id: key }] }, { headers });
@@ -194,6 +196,25 @@ Deno.test(`keys a provider echoes are scrubbed (${DATABASE_KIND})`, async (t) =>
       recordAttacks("echoed keys", runs.length + 1, through);
       assertEquals(through, 0);
     });
+
+    await t.step(
+      "a caller's own key comes back unscrubbed to that caller only, unmarked upstream",
+      async () => {
+        const own = `sk-own-echoed-${crypto.randomUUID()}`;
+        await storeCredential(db, asDb(owner), rt.config, "openai", "api_key", own);
+        rt.vault.forget(owner.id, "openai");
+        const text = await readAll(
+          await createProxy(rt)(
+            jsonRequest("http://local/openai-proxy/v1/chat/completions", {
+              model: "m",
+              messages: [{ role: "user", content: "hi" }],
+            }, owner.authorization),
+          ),
+        );
+        assert(text.includes("x-key-source: user"), text);
+        assertEquals(markerSeen, 0);
+      },
+    );
   } finally {
     await echo.shutdown();
     await db.close();

@@ -16,7 +16,9 @@
  *   out unpinned and a warning is logged once; see docs/security.md.
  * - The key a request carries is scrubbed from everything the provider answers (headers and
  *   body), so a provider that echoes it cannot hand the owner's key to a collaborator or a shared
- *   key to a grantee, nor get it stored in a conversation.
+ *   key to a grantee, nor get it stored in a conversation. A caller relaying a user's own key
+ *   back to that user marks the request with CALLERS_OWN_KEY and skips the scrub, which keeps
+ *   the proxy's hot path a native byte relay.
  */
 import { type AddressKind, classifyAddress } from "./ipRanges.ts";
 import { log } from "./log.ts";
@@ -210,6 +212,12 @@ function pinnedClient(
   return client;
 }
 
+/**
+ * Request header that says the key belongs to the caller the answer goes back to. The guard
+ * removes it before sending; without it, the answer is scrubbed (the safe default).
+ */
+export const CALLERS_OWN_KEY = "x-byok-callers-own-key";
+
 /** What an echoed key becomes. */
 export const REDACTED = "[REDACTED]";
 
@@ -337,8 +345,14 @@ export function createOutboundFetch(options: OutboundOptions): typeof fetch {
         options.caCerts,
       );
     }
+    const headers = new Headers(
+      init?.headers ?? (input instanceof Request ? input.headers : undefined),
+    );
+    const ownKey = headers.has(CALLERS_OWN_KEY);
+    headers.delete(CALLERS_OWN_KEY);
     const response = await inner(input, {
       ...init,
+      headers,
       redirect: "manual",
       ...(client ? { client } : {}),
     } as RequestInit);
@@ -348,10 +362,8 @@ export function createOutboundFetch(options: OutboundOptions): typeof fetch {
         `upstream answered ${response.status}, a redirect; redirects are not followed`,
       );
     }
-    const key = outgoingKey(
-      url,
-      new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined)),
-    );
+    if (ownKey) return response;
+    const key = outgoingKey(url, headers);
     return key && key.length >= MIN_SCRUBBED_KEY ? scrubbed(response, key) : response;
   };
 }

@@ -31,6 +31,7 @@ import type { Runtime } from "./runtime.ts";
 import { codeForStreamFailure, geminiNativeBase, keyHeaders, upstreamBaseUrl } from "./upstream.ts";
 import { classifyUpstream, parseUpstreamSaid, readErrorText } from "./upstreamErrors.ts";
 import { usageRecorderFor } from "./usageRecorder.ts";
+import { CALLERS_OWN_KEY } from "./outbound.ts";
 
 /**
  * Request headers a client may pass on; everything else (its JWT above all) stays here. The
@@ -169,6 +170,8 @@ export async function forwardWithKey(
 
   // The client's version and beta headers win over our defaults; the key header is always ours.
   const headers = keyHeaders(keyStyleFor(service, wire), credentials.api_key);
+  // The caller's own key comes back only to them: outbound.ts need not scrub the answer.
+  if (source === "user") headers[CALLERS_OWN_KEY] = "1";
   for (const name of FORWARDED_REQUEST_HEADERS) {
     const value = request.headers.get(name);
     if (value !== null) headers[name] = value;
