@@ -4,6 +4,7 @@
  * each chunk until the test releases it), and can answer 401/429/500, stall, or reset mid-stream.
  * It also records when a streaming response's connection closed.
  */
+import { FakeReset, quietOnReset } from "./fakeUpstream.ts";
 
 export interface ChatRecordedRequest {
   method: string;
@@ -124,7 +125,7 @@ export function startFakeChatUpstream(): FakeChatUpstream {
         if (behaviour.kind === "stall") return;
         if (behaviour.kind === "reset") {
           await sleep(20);
-          controller.error(new Error("fake reset"));
+          controller.error(new FakeReset());
           markClosed();
           return;
         }
@@ -140,7 +141,7 @@ export function startFakeChatUpstream(): FakeChatUpstream {
   };
 
   const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    { hostname: "127.0.0.1", port: 0, onListen: () => {}, onError: quietOnReset },
     async (request) => {
       const url = new URL(request.url);
       const recorded: ChatRecordedRequest = {
