@@ -111,6 +111,7 @@ function failedRead(
   error: unknown,
 ): AppError {
   const reason = abort.signal.aborted ? abort.signal.reason : error;
+  if (reason instanceof AppError) return reason;
   return new AppError(codeForStreamFailure(service, reason), {
     headers: { ...keySource },
     cause: reason,
@@ -185,9 +186,13 @@ export async function forwardWithKey(
     if (!settled) abort.abort(request.signal.reason);
   };
   request.signal.addEventListener("abort", onClientGone, { once: true });
+  // A server that stops ends the stream with its own event (relayBody reads the reason).
+  const onStopping = () => abort.abort(new AppError("SERVER_SHUTTING_DOWN"));
+  rt.stopping.addEventListener("abort", onStopping, { once: true });
   const finish = () => {
     settled = true;
     request.signal.removeEventListener("abort", onClientGone);
+    rt.stopping.removeEventListener("abort", onStopping);
   };
 
   let upstream: Response;

@@ -23,6 +23,8 @@ export interface Runtime {
   vault: CredentialVault;
   /** Upstream fetch; tests and benchmarks may wrap it. */
   fetch: typeof fetch;
+  /** Aborts when the server stops: open streams then end with `SERVER_SHUTTING_DOWN`. */
+  stopping: AbortSignal;
 }
 
 export interface RuntimeParts {
@@ -30,6 +32,8 @@ export interface RuntimeParts {
   db: Database;
   fetch?: typeof fetch;
   now?: () => number;
+  /** The server's stop signal (the local stack's); never aborts when absent. */
+  stopping?: AbortSignal;
 }
 
 export function createRuntime(parts: RuntimeParts): Runtime {
@@ -46,6 +50,7 @@ export function createRuntime(parts: RuntimeParts): Runtime {
     },
     vault: createCredentialVault({ db: parts.db, config: parts.config, now: parts.now }),
     fetch: parts.fetch ?? fetch,
+    stopping: parts.stopping ?? new AbortController().signal,
   };
 }
 
