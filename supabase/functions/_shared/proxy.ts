@@ -20,6 +20,7 @@ import { chunkReader, concatChunks } from "./chunkReader.ts";
 import {
   READ_AHEAD_BYTES,
   readAhead,
+  readWhole,
   relayBody,
   streamErrorEvent,
   type StreamErrorShape,
@@ -262,7 +263,7 @@ export async function forwardWithKey(
     // A small answer of known size: one native read of the whole body.
     let bytes: Uint8Array<ArrayBuffer>;
     try {
-      bytes = await upstream.bytes();
+      bytes = await readWhole(upstream, abort, rt.config.upstreamTimeoutMs);
     } catch (error) {
       finish();
       throw failedRead(service, abort, keySource, error);
