@@ -31,7 +31,8 @@ export interface FakeChatUpstream {
   /** How the next chat completions are answered. */
   chat: ChatBehaviour;
   /** How GET /v1/models is answered: a list, a status, or never. */
-  models: "list" | "stall" | number;
+  /** `stall-body`: headers and the start of the body, then nothing. */
+  models: "list" | "stall" | "stall-body" | number;
   /** Delay before each embeddings answer, to observe concurrency. */
   embeddingsDelayMs: number;
   /** Most embeddings requests the fake has held at once. */
@@ -182,6 +183,12 @@ export function startFakeChatUpstream(): FakeChatUpstream {
             request.signal.addEventListener("abort", resolve, { once: true })
           );
           return new Response(null, { status: 499 });
+        }
+        if (fake.models === "stall-body") {
+          const body = new ReadableStream({
+            start: (controller) => controller.enqueue(new TextEncoder().encode('{"object":')),
+          });
+          return new Response(body, { headers: { "content-type": "application/json" } });
         }
         if (typeof fake.models === "number") {
           return Response.json({ error: { message: "fake failure" } }, { status: fake.models });
