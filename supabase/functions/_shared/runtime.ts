@@ -4,6 +4,7 @@
  * stack and tests build it with their own database.
  */
 import { type Authenticator, createAuthenticator } from "./auth.ts";
+import { onShutdown } from "./background.ts";
 import { type Config, loadConfig } from "./config.ts";
 import { createCredentialVault, type CredentialVault } from "./credentialVault.ts";
 import { connectPostgres, type Database } from "./db.ts";
@@ -64,12 +65,16 @@ export function runtimeFromEnv(): Runtime {
   if (fromEnv) return fromEnv;
   const config = loadConfig();
   if (!config.dbUrl) throw new ConfigError("SUPABASE_DB_URL", "is not set (nor DB_POOLER_URL)");
+  // When the platform is about to shut the isolate down, open streams end with an event.
+  const stopping = new AbortController();
+  onShutdown(() => Promise.resolve(stopping.abort()));
   fromEnv = createRuntime({
     config,
     db: connectPostgres(config.dbUrl, {
       max: config.dbPoolMax,
       queryTimeoutMs: config.databaseTimeoutMs,
     }),
+    stopping: stopping.signal,
   });
   return fromEnv;
 }
