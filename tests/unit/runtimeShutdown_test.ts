@@ -2,7 +2,8 @@ import { assertEquals } from "../support/assert.ts";
 import { runtimeFromEnv } from "../../supabase/functions/_shared/runtime.ts";
 
 Deno.test({
-  name: "runtimeFromEnv does raise its stop signal, which ends open streams, on Supabase's beforeunload",
+  name:
+    "runtimeFromEnv does raise its stop signal, which ends open streams, on Supabase's beforeunload",
   // The deployed runtime's pool is opened (lazily, never used here) and stays for the process.
   sanitizeResources: false,
   sanitizeOps: false,
