@@ -1,5 +1,6 @@
 import { createClient, FunctionsHttpError } from "@supabase/supabase-js";
 import { signInDevUser } from "../support/devAuth.ts";
+import { collectGarbage } from "../support/gc.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { createHandler as createManagerHandler } from "../../supabase/functions/conversation-manager/handler.ts";
 import { createHandler as createRunHandler } from "../../supabase/functions/conversation-run/handler.ts";
@@ -174,6 +175,23 @@ dbTest(
     assertEquals(stalled.json.error.code, "OPENAI_TIMEOUT");
     assertEquals(stalled.json.error.recoverable, true);
     assert(elapsed >= 300 && elapsed < 3_000, `timed out after ${elapsed} ms`);
+
+    // A body that stalls after its headers, with a garbage collection while it waits.
+    fake.models = "stall-body";
+    const bodyStartedAt = performance.now();
+    const pending = call(
+      createModelsHandler,
+      "fetch-provider-models",
+      { provider: "openai" },
+      alice,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    collectGarbage();
+    const bodyStalled = await pending;
+    const bodyElapsed = performance.now() - bodyStartedAt;
+    fake.models = "list";
+    assertEquals([bodyStalled.status, bodyStalled.json.error.code], [504, "OPENAI_TIMEOUT"]);
+    assert(bodyElapsed < 3_000, `timed out after ${bodyElapsed} ms`);
 
     fake.models = 500;
     const outage = await call(

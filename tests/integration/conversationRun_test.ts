@@ -14,9 +14,11 @@ import {
   dbTest,
   jsonRequest,
   newUser,
+  testConfig,
   testRuntime,
   type TestUser,
 } from "../support/runtime.ts";
+import { createRuntime } from "../../supabase/functions/_shared/runtime.ts";
 
 const db = await openTestDatabase();
 const fake = startFakeChatUpstream();
@@ -222,6 +224,30 @@ dbTest(
     assertEquals(conversation.runs[0].status, "error");
     assertEquals(conversation.runs[0].error_code, "STREAM_TIME_LIMIT");
     assertEquals(conversation.messages.at(-1).content, "word ".repeat(deltas));
+  },
+);
+
+dbTest(
+  "conversation-run ends with SERVER_SHUTTING_DOWN when the server stops mid-stream, keeping the partial reply",
+  async () => {
+    const stopping = new AbortController();
+    const stoppable = createRuntime({ config: testConfig(env), db, stopping: stopping.signal });
+    const alice = await newUser(db);
+    await giveKey(stoppable, alice, "openai", newKey());
+    fake.chat = { kind: "gated", chunks: ["first", "never sent"] };
+    const client = sseClient(
+      await startRun({ messages, model: "m" }, alice, createRunHandler(stoppable)),
+    );
+    const started = (await client.next())!;
+    assertEquals(await client.next(), { type: "delta", content: "first" });
+    stopping.abort();
+    const rest = await client.rest();
+    assertEquals(rest.map((e) => e.type), ["error"]);
+    assertEquals(rest[0].error.code, "SERVER_SHUTTING_DOWN");
+    await fake.streamClosed();
+    const { conversation } = await managerGet(alice, started.conversation_id);
+    assertEquals(conversation.runs[0].error_code, "SERVER_SHUTTING_DOWN");
+    assertEquals(conversation.messages.at(-1).content, "first");
   },
 );
 

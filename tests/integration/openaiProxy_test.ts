@@ -468,6 +468,39 @@ dbTest("openai-proxy times out a stalled upstream with OPENAI_TIMEOUT", async ()
 });
 
 dbTest(
+  "openai-proxy times out a small answer whose body stalls before its declared end",
+  async () => {
+    const user = await newProxyUser();
+    const impatient = await startStack({
+      OPENAI_BASE_URL: fake.baseUrl,
+      UPSTREAM_TIMEOUT_MS: "500",
+    });
+    fake.route("POST /v1/chat/completions", () =>
+      new Response(
+        new ReadableStream({
+          start: (controller) => controller.enqueue(new TextEncoder().encode('{"id":')),
+        }),
+        { headers: { "content-type": "application/json", "content-length": "100" } },
+      ));
+    try {
+      const started = performance.now();
+      const response = await fetch(`${impatient.functionsUrl}/openai-proxy/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${user.token}` },
+        body: JSON.stringify({ model: "m", messages: [] }),
+        signal: AbortSignal.timeout(8_000),
+      });
+      const body = await response.json();
+      assertEquals([response.status, body.error.code], [504, "OPENAI_TIMEOUT"]);
+      assert(performance.now() - started < 3_000);
+    } finally {
+      fake.unroute("POST /v1/chat/completions");
+      await impatient.close();
+    }
+  },
+);
+
+dbTest(
   "openai-proxy ends a stalled stream on time even after a garbage collection mid-stream",
   async () => {
     // Deno's fetch follows the signal it was given through a weak reference: once a collection

@@ -1,7 +1,7 @@
 /**
  * The security suite's figures: cases tried per function, 5xx answers, leaks found, mix-ups and
- * credentials lost. Deno runs each test file in its own worker, so the counters live in a small
- * JSON file named after the test process; `zz_summary_test.ts`, the last file by name, prints them.
+ * credentials lost. Deno runs each test file in its own worker, so the counters live in the test
+ * process's environment; `zz_summary_test.ts`, the last file by name, prints them.
  */
 
 export interface FunctionFigures {
@@ -35,7 +35,12 @@ export const ATTACK_CLASSES = [
 ] as const;
 export type AttackClass = (typeof ATTACK_CLASSES)[number];
 
-const PATH = `${Deno.env.get("TMPDIR") ?? "/tmp"}/supabase-byok-security-figures-${Deno.pid}.json`;
+/**
+ * Where the figures live between test files: a variable in this test process's environment, which
+ * every test file's worker shares and which ends with the process. (A file in the temp directory
+ * was left behind by every run that did not reach the summary.)
+ */
+const VARIABLE = "SUPABASE_BYOK_SECURITY_FIGURES";
 
 const empty = (): Figures => ({
   functions: {},
@@ -49,7 +54,7 @@ const empty = (): Figures => ({
 /** The figures recorded so far by this test process. */
 export function readFigures(): Figures {
   try {
-    return { ...empty(), ...JSON.parse(Deno.readTextFileSync(PATH)) };
+    return { ...empty(), ...JSON.parse(Deno.env.get(VARIABLE) ?? "{}") };
   } catch {
     return empty();
   }
@@ -58,7 +63,7 @@ export function readFigures(): Figures {
 function update(change: (figures: Figures) => void): void {
   const figures = readFigures();
   change(figures);
-  Deno.writeTextFileSync(PATH, JSON.stringify(figures));
+  Deno.env.set(VARIABLE, JSON.stringify(figures));
 }
 
 /** Adds `cases` requests sent to `fn`, of which `serverErrors` were answered with a 5xx. */
@@ -105,13 +110,9 @@ export function recordAttacks(kind: AttackClass, attempts: number, through = 0):
   });
 }
 
-/** Drops the figures file (after printing). */
+/** Drops the figures (after printing). */
 export function clearFigures(): void {
-  try {
-    Deno.removeSync(PATH);
-  } catch {
-    // Nothing was recorded.
-  }
+  Deno.env.delete(VARIABLE);
 }
 
 const ATTACK_WIDTH = Math.max(...ATTACK_CLASSES.map((kind) => kind.length));

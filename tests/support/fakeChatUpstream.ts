@@ -4,6 +4,7 @@
  * each chunk until the test releases it), and can answer 401/429/500, stall, or reset mid-stream.
  * It also records when a streaming response's connection closed.
  */
+import { FakeReset, quietOnReset } from "./fakeUpstream.ts";
 
 export interface ChatRecordedRequest {
   method: string;
@@ -30,7 +31,8 @@ export interface FakeChatUpstream {
   /** How the next chat completions are answered. */
   chat: ChatBehaviour;
   /** How GET /v1/models is answered: a list, a status, or never. */
-  models: "list" | "stall" | number;
+  /** `stall-body`: headers and the start of the body, then nothing. */
+  models: "list" | "stall" | "stall-body" | number;
   /** Delay before each embeddings answer, to observe concurrency. */
   embeddingsDelayMs: number;
   /** Most embeddings requests the fake has held at once. */
@@ -124,7 +126,7 @@ export function startFakeChatUpstream(): FakeChatUpstream {
         if (behaviour.kind === "stall") return;
         if (behaviour.kind === "reset") {
           await sleep(20);
-          controller.error(new Error("fake reset"));
+          controller.error(new FakeReset());
           markClosed();
           return;
         }
@@ -140,7 +142,7 @@ export function startFakeChatUpstream(): FakeChatUpstream {
   };
 
   const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    { hostname: "127.0.0.1", port: 0, onListen: () => {}, onError: quietOnReset },
     async (request) => {
       const url = new URL(request.url);
       const recorded: ChatRecordedRequest = {
@@ -181,6 +183,12 @@ export function startFakeChatUpstream(): FakeChatUpstream {
             request.signal.addEventListener("abort", resolve, { once: true })
           );
           return new Response(null, { status: 499 });
+        }
+        if (fake.models === "stall-body") {
+          const body = new ReadableStream({
+            start: (controller) => controller.enqueue(new TextEncoder().encode('{"object":')),
+          });
+          return new Response(body, { headers: { "content-type": "application/json" } });
         }
         if (typeof fake.models === "number") {
           return Response.json({ error: { message: "fake failure" } }, { status: fake.models });

@@ -45,13 +45,30 @@ function keyFrom(headers: Record<string, string>): string | null {
   return bearer ?? headers["x-api-key"] ?? headers["api_key"] ?? null;
 }
 
+/** The error a fake breaks its stream with, to cut the connection mid-body. */
+export class FakeReset extends Error {
+  constructor() {
+    super("fake reset");
+    this.name = "FakeReset";
+  }
+}
+
+/**
+ * The fakes' `onError`: Deno.serve reports a body stream's error there, and a reset the test asked
+ * for is no news. Anything else is printed, as Deno would.
+ */
+export function quietOnReset(error: unknown): Response {
+  if (!(error instanceof FakeReset)) console.error(error);
+  return new Response(null, { status: 500 });
+}
+
 export function startFakeUpstream(): FakeUpstream {
   const requests: RecordedRequest[] = [];
   const validKeys = new Set<string>();
   const routes = new Map<string, FakeRoute>();
 
   const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    { hostname: "127.0.0.1", port: 0, onListen: () => {}, onError: quietOnReset },
     async (request) => {
       const url = new URL(request.url);
       const recorded: RecordedRequest = {
@@ -198,7 +215,7 @@ export function sseChat(options: SseChatOptions): FakeRoute {
         }
         if (record.closedAt !== null) return;
         if (options.resetAfter !== undefined && index === options.resetAfter) {
-          controller.error(new Error("fake reset"));
+          controller.error(new FakeReset());
           return;
         }
         if (options.stallAfter !== undefined && index === options.stallAfter) {

@@ -121,6 +121,11 @@ const GENERAL = {
     recoverable: true,
     userMessage: "Your stored keys could not be read right now. Try again in a moment.",
   },
+  SERVER_SHUTTING_DOWN: {
+    httpStatus: 503,
+    recoverable: true,
+    userMessage: "The server is shutting down. Try again in a moment.",
+  },
   STREAM_TIME_LIMIT: {
     httpStatus: 504,
     recoverable: false,

@@ -20,6 +20,7 @@ import { chunkReader, concatChunks } from "./chunkReader.ts";
 import {
   READ_AHEAD_BYTES,
   readAhead,
+  readWhole,
   relayBody,
   streamErrorEvent,
   type StreamErrorShape,
@@ -112,6 +113,7 @@ function failedRead(
   error: unknown,
 ): AppError {
   const reason = abort.signal.aborted ? abort.signal.reason : error;
+  if (reason instanceof AppError) return reason;
   return new AppError(codeForStreamFailure(service, reason), {
     headers: { ...keySource },
     cause: reason,
@@ -188,9 +190,13 @@ export async function forwardWithKey(
     if (!settled) abort.abort(request.signal.reason);
   };
   request.signal.addEventListener("abort", onClientGone, { once: true });
+  // A server that stops ends the stream with its own event (relayBody reads the reason).
+  const onStopping = () => abort.abort(new AppError("SERVER_SHUTTING_DOWN"));
+  rt.stopping.addEventListener("abort", onStopping, { once: true });
   const finish = () => {
     settled = true;
     request.signal.removeEventListener("abort", onClientGone);
+    rt.stopping.removeEventListener("abort", onStopping);
   };
 
   let upstream: Response;
@@ -260,7 +266,7 @@ export async function forwardWithKey(
     // A small answer of known size: one native read of the whole body.
     let bytes: Uint8Array<ArrayBuffer>;
     try {
-      bytes = await upstream.bytes();
+      bytes = await readWhole(upstream, abort, rt.config.upstreamTimeoutMs);
     } catch (error) {
       finish();
       throw failedRead(service, abort, keySource, error);

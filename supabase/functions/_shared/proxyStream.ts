@@ -224,6 +224,32 @@ export async function readAhead(
   return { chunks, complete: false };
 }
 
+/**
+ * A small body of known length, whole, within `idleTimeoutMs`: past it the upstream is aborted
+ * and the read fails with the abort's reason (as it does when the client goes away). The read is
+ * raced, not left to the signal given to fetch, which fetch may have lost track of (see
+ * `readWithin` in chunkReader.ts).
+ */
+export async function readWhole(
+  response: Response,
+  abort: AbortController,
+  idleTimeoutMs: number,
+): Promise<Uint8Array<ArrayBuffer>> {
+  if (abort.signal.aborted) throw abort.signal.reason;
+  let onAbort = () => {};
+  const stopped = new Promise<never>((_, reject) => {
+    onAbort = () => reject(abort.signal.reason);
+  });
+  abort.signal.addEventListener("abort", onAbort, { once: true });
+  const timer = setTimeout(() => abort.abort(stalled()), idleTimeoutMs);
+  try {
+    return await Promise.race([response.bytes(), stopped]);
+  } finally {
+    clearTimeout(timer);
+    abort.signal.removeEventListener("abort", onAbort);
+  }
+}
+
 /** Why a read gave up: no chunk within the idle timeout. */
 function stalled(): DOMException {
   return new DOMException("upstream stalled", "TimeoutError");

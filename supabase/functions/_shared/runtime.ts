@@ -4,6 +4,7 @@
  * stack and tests build it with their own database.
  */
 import { type Authenticator, createAuthenticator } from "./auth.ts";
+import { onShutdown } from "./background.ts";
 import { type Config, loadConfig } from "./config.ts";
 import { createCredentialVault, type CredentialVault } from "./credentialVault.ts";
 import { connectPostgres, type Database } from "./db.ts";
@@ -29,6 +30,8 @@ export interface Runtime {
   fetch: typeof fetch;
   /** The DNS lookup the guard uses, for checks made before a call (saving a base URL). */
   resolve: Resolver;
+  /** Aborts when the server stops: open streams then end with `SERVER_SHUTTING_DOWN`. */
+  stopping: AbortSignal;
 }
 
 export interface RuntimeParts {
@@ -39,6 +42,8 @@ export interface RuntimeParts {
   /** DNS seam for the outbound guard (tests map names to addresses). */
   resolve?: Resolver;
   now?: () => number;
+  /** The server's stop signal (the local stack's); never aborts when absent. */
+  stopping?: AbortSignal;
 }
 
 export function createRuntime(parts: RuntimeParts): Runtime {
@@ -63,6 +68,7 @@ export function createRuntime(parts: RuntimeParts): Runtime {
       fetch: parts.fetch,
     }),
     resolve: parts.resolve ?? resolveWithDns,
+    stopping: parts.stopping ?? new AbortController().signal,
   };
 }
 
@@ -76,12 +82,16 @@ export function runtimeFromEnv(): Runtime {
   if (fromEnv) return fromEnv;
   const config = loadConfig();
   if (!config.dbUrl) throw new ConfigError("SUPABASE_DB_URL", "is not set (nor DB_POOLER_URL)");
+  // When the platform is about to shut the isolate down, open streams end with an event.
+  const stopping = new AbortController();
+  onShutdown(() => Promise.resolve(stopping.abort()));
   fromEnv = createRuntime({
     config,
     db: connectPostgres(config.dbUrl, {
       max: config.dbPoolMax,
       queryTimeoutMs: config.databaseTimeoutMs,
     }),
+    stopping: stopping.signal,
   });
   return fromEnv;
 }

@@ -1,10 +1,17 @@
 /**
  * Per-user daily usage, recorded off the request path. The proxy calls `record` (synchronous,
  * in memory); increments for the same user, day, service and key source are summed and written
- * in one round trip by a timer or an explicit `flush()`. A failed flush keeps its increments for
- * the next one.
+ * in one round trip by a timer or an explicit `flush()`; on Supabase the isolate is kept alive
+ * until that flush is done (`EdgeRuntime.waitUntil`) and flushes again before it shuts down.
+ *
+ * One bad row never stops the others: when a batch fails for a reason other than the database
+ * being unavailable, its rows are written one by one, and a row that fails on its own is logged
+ * (redacted) and dropped. While the database is unavailable, rows are kept for the next flush,
+ * each for at most `MAX_ATTEMPTS` flushes.
  */
-import type { Database } from "./db.ts";
+import { keepAliveUntil, onShutdown } from "./background.ts";
+import { type Database, isDatabaseUnavailable } from "./db.ts";
+import { isAppError } from "./errors.ts";
 import type { KeySource } from "./keyResolution.ts";
 import { describeError, log } from "./log.ts";
 import type { Service } from "./providers.ts";
@@ -32,6 +39,8 @@ export interface UsageRecorder {
 }
 
 interface Totals {
+  /** Flushes this row failed in while the database was unavailable (not sent). */
+  attempts?: number;
   user_id: string;
   day: string;
   service: Service;
@@ -49,6 +58,8 @@ export interface UsageRecorderOptions {
 }
 
 const MAX_PENDING_ROWS = 50_000;
+/** Flushes a row survives while the database is unavailable (2 s apart: about 20 s of outage). */
+const MAX_ATTEMPTS = 10;
 const DAY_MS = 86_400_000;
 
 export function createUsageRecorder(
@@ -81,6 +92,7 @@ export function createUsageRecorder(
       into.set(key, { ...row });
       return;
     }
+    existing.attempts = Math.max(existing.attempts ?? 0, row.attempts ?? 0);
     existing.requests += row.requests;
     existing.prompt_tokens += row.prompt_tokens;
     existing.completion_tokens += row.completion_tokens;
@@ -89,30 +101,74 @@ export function createUsageRecorder(
 
   function schedule(): void {
     if (timer !== undefined) return;
+    let flushed!: () => void;
+    keepAliveUntil(new Promise<void>((resolve) => (flushed = resolve)));
     const handle = setTimeout(() => {
       timer = undefined;
-      void recorder.flush();
+      recorder.flush().finally(flushed);
     }, interval);
     timer = handle;
     // A pending flush must not keep a process (or a test) alive.
     Deno.unrefTimer(handle);
   }
 
+  // Sent as text: a driver may JSON-encode a string bound to a jsonb parameter a second time.
+  const store = (rows: Totals[]) =>
+    db.query("select private.record_usage($1::text::jsonb)", [
+      JSON.stringify(rows.map(({ attempts: _, ...row }) => row)),
+    ]);
+
+  const unavailable = (error: unknown) =>
+    isAppError(error, "CREDENTIALS_UNAVAILABLE") || isDatabaseUnavailable(error);
+
+  /** Keeps rows for the next flush, unless they have waited too many already. */
+  function keep(rows: Totals[], error: unknown): void {
+    let dropped = 0;
+    for (const row of rows) {
+      const attempts = (row.attempts ?? 0) + 1;
+      if (attempts >= MAX_ATTEMPTS) dropped++;
+      else add(pending, { ...row, attempts });
+    }
+    log.warn("usage flush failed: the database is unavailable", {
+      kept: rows.length - dropped,
+      dropped,
+      error: describeError(error),
+    });
+    schedule();
+  }
+
   async function write(batch: Map<string, Totals>): Promise<void> {
     if (batch.size === 0) return;
+    const rows = [...batch.values()];
     try {
-      // Sent as text: a driver may JSON-encode a string bound to a jsonb parameter a second time.
-      await db.query("select private.record_usage($1::text::jsonb)", [
-        JSON.stringify([...batch.values()]),
-      ]);
+      await store(rows);
+      return;
     } catch (error) {
-      log.warn("usage flush failed; keeping the batch", {
-        rows: batch.size,
-        error: describeError(error),
-      });
-      for (const row of batch.values()) add(pending, row);
-      schedule();
+      if (unavailable(error)) return keep(rows, error);
     }
+    // Something in the batch itself was refused: find it by writing each row on its own.
+    const retry: Totals[] = [];
+    let lastOutage: unknown = null;
+    for (const row of rows) {
+      try {
+        await store([row]);
+      } catch (error) {
+        if (unavailable(error)) {
+          retry.push(row);
+          lastOutage = error;
+          continue;
+        }
+        log.error("usage row refused; dropped", {
+          user_id: row.user_id,
+          day: row.day,
+          service: row.service,
+          key_source: row.key_source,
+          requests: row.requests,
+          error: describeError(error),
+        });
+      }
+    }
+    if (retry.length > 0) keep(retry, lastOutage);
   }
 
   const recorder: UsageRecorder = {
@@ -148,8 +204,10 @@ const recorders = new WeakMap<Database, UsageRecorder>();
 export function usageRecorderFor(db: Database): UsageRecorder {
   let recorder = recorders.get(db);
   if (!recorder) {
-    recorder = createUsageRecorder(db);
-    recorders.set(db, recorder);
+    const created = createUsageRecorder(db);
+    recorder = created;
+    recorders.set(db, created);
+    onShutdown(() => created.flush());
   }
   return recorder;
 }

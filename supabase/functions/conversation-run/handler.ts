@@ -80,6 +80,8 @@ async function runConversation(
   writer.signal.addEventListener("abort", clientGone, { once: true });
   const stopWatching = watchCancelFlag(rt, run.runId, () => stop.abort(CANCEL_REQUESTED));
   const timeLimit = setTimeout(() => stop.abort(TIME_LIMIT), rt.config.streamTimeLimitMs);
+  const stopping = () => stop.abort(new AppError("SERVER_SHUTTING_DOWN"));
+  rt.stopping.addEventListener("abort", stopping, { once: true });
 
   let output = "";
   let usage: Usage | null = null;
@@ -113,6 +115,10 @@ async function runConversation(
     if (reason === STALLED) {
       status = "error";
       failure = new AppError(providerErrorCode(service, "TIMEOUT"), { cause: error });
+    } else if (reason instanceof AppError) {
+      // The server is stopping: the partial reply is kept, and the client told why.
+      status = "error";
+      failure = reason;
     } else if (reason === TIME_LIMIT) {
       // The partial reply is kept, as on a cancel; the client learns why it ended.
       status = "error";
@@ -127,6 +133,7 @@ async function runConversation(
   } finally {
     stopWatching();
     clearTimeout(timeLimit);
+    rt.stopping.removeEventListener("abort", stopping);
     writer.signal.removeEventListener("abort", clientGone);
   }
 
