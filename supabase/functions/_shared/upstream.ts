@@ -185,7 +185,7 @@ export async function fetchUpstreamJson<T>(
   }
   if (!response.ok) throw await upstreamFailure(service, response, stored.api_key);
   try {
-    return await response.json() as T;
+    return await beforeAbort(response.json() as Promise<T>, timeout);
   } catch (error) {
     if (timeout.aborted) throw AppError.fromNetwork(service, timeout.reason, { url });
     throw new AppError(providerErrorCode(service, "API_ERROR"), {
@@ -193,6 +193,22 @@ export async function fetchUpstreamJson<T>(
       details: { upstream_status: response.status },
     });
   }
+}
+
+/**
+ * `work`, unless `signal` aborts first. The body read is raced here rather than left to the
+ * signal given to fetch, which Deno's fetch may lose after a garbage collection (see
+ * `readWithin` in chunkReader.ts): a body that stalled after its headers then waited forever.
+ */
+function beforeAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  work.catch(() => {}); // a read that loses the race may still reject later
+  let onAbort = () => {};
+  const stopped = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+  });
+  signal.addEventListener("abort", onAbort, { once: true });
+  return Promise.race([work, stopped]).finally(() => signal.removeEventListener("abort", onAbort));
 }
 
 /** Services that speak the OpenAI wire format (chat completions, embeddings, models). */
