@@ -4,6 +4,7 @@
  * (errors.ts, upstreamErrors.ts).
  */
 import { baseUrlProblem, normalizeBaseUrl } from "./baseUrl.ts";
+import { concatChunks } from "./chunkReader.ts";
 import type { ValidationStatus } from "./credentialStatus.ts";
 import type { Config } from "./config.ts";
 import type { StoredCredentials } from "./credentialVault.ts";
@@ -185,7 +186,7 @@ export async function fetchUpstreamJson<T>(
   }
   if (!response.ok) throw await upstreamFailure(service, response, stored.api_key);
   try {
-    return await beforeAbort(response.json() as Promise<T>, timeout);
+    return await readJsonBefore<T>(response, timeout);
   } catch (error) {
     if (timeout.aborted) throw AppError.fromNetwork(service, timeout.reason, { url });
     throw new AppError(providerErrorCode(service, "API_ERROR"), {
@@ -196,19 +197,29 @@ export async function fetchUpstreamJson<T>(
 }
 
 /**
- * `work`, unless `signal` aborts first. The body read is raced here rather than left to the
- * signal given to fetch, which Deno's fetch may lose after a garbage collection (see
- * `readWithin` in chunkReader.ts): a body that stalled after its headers then waited forever.
+ * The body as JSON, read until `signal` aborts: then the reader is cancelled, which also closes
+ * the upstream connection. Raced here rather than left to the signal given to fetch, which Deno's
+ * fetch may lose after a garbage collection (see `readWithin` in chunkReader.ts): a body that
+ * stalled after its headers then waited forever.
  */
-function beforeAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  work.catch(() => {}); // a read that loses the race may still reject later
-  let onAbort = () => {};
-  const stopped = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-  });
-  signal.addEventListener("abort", onAbort, { once: true });
-  return Promise.race([work, stopped]).finally(() => signal.removeEventListener("abort", onAbort));
+async function readJsonBefore<T>(response: Response, signal: AbortSignal): Promise<T> {
+  const reader = response.body?.getReader();
+  if (!reader) throw new SyntaxError("empty body");
+  const stop = () => void reader.cancel(signal.reason).catch(() => {});
+  if (signal.aborted) stop();
+  else signal.addEventListener("abort", stop, { once: true });
+  try {
+    const chunks: Uint8Array[] = [];
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+    }
+    if (signal.aborted) throw signal.reason;
+    return JSON.parse(new TextDecoder().decode(concatChunks(chunks))) as T;
+  } finally {
+    signal.removeEventListener("abort", stop);
+  }
 }
 
 /** Services that speak the OpenAI wire format (chat completions, embeddings, models). */
