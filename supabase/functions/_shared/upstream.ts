@@ -111,14 +111,7 @@ export async function validateKey(
     if (response.ok) {
       await response.body?.cancel();
     } else {
-      const text = await readErrorText(response);
-      error = AppError.fromUpstream(service, {
-        status: response.status,
-        headers: response.headers,
-        text,
-      }, {
-        secret: key,
-      });
+      error = await upstreamFailure(service, response, key);
     }
   } catch (failure) {
     error = AppError.fromNetwork(service, failure, { url });
