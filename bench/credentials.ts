@@ -2,11 +2,11 @@
  * Credentials section of `npm run bench`: cold (cache miss) and warm lookups through the vault,
  * beside a bare `select 1` round trip and the decrypt query alone, on PGlite and on Postgres.
  */
-import { keyringParam } from "../supabase/functions/_shared/keyring.ts";
-import { storeCredential } from "../supabase/functions/_shared/credentialStore.ts";
-import { connectPostgres, type Database } from "../supabase/functions/_shared/db.ts";
-import { loadConfig } from "../supabase/functions/_shared/config.ts";
-import { createCredentialVault } from "../supabase/functions/_shared/credentialVault.ts";
+import { keyringParam } from "../supabase/functions/_shared/vault/keyring.ts";
+import { storeCredential } from "../supabase/functions/_shared/vault/keyWriter.ts";
+import { connectPostgres, type Database } from "../supabase/functions/_shared/core/db.ts";
+import { loadConfig } from "../supabase/functions/_shared/core/config.ts";
+import { createCredentialVault } from "../supabase/functions/_shared/vault/keyReader.ts";
 import { migrate } from "../local/migrate.ts";
 import { openPglite } from "../local/pgliteDatabase.ts";
 import { ms, percentile, sample } from "./stats.ts";

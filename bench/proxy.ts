@@ -15,7 +15,7 @@
  * (a bare pass-through that reads the chunks in JS and leaves their memory to the garbage
  * collector) beside ours. `npx deno run -A bench/proxy.ts` runs it alone.
  */
-import { connectPostgres } from "../supabase/functions/_shared/db.ts";
+import { connectPostgres } from "../supabase/functions/_shared/core/db.ts";
 import { ms, percentile } from "./stats.ts";
 
 const SEQUENTIAL = 1_000;

@@ -13,8 +13,8 @@
  * Each prints one JSON line `{url, token?}` on stdout once it listens.
  */
 import { startLocalStack } from "../local/stack.ts";
-import { CORS_RESPONSE_HEADERS } from "../supabase/functions/_shared/http.ts";
-import { FORWARDED_RESPONSE_HEADERS } from "../supabase/functions/_shared/http.ts";
+import { CORS_RESPONSE_HEADERS } from "../supabase/functions/_shared/http/pipeline.ts";
+import { FORWARDED_RESPONSE_HEADERS } from "../supabase/functions/_shared/http/pipeline.ts";
 import { createHandler } from "../supabase/functions/openai-proxy/handler.ts";
 
 const encoder = new TextEncoder();

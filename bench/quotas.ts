@@ -6,7 +6,7 @@
  *   same fast upstream, with the database round trips each one makes.
  */
 import { startLocalStack } from "../local/stack.ts";
-import { connectPostgres, type Database } from "../supabase/functions/_shared/db.ts";
+import { connectPostgres, type Database } from "../supabase/functions/_shared/core/db.ts";
 import { createHandler as createExecute } from "../supabase/functions/execute/handler.ts";
 import { createHandler as createProxy } from "../supabase/functions/openai-proxy/handler.ts";
 import { ms, percentile } from "./stats.ts";

@@ -3,8 +3,8 @@
  * way `supabase functions serve` would, honouring `verify_jwt`.
  */
 import { parse } from "smol-toml";
-import type { Handler } from "../supabase/functions/_shared/http.ts";
-import type { RuntimeSource } from "../supabase/functions/_shared/runtime.ts";
+import type { Handler } from "../supabase/functions/_shared/http/pipeline.ts";
+import type { RuntimeSource } from "../supabase/functions/_shared/core/runtime.ts";
 
 const ROOT = new URL("../", import.meta.url);
 

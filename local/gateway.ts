@@ -5,15 +5,15 @@
  */
 import { jwtVerify } from "jose";
 import { z } from "zod";
-import { bearerToken } from "../supabase/functions/_shared/auth.ts";
-import type { Database } from "../supabase/functions/_shared/db.ts";
-import { AppError } from "../supabase/functions/_shared/errors.ts";
+import { bearerToken } from "../supabase/functions/_shared/http/auth.ts";
+import type { Database } from "../supabase/functions/_shared/core/db.ts";
+import { AppError } from "../supabase/functions/_shared/core/errors.ts";
 import {
   errorResponse,
   jsonResponse,
   preflightResponse,
   toAppError,
-} from "../supabase/functions/_shared/http.ts";
+} from "../supabase/functions/_shared/http/pipeline.ts";
 import type { MountedFunction } from "./functionRegistry.ts";
 import { userAccessToken } from "./secrets.ts";
 

@@ -5,7 +5,7 @@
  * `auth` (hosted Supabase, or the hosted-like cluster in tests), the shim is not applied: the
  * connecting role does not own those objects there, exactly as on the platform.
  */
-import type { Database } from "../supabase/functions/_shared/db.ts";
+import type { Database } from "../supabase/functions/_shared/core/db.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const MIGRATIONS_DIR = new URL("supabase/migrations/", ROOT);

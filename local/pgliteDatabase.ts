@@ -5,7 +5,7 @@
  */
 import { PGlite, type Transaction } from "@electric-sql/pglite";
 import { pgcrypto } from "@electric-sql/pglite/contrib/pgcrypto";
-import type { Database, Queryable } from "../supabase/functions/_shared/db.ts";
+import type { Database, Queryable } from "../supabase/functions/_shared/core/db.ts";
 
 async function run<T>(client: PGlite | Transaction, text: string, params?: readonly unknown[]) {
   if (!params || params.length === 0) {

@@ -7,11 +7,11 @@
  * `close()` stops accepting, ends open streams with a `SERVER_SHUTTING_DOWN` event, flushes usage
  * and closes the database.
  */
-import { loadConfig } from "../supabase/functions/_shared/config.ts";
-import { usageRecorderFor } from "../supabase/functions/_shared/usageRecorder.ts";
+import { loadConfig } from "../supabase/functions/_shared/core/config.ts";
+import { usageRecorderFor } from "../supabase/functions/_shared/upstream/usageRecorder.ts";
 import { type DataDirLock, lockDataDir } from "./dataDirLock.ts";
-import { connectPostgres, type Database } from "../supabase/functions/_shared/db.ts";
-import { createRuntime, type Runtime } from "../supabase/functions/_shared/runtime.ts";
+import { connectPostgres, type Database } from "../supabase/functions/_shared/core/db.ts";
+import { createRuntime, type Runtime } from "../supabase/functions/_shared/core/runtime.ts";
 import { mountFunctions } from "./functionRegistry.ts";
 import { createGateway } from "./gateway.ts";
 import { migrate } from "./migrate.ts";

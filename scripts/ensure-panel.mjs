@@ -12,7 +12,7 @@ const sources = [
   join(root, "src"),
   join(root, "index.html"),
   join(root, "vite.config.ts"),
-  join(root, "supabase", "functions", "_shared", "providers.ts"),
+  join(root, "supabase", "functions", "_shared", "contract"),
 ];
 
 function newestChange(path) {

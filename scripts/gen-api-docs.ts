@@ -1,11 +1,11 @@
 /**
- * Regenerates the error-code table in docs/api.md from supabase/functions/_shared/errorCodes.ts,
+ * Regenerates the error-code table in docs/api.md from supabase/functions/_shared/contract/errorCodes.ts,
  * so the documented codes, statuses and messages cannot drift from the code.
  *
  *   npx deno run -A scripts/gen-api-docs.ts          rewrite the table between the markers
  *   npx deno run -A scripts/gen-api-docs.ts --check  exit 1 when docs/api.md is out of date
  */
-import { ERROR_TABLE } from "../supabase/functions/_shared/errorCodes.ts";
+import { ERROR_TABLE } from "../supabase/functions/_shared/contract/errorCodes.ts";
 
 export const API_DOCS = new URL("../docs/api.md", import.meta.url);
 export const START_MARKER =

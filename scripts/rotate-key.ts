@@ -7,7 +7,7 @@
  * table opens with the new key; 4 when it finished but skipped rows that do not open (listed by
  * table and binding). See docs/security.md for the whole procedure.
  */
-import { connectPostgres } from "../supabase/functions/_shared/db.ts";
+import { connectPostgres } from "../supabase/functions/_shared/core/db.ts";
 import { rotateEncryptionKey, RotationError } from "./rotateKey.ts";
 
 function env(name: string): string {

@@ -8,8 +8,8 @@
  * passphrase, a ciphertext moved from another row) is skipped and reported, never allowed to stop
  * the rotation of the others. Passphrases reach SQL only as bind parameters, in the keyring.
  */
-import type { Database, Queryable } from "../supabase/functions/_shared/db.ts";
-import { keyringParam } from "../supabase/functions/_shared/keyring.ts";
+import type { Database, Queryable } from "../supabase/functions/_shared/core/db.ts";
+import { keyringParam } from "../supabase/functions/_shared/vault/keyring.ts";
 
 export interface RotationOptions {
   /** CREDENTIALS_ENCRYPTION_KEY: the passphrase rows are re-encrypted with. */

@@ -5,7 +5,7 @@
  */
 import type { PanelClient } from "../lib/panelClient.ts";
 import { useCallback, useId } from "react";
-import { PROVIDERS, isService } from "../../supabase/functions/_shared/providers.ts";
+import { PROVIDERS, isService } from "../../supabase/functions/_shared/contract/providers.ts";
 import { formatTime, useRemote } from "../hooks/useRemote.ts";
 import { useSignedInUserId } from "../hooks/useSignedInUserId.ts";
 import { listCredentialEvents } from "../lib/sharingApi.ts";

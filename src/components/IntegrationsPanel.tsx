@@ -5,7 +5,7 @@
  * the signed-in user's session. Its styles are in panel.css, scoped under .byok-panel.
  */
 import type { PanelClient } from "../lib/panelClient.ts";
-import { SERVICES } from "../../supabase/functions/_shared/providers.ts";
+import { SERVICES } from "../../supabase/functions/_shared/contract/providers.ts";
 import { useRef, useState } from "react";
 import { useSignedInUserId } from "../hooks/useSignedInUserId.ts";
 import { useUserCredentials } from "../hooks/useUserCredentials.ts";

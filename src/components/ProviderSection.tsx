@@ -8,7 +8,7 @@
  * request runs, and an action whose control goes away moves focus to its result.
  */
 import { type FormEvent, useId, useRef, useState } from "react";
-import { apiKeyFormatProblem, PROVIDERS, type Service } from "../../supabase/functions/_shared/providers.ts";
+import { apiKeyFormatProblem, PROVIDERS, type Service } from "../../supabase/functions/_shared/contract/providers.ts";
 import { useFocusLater } from "../hooks/useFocusLater.ts";
 import type { UseUserCredentials } from "../hooks/useUserCredentials.ts";
 import { CredentialsError, type KeyTestResult } from "../lib/credentialsApi.ts";

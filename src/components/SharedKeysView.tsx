@@ -5,7 +5,7 @@
  */
 import type { PanelClient } from "../lib/panelClient.ts";
 import { type FormEvent, useCallback, useId, useRef, useState } from "react";
-import { apiKeyFormatProblem, PROVIDERS, SERVICES, type Service } from "../../supabase/functions/_shared/providers.ts";
+import { apiKeyFormatProblem, PROVIDERS, SERVICES, type Service } from "../../supabase/functions/_shared/contract/providers.ts";
 import { parseWholeNumber, useActions, useRemote } from "../hooks/useRemote.ts";
 import {
   createSharedKey,

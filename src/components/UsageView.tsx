@@ -5,7 +5,7 @@
  */
 import type { PanelClient } from "../lib/panelClient.ts";
 import { type FormEvent, useCallback, useId, useRef, useState } from "react";
-import { PROVIDERS, SERVICES, type Service } from "../../supabase/functions/_shared/providers.ts";
+import { PROVIDERS, SERVICES, type Service } from "../../supabase/functions/_shared/contract/providers.ts";
 import { formatTime, useActions, useRemote } from "../hooks/useRemote.ts";
 import { chooseSharedKey, choosePersonalKeys, getMyConfig, type LlmConfigSummary } from "../lib/sharingApi.ts";
 import { useSupabaseClient } from "../supabaseContext.tsx";

@@ -9,7 +9,7 @@ import {
   apiKeyFormatProblem,
   type CredentialKey,
   type Service,
-} from "../../supabase/functions/_shared/providers.ts";
+} from "../../supabase/functions/_shared/contract/providers.ts";
 import {
   callCredentials,
   CredentialsError,

@@ -5,8 +5,8 @@
  */
 import type { PanelClient } from "./panelClient.ts";
 import { FunctionsFetchError, FunctionsHttpError, FunctionsRelayError } from "@supabase/functions-js";
-import type { ServiceStatus, ValidationStatus } from "../../supabase/functions/_shared/credentialStatus.ts";
-import type { CredentialKey, Service } from "../../supabase/functions/_shared/providers.ts";
+import type { ServiceStatus, ValidationStatus } from "../../supabase/functions/_shared/contract/keyStatus.ts";
+import type { CredentialKey, Service } from "../../supabase/functions/_shared/contract/providers.ts";
 import { friendlyMessage } from "./errorMessages.ts";
 
 export const CREDENTIALS_FUNCTION = "credentials-manager";

@@ -1,9 +1,9 @@
 /**
  * Friendly messages for error codes. The server's envelope already carries a message written
- * for people (from _shared/errorCodes.ts); the codes below get a panel-specific wording because
+ * for people (from _shared/contract/errorCodes.ts); the codes below get a panel-specific wording because
  * the person can do something about them right here.
  */
-import { PROVIDERS, SERVICES } from "../../supabase/functions/_shared/providers.ts";
+import { PROVIDERS, SERVICES } from "../../supabase/functions/_shared/contract/providers.ts";
 
 const PANEL_MESSAGES: Record<string, string> = {
   UNAUTHORIZED: "Your session has expired. Sign in again to manage your keys.",

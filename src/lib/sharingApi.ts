@@ -5,8 +5,8 @@
  * keys only travel in request or response bodies: nothing here logs or stores them.
  */
 import type { PanelClient } from "./panelClient.ts";
-import type { CredentialEvent } from "../../supabase/functions/_shared/credentialStatus.ts";
-import { apiKeyFormatProblem, type Service } from "../../supabase/functions/_shared/providers.ts";
+import type { CredentialEvent } from "../../supabase/functions/_shared/contract/keyStatus.ts";
+import { apiKeyFormatProblem, type Service } from "../../supabase/functions/_shared/contract/providers.ts";
 import { callCredentials, CredentialsError, toCredentialsError } from "./credentialsApi.ts";
 import { friendlyMessage } from "./errorMessages.ts";
 

@@ -8,10 +8,10 @@
  * platform injects, and answers the README's curl check against that database.
  * Set DEPLOY_TRANSCRIPT=<file> to append each CLI command's output to it.
  */
-import { connectPostgres } from "../../supabase/functions/_shared/db.ts";
+import { connectPostgres } from "../../supabase/functions/_shared/core/db.ts";
 import { migrate, readMigrations } from "../../local/migrate.ts";
 import { openPglite } from "../../local/pgliteDatabase.ts";
-import type { Queryable } from "../../supabase/functions/_shared/db.ts";
+import type { Queryable } from "../../supabase/functions/_shared/core/db.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { hostedClusterUnavailable, startHostedCluster } from "../support/hostedCluster.ts";
 import { ACCESS_TOKEN, PROJECT_REF, startManagementApi } from "../support/managementApi.ts";

@@ -9,7 +9,7 @@ import { createHandler as createEmbeddingHandler } from "../../supabase/function
 import { createHandler as createBatchHandler } from "../../supabase/functions/batch-embeddings/handler.ts";
 import { createHandler as createManusHandler } from "../../supabase/functions/manus-key-validate/handler.ts";
 import { createHandler as createCredentialsHandler } from "../../supabase/functions/credentials-manager/handler.ts";
-import type { Runtime } from "../../supabase/functions/_shared/runtime.ts";
+import type { Runtime } from "../../supabase/functions/_shared/core/runtime.ts";
 import { startLocalStack } from "../../local/stack.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { fakeVector, startFakeChatUpstream } from "../support/fakeChatUpstream.ts";

@@ -3,7 +3,7 @@ import { createHandler as createRunHandler } from "../../supabase/functions/conv
 import { createHandler as createCancelHandler } from "../../supabase/functions/conversation-cancel/handler.ts";
 import { createHandler as createManagerHandler } from "../../supabase/functions/conversation-manager/handler.ts";
 import { createHandler as createCredentialsHandler } from "../../supabase/functions/credentials-manager/handler.ts";
-import type { Runtime } from "../../supabase/functions/_shared/runtime.ts";
+import type { Runtime } from "../../supabase/functions/_shared/core/runtime.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { startFakeChatUpstream } from "../support/fakeChatUpstream.ts";
 import { PROVIDER_ERRORS, type ProviderErrorAnswer } from "../support/providerErrors.ts";
@@ -18,7 +18,7 @@ import {
   testRuntime,
   type TestUser,
 } from "../support/runtime.ts";
-import { createRuntime } from "../../supabase/functions/_shared/runtime.ts";
+import { createRuntime } from "../../supabase/functions/_shared/core/runtime.ts";
 
 const db = await openTestDatabase();
 const fake = startFakeChatUpstream();

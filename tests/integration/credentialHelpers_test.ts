@@ -7,11 +7,11 @@ import {
   getGeminiApiKey,
   getManusApiKey,
   getOpenAIApiKey,
-} from "../../supabase/functions/_shared/credentials.ts";
-import { storeCredential } from "../../supabase/functions/_shared/credentialStore.ts";
-import { connectPostgres } from "../../supabase/functions/_shared/db.ts";
-import { createRuntime } from "../../supabase/functions/_shared/runtime.ts";
-import { MAX_CREDENTIAL_CACHE_TTL_MS } from "../../supabase/functions/_shared/config.ts";
+} from "../../supabase/functions/_shared/vault/keyGetters.ts";
+import { storeCredential } from "../../supabase/functions/_shared/vault/keyWriter.ts";
+import { connectPostgres } from "../../supabase/functions/_shared/core/db.ts";
+import { createRuntime } from "../../supabase/functions/_shared/core/runtime.ts";
+import { MAX_CREDENTIAL_CACHE_TTL_MS } from "../../supabase/functions/_shared/core/config.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import {

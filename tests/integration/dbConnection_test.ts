@@ -3,8 +3,8 @@
  * the injected SUPABASE_DB_URL; at most DB_POOL_MAX connections per isolate; no prepared
  * statements (the transaction pooler cannot keep them).
  */
-import { loadConfig } from "../../supabase/functions/_shared/config.ts";
-import { runtimeFromEnv } from "../../supabase/functions/_shared/runtime.ts";
+import { loadConfig } from "../../supabase/functions/_shared/core/config.ts";
+import { runtimeFromEnv } from "../../supabase/functions/_shared/core/runtime.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_URL } from "../support/database.ts";
 

@@ -5,9 +5,9 @@ import { createHandler } from "../../supabase/functions/flows/handler.ts";
 import {
   checkAndLogRun,
   ownerKeysForExecution,
-} from "../../supabase/functions/_shared/flowRuns.ts";
-import { storeCredential } from "../../supabase/functions/_shared/credentialStore.ts";
-import { AppError } from "../../supabase/functions/_shared/errors.ts";
+} from "../../supabase/functions/_shared/sharing/flowRuns.ts";
+import { storeCredential } from "../../supabase/functions/_shared/vault/keyWriter.ts";
+import { AppError } from "../../supabase/functions/_shared/core/errors.ts";
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import {

@@ -5,8 +5,8 @@
  * HS256 project with its secret set as JWT_SECRET (a name `supabase secrets set` accepts).
  */
 import { createHandler } from "../../supabase/functions/credentials-manager/handler.ts";
-import { loadConfig } from "../../supabase/functions/_shared/config.ts";
-import { createRuntime } from "../../supabase/functions/_shared/runtime.ts";
+import { loadConfig } from "../../supabase/functions/_shared/core/config.ts";
+import { createRuntime } from "../../supabase/functions/_shared/core/runtime.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { startFakeAuth } from "../support/fakeAuth.ts";
 import { createUser, DATABASE_KIND, openTestDatabase } from "../support/database.ts";

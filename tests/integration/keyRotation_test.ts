@@ -1,8 +1,8 @@
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { DATABASE_KIND } from "../support/database.ts";
 import { dbTest, testRuntime } from "../support/runtime.ts";
-import { storeCredential } from "../../supabase/functions/_shared/credentialStore.ts";
-import type { Database } from "../../supabase/functions/_shared/db.ts";
+import { storeCredential } from "../../supabase/functions/_shared/vault/keyWriter.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
 import { rotateEncryptionKey, RotationError, verifyRotation } from "../../scripts/rotateKey.ts";
 import { openIsolatedDatabase } from "../security/isolatedDatabase.ts";
 

@@ -11,7 +11,7 @@ import { createGoogleGenerativeAI } from "@ai-sdk/google";
 import { GoogleGenAI } from "@google/genai";
 import { embed, generateText, streamText } from "ai";
 import { startLocalStack } from "../../local/stack.ts";
-import { usageRecorderFor } from "../../supabase/functions/_shared/usageRecorder.ts";
+import { usageRecorderFor } from "../../supabase/functions/_shared/upstream/usageRecorder.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import {

@@ -1,7 +1,7 @@
 import OpenAI from "openai";
 import { startLocalStack } from "../../local/stack.ts";
-import { concatChunks } from "../../supabase/functions/_shared/chunkReader.ts";
-import { usageRecorderFor } from "../../supabase/functions/_shared/usageRecorder.ts";
+import { concatChunks } from "../../supabase/functions/_shared/core/chunkReader.ts";
+import { usageRecorderFor } from "../../supabase/functions/_shared/upstream/usageRecorder.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import {

@@ -11,7 +11,7 @@ import { createOpenAI } from "@ai-sdk/openai";
 import { GoogleGenAI } from "@google/genai";
 import { generateText } from "ai";
 import { startLocalStack } from "../../local/stack.ts";
-import type { Service } from "../../supabase/functions/_shared/providers.ts";
+import type { Service } from "../../supabase/functions/_shared/contract/providers.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { startFakeNativeProviders } from "../support/fakeNativeProviders.ts";

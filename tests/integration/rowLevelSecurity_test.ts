@@ -2,8 +2,8 @@
  * Direct SQL as the `authenticated` role, the way PostgREST would run a signed-in user's query:
  * RLS and column grants, not application code, must keep users apart.
  */
-import { asUser } from "../../supabase/functions/_shared/db.ts";
-import { storeCredential } from "../../supabase/functions/_shared/credentialStore.ts";
+import { asUser } from "../../supabase/functions/_shared/core/db.ts";
+import { storeCredential } from "../../supabase/functions/_shared/vault/keyWriter.ts";
 import { assert, assertEquals, rejects } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { dbTest, newUser, testConfig } from "../support/runtime.ts";

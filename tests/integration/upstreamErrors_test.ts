@@ -5,7 +5,7 @@
  */
 import OpenAI from "openai";
 import { startLocalStack } from "../../local/stack.ts";
-import type { Service } from "../../supabase/functions/_shared/providers.ts";
+import type { Service } from "../../supabase/functions/_shared/contract/providers.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { startFakeUpstream } from "../support/fakeUpstream.ts";

@@ -6,12 +6,12 @@
 import { assert, assertEquals } from "../support/assert.ts";
 import { createUser, DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { captureLogs, dbTest } from "../support/runtime.ts";
-import type { Database } from "../../supabase/functions/_shared/db.ts";
-import { AppError } from "../../supabase/functions/_shared/errors.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
+import { AppError } from "../../supabase/functions/_shared/core/errors.ts";
 import {
   createUsageRecorder,
   type UsageEvent,
-} from "../../supabase/functions/_shared/usageRecorder.ts";
+} from "../../supabase/functions/_shared/upstream/usageRecorder.ts";
 
 const db = await openTestDatabase();
 /** Long enough that only an explicit flush() writes. */

@@ -5,7 +5,10 @@
  */
 import { createHandler as createBatch } from "../../supabase/functions/batch-embeddings/handler.ts";
 import { createHandler as createProxy } from "../../supabase/functions/openai-proxy/handler.ts";
-import { createSharedKey, saveConfig } from "../../supabase/functions/_shared/llmConfigStore.ts";
+import {
+  createSharedKey,
+  saveConfig,
+} from "../../supabase/functions/_shared/sharing/llmConfigStore.ts";
 import { assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { startFakeChatUpstream } from "../support/fakeChatUpstream.ts";

@@ -4,9 +4,9 @@
  * passphrase: no client role writes ciphertext, key versions, status, audit rows, share-token
  * hashes or sequences, and a ciphertext moved to another row does not open there.
  */
-import { asUser, type Queryable } from "../../supabase/functions/_shared/db.ts";
-import { storeCredential } from "../../supabase/functions/_shared/credentialStore.ts";
-import { createSharedKey } from "../../supabase/functions/_shared/llmConfigStore.ts";
+import { asUser, type Queryable } from "../../supabase/functions/_shared/core/db.ts";
+import { storeCredential } from "../../supabase/functions/_shared/vault/keyWriter.ts";
+import { createSharedKey } from "../../supabase/functions/_shared/sharing/llmConfigStore.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND } from "../support/database.ts";
 import { newUser, testRuntime } from "../support/runtime.ts";

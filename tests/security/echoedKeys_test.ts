@@ -9,9 +9,12 @@ import { createHandler as createFlows } from "../../supabase/functions/flows/han
 import { createHandler as createProxy } from "../../supabase/functions/openai-proxy/handler.ts";
 import { createHandler as createRun } from "../../supabase/functions/conversation-run/handler.ts";
 import { createHandler as createModels } from "../../supabase/functions/fetch-provider-models/handler.ts";
-import { storeCredential } from "../../supabase/functions/_shared/credentialStore.ts";
-import { createSharedKey, saveConfig } from "../../supabase/functions/_shared/llmConfigStore.ts";
-import { redactStream } from "../../supabase/functions/_shared/outbound.ts";
+import { storeCredential } from "../../supabase/functions/_shared/vault/keyWriter.ts";
+import {
+  createSharedKey,
+  saveConfig,
+} from "../../supabase/functions/_shared/sharing/llmConfigStore.ts";
+import { redactStream } from "../../supabase/functions/_shared/upstream/outbound.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { jsonRequest, newUser, testRuntime, type TestUser } from "../support/runtime.ts";

@@ -16,8 +16,8 @@ import {
   type TestUser,
 } from "../support/runtime.ts";
 import { type FakeUpstream, startFakeUpstream } from "../support/fakeUpstream.ts";
-import { connectPostgres, type Database } from "../../supabase/functions/_shared/db.ts";
-import { storeCredential } from "../../supabase/functions/_shared/credentialStore.ts";
+import { connectPostgres, type Database } from "../../supabase/functions/_shared/core/db.ts";
+import { storeCredential } from "../../supabase/functions/_shared/vault/keyWriter.ts";
 import { createHandler as proxyHandler } from "../../supabase/functions/openai-proxy/handler.ts";
 import { createHandler as managerHandler } from "../../supabase/functions/credentials-manager/handler.ts";
 import { type LocalStack, startLocalStack } from "../../local/stack.ts";

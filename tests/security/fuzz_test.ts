@@ -9,7 +9,7 @@ import fc from "fast-check";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND } from "../support/database.ts";
 import { dbTest } from "../support/runtime.ts";
-import { SERVICES } from "../../supabase/functions/_shared/providers.ts";
+import { SERVICES } from "../../supabase/functions/_shared/contract/providers.ts";
 import { recordCases, recordMixUps } from "./figures.ts";
 import {
   type Answer,

@@ -3,7 +3,7 @@
  * the whole table): a fresh in-memory PGlite, or a new database on the server in DATABASE_URL
  * that is dropped again on close.
  */
-import { connectPostgres, type Database } from "../../supabase/functions/_shared/db.ts";
+import { connectPostgres, type Database } from "../../supabase/functions/_shared/core/db.ts";
 import { migrate } from "../../local/migrate.ts";
 import { openPglite } from "../../local/pgliteDatabase.ts";
 import { DATABASE_URL } from "../support/database.ts";

@@ -3,7 +3,7 @@
  * run of 8 or more consecutive characters of it. Runs that lie inside a public prefix ("sk-",
  * "Bearer ", a JWT's standard header) are not secret and are ignored.
  */
-import { setLogSink } from "../../supabase/functions/_shared/log.ts";
+import { setLogSink } from "../../supabase/functions/_shared/core/log.ts";
 import { recordLeakScan } from "./figures.ts";
 
 export const RUN_LENGTH = 8;

@@ -7,7 +7,7 @@
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND } from "../support/database.ts";
 import { dbTest } from "../support/runtime.ts";
-import { log } from "../../supabase/functions/_shared/log.ts";
+import { log } from "../../supabase/functions/_shared/core/log.ts";
 import { readFigures } from "./figures.ts";
 import { createLeakScanner } from "./leakScanner.ts";
 import { isEnvelope, jsonHeaders, type SecurityUser, startSecurityStack } from "./securityStack.ts";

@@ -8,7 +8,7 @@ import { createHandler as createLlmProxy } from "../../supabase/functions/llm-pr
 import { createHandler as createEmbedding } from "../../supabase/functions/generate-embedding/handler.ts";
 import { createHandler as createModels } from "../../supabase/functions/fetch-provider-models/handler.ts";
 import { createHandler as createRun } from "../../supabase/functions/conversation-run/handler.ts";
-import { PROVIDERS, SERVICES } from "../../supabase/functions/_shared/providers.ts";
+import { PROVIDERS, SERVICES } from "../../supabase/functions/_shared/contract/providers.ts";
 import { assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { startFakeChatUpstream } from "../support/fakeChatUpstream.ts";

@@ -6,9 +6,9 @@
 import { createHandler as createRun } from "../../supabase/functions/conversation-run/handler.ts";
 import { createHandler as createProxy } from "../../supabase/functions/openai-proxy/handler.ts";
 import { createHandler as createEmbedding } from "../../supabase/functions/generate-embedding/handler.ts";
-import { storeCredential } from "../../supabase/functions/_shared/credentialStore.ts";
-import { usageRecorderFor } from "../../supabase/functions/_shared/usageRecorder.ts";
-import { MAX_TOKENS_PER_CALL } from "../../supabase/functions/_shared/tokenUsage.ts";
+import { storeCredential } from "../../supabase/functions/_shared/vault/keyWriter.ts";
+import { usageRecorderFor } from "../../supabase/functions/_shared/upstream/usageRecorder.ts";
+import { MAX_TOKENS_PER_CALL } from "../../supabase/functions/_shared/upstream/tokenUsage.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { jsonRequest, newUser, testRuntime, type TestUser } from "../support/runtime.ts";

@@ -6,9 +6,9 @@
  */
 import { createHandler as createExecute } from "../../supabase/functions/execute/handler.ts";
 import { createHandler as createFlows } from "../../supabase/functions/flows/handler.ts";
-import { checkAndLogRun } from "../../supabase/functions/_shared/flowRuns.ts";
-import { storeCredential } from "../../supabase/functions/_shared/credentialStore.ts";
-import type { AppError } from "../../supabase/functions/_shared/errors.ts";
+import { checkAndLogRun } from "../../supabase/functions/_shared/sharing/flowRuns.ts";
+import { storeCredential } from "../../supabase/functions/_shared/vault/keyWriter.ts";
+import type { AppError } from "../../supabase/functions/_shared/core/errors.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { startFakeChatUpstream } from "../support/fakeChatUpstream.ts";

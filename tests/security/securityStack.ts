@@ -6,7 +6,7 @@
  */
 import { declaredFunctions } from "../../local/functionRegistry.ts";
 import { type LocalStack, startLocalStack } from "../../local/stack.ts";
-import { PROVIDERS, SERVICES } from "../../supabase/functions/_shared/providers.ts";
+import { PROVIDERS, SERVICES } from "../../supabase/functions/_shared/contract/providers.ts";
 import { openTestDatabase } from "../support/database.ts";
 import { type FakeUpstream, sseChat, startFakeUpstream } from "../support/fakeUpstream.ts";
 import { signToken } from "../support/runtime.ts";

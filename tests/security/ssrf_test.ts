@@ -12,14 +12,14 @@ import { createHandler as createBatch } from "../../supabase/functions/batch-emb
 import { createHandler as createRun } from "../../supabase/functions/conversation-run/handler.ts";
 import { createHandler as createLlmProxy } from "../../supabase/functions/llm-proxy/handler.ts";
 import { createHandler as createOpenAiProxy } from "../../supabase/functions/openai-proxy/handler.ts";
-import { storeCredential } from "../../supabase/functions/_shared/credentialStore.ts";
-import { classifyAddress } from "../../supabase/functions/_shared/ipRanges.ts";
+import { storeCredential } from "../../supabase/functions/_shared/vault/keyWriter.ts";
+import { classifyAddress } from "../../supabase/functions/_shared/upstream/ipRanges.ts";
 import {
   closeOutboundConnections,
   createOutboundFetch,
   resolveWithDns,
-} from "../../supabase/functions/_shared/outbound.ts";
-import { createRuntime } from "../../supabase/functions/_shared/runtime.ts";
+} from "../../supabase/functions/_shared/upstream/outbound.ts";
+import { createRuntime } from "../../supabase/functions/_shared/core/runtime.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { jsonRequest, newUser, testConfig } from "../support/runtime.ts";

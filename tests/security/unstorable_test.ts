@@ -9,7 +9,7 @@ import { createHandler as createFlows } from "../../supabase/functions/flows/han
 import { createHandler as createLlmConfig } from "../../supabase/functions/llm-config/handler.ts";
 import { createHandler as createRun } from "../../supabase/functions/conversation-run/handler.ts";
 import { createHandler as createExecute } from "../../supabase/functions/execute/handler.ts";
-import { toAppError } from "../../supabase/functions/_shared/http.ts";
+import { toAppError } from "../../supabase/functions/_shared/http/pipeline.ts";
 import { assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { captureLogs, newUser, testRuntime } from "../support/runtime.ts";

@@ -3,7 +3,7 @@
  * Either way the shim and migrations are applied, and tests isolate themselves by creating
  * their own users rather than truncating tables.
  */
-import { connectPostgres, type Database } from "../../supabase/functions/_shared/db.ts";
+import { connectPostgres, type Database } from "../../supabase/functions/_shared/core/db.ts";
 import { migrate } from "../../local/migrate.ts";
 import { openPglite } from "../../local/pgliteDatabase.ts";
 

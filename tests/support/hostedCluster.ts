@@ -5,7 +5,7 @@
  * from the machine's initdb in a temp dir on a free loopback port; `stop()` removes it all.
  * initdb refuses root, so as root the binaries run as the `postgres` OS user through runuser.
  */
-import { connectPostgres } from "../../supabase/functions/_shared/db.ts";
+import { connectPostgres } from "../../supabase/functions/_shared/core/db.ts";
 
 const PG_BIN = Deno.env.get("PG_BIN") ?? "/usr/lib/postgresql/15/bin";
 const PLATFORM_SQL = new URL("hosted_platform.sql", import.meta.url);

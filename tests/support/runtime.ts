@@ -2,10 +2,10 @@
  * Test runtimes and tokens: a real config (random secrets), a real database, real JWTs.
  */
 import { SignJWT } from "jose";
-import { type Config, loadConfig } from "../../supabase/functions/_shared/config.ts";
-import type { Database } from "../../supabase/functions/_shared/db.ts";
-import { createRuntime, type Runtime } from "../../supabase/functions/_shared/runtime.ts";
-import { setLogSink } from "../../supabase/functions/_shared/log.ts";
+import { type Config, loadConfig } from "../../supabase/functions/_shared/core/config.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
+import { createRuntime, type Runtime } from "../../supabase/functions/_shared/core/runtime.ts";
+import { setLogSink } from "../../supabase/functions/_shared/core/log.ts";
 import { createUser } from "./database.ts";
 
 export const JWT_SECRET = `test-jwt-secret-${crypto.randomUUID()}`;

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
-import { apiKeyFormatProblem, isService, PROVIDERS, SERVICES, type Service } from "../../supabase/functions/_shared/providers.ts";
+import { apiKeyFormatProblem, isService, PROVIDERS, SERVICES, type Service } from "../../supabase/functions/_shared/contract/providers.ts";
 
 export const ACCEPTED_OPENAI_KEY = "sk-test-accepted-0001";
 

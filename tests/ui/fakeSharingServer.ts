@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
-import { apiKeyFormatProblem, isService } from "../../supabase/functions/_shared/providers.ts";
+import { apiKeyFormatProblem, isService } from "../../supabase/functions/_shared/contract/providers.ts";
 
 export const USER_ID = "11111111-1111-4111-8111-111111111111";
 export const TEAMMATE_ID = "22222222-2222-4222-8222-222222222222";

@@ -6,7 +6,7 @@ import { render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterAll, beforeAll, beforeEach, describe, expect, test, vi } from "vitest";
 import { IntegrationsPanel } from "../../src/components/IntegrationsPanel.tsx";
-import { PROVIDERS, SERVICES } from "../../supabase/functions/_shared/providers.ts";
+import { PROVIDERS, SERVICES } from "../../supabase/functions/_shared/contract/providers.ts";
 import { SupabaseProvider } from "../../src/supabaseContext.tsx";
 import {
   ACCEPTED_OPENAI_KEY,

@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "../support/assert.ts";
-import { ERROR_TABLE } from "../../supabase/functions/_shared/errorCodes.ts";
+import { ERROR_TABLE } from "../../supabase/functions/_shared/contract/errorCodes.ts";
 import { API_DOCS, renderErrorTable, withCurrentTable } from "../../scripts/gen-api-docs.ts";
 
 Deno.test("docs/api.md carries the error-code table generated from errorCodes.ts", async () => {

@@ -1,7 +1,7 @@
 import { assertEquals, rejects } from "../support/assert.ts";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { createAuthenticator } from "../../supabase/functions/_shared/auth.ts";
-import { AppError } from "../../supabase/functions/_shared/errors.ts";
+import { createAuthenticator } from "../../supabase/functions/_shared/http/auth.ts";
+import { AppError } from "../../supabase/functions/_shared/core/errors.ts";
 import { JWT_SECRET, signToken } from "../support/runtime.ts";
 
 const userId = crypto.randomUUID();

@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "../support/assert.ts";
-import { chunkReader, concatChunks } from "../../supabase/functions/_shared/chunkReader.ts";
+import { chunkReader, concatChunks } from "../../supabase/functions/_shared/core/chunkReader.ts";
 
 const encoder = new TextEncoder();
 

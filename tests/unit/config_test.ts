@@ -1,6 +1,6 @@
-import { ConfigError, loadConfig } from "../../supabase/functions/_shared/config.ts";
+import { ConfigError, loadConfig } from "../../supabase/functions/_shared/core/config.ts";
 import { createHandler } from "../../supabase/functions/credentials-manager/handler.ts";
-import { loadConfig as load } from "../../supabase/functions/_shared/config.ts";
+import { loadConfig as load } from "../../supabase/functions/_shared/core/config.ts";
 import { captureLogs } from "../support/runtime.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 

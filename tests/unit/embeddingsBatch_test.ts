@@ -2,7 +2,7 @@ import { assertEquals } from "../support/assert.ts";
 import {
   mapWithConcurrency,
   planChunks,
-} from "../../supabase/functions/_shared/embeddingsBatch.ts";
+} from "../../supabase/functions/_shared/upstream/embeddingsBatch.ts";
 
 Deno.test("planChunks caps inputs per chunk", () => {
   assertEquals(planChunks(["a", "b", "c", "d", "e"], { maxInputs: 2, maxCharacters: 100 }), [

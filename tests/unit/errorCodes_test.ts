@@ -5,8 +5,8 @@ import {
   ERROR_TABLE,
   getHttpStatus,
   providerErrorCode,
-} from "../../supabase/functions/_shared/errorCodes.ts";
-import { SERVICES } from "../../supabase/functions/_shared/providers.ts";
+} from "../../supabase/functions/_shared/contract/errorCodes.ts";
+import { SERVICES } from "../../supabase/functions/_shared/contract/providers.ts";
 
 Deno.test("errorCodes gives seed 003's codes their statuses", () => {
   assertEquals(getHttpStatus(ERROR_CODES.OPENAI_NOT_CONFIGURED), 400);

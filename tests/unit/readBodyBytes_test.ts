@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../support/assert.ts";
-import { readBodyBytes } from "../../supabase/functions/_shared/http.ts";
-import { AppError } from "../../supabase/functions/_shared/errors.ts";
+import { readBodyBytes } from "../../supabase/functions/_shared/http/pipeline.ts";
+import { AppError } from "../../supabase/functions/_shared/core/errors.ts";
 
 const LIMIT = 64 * 1024;
 

@@ -1,6 +1,6 @@
 import { assertEquals } from "../support/assert.ts";
-import { chunkReader } from "../../supabase/functions/_shared/chunkReader.ts";
-import { relayBody, usageFromTail } from "../../supabase/functions/_shared/proxyStream.ts";
+import { chunkReader } from "../../supabase/functions/_shared/core/chunkReader.ts";
+import { relayBody, usageFromTail } from "../../supabase/functions/_shared/upstream/proxyStream.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -1,5 +1,5 @@
 import { assertEquals } from "../support/assert.ts";
-import { runtimeFromEnv } from "../../supabase/functions/_shared/runtime.ts";
+import { runtimeFromEnv } from "../../supabase/functions/_shared/core/runtime.ts";
 
 Deno.test({
   name:

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../support/assert.ts";
-import { AppError } from "../../supabase/functions/_shared/errors.ts";
-import { ServerSentEventStream, streamSse } from "../../supabase/functions/_shared/sse.ts";
+import { AppError } from "../../supabase/functions/_shared/core/errors.ts";
+import { ServerSentEventStream, streamSse } from "../../supabase/functions/_shared/http/sse.ts";
 import { captureLogs } from "../support/runtime.ts";
 
 async function encode(...events: object[]): Promise<string> {

@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "../support/assert.ts";
-import { AppError } from "../../supabase/functions/_shared/errors.ts";
-import { ERROR_TABLE } from "../../supabase/functions/_shared/errorCodes.ts";
-import type { Service } from "../../supabase/functions/_shared/providers.ts";
+import { AppError } from "../../supabase/functions/_shared/core/errors.ts";
+import { ERROR_TABLE } from "../../supabase/functions/_shared/contract/errorCodes.ts";
+import type { Service } from "../../supabase/functions/_shared/contract/providers.ts";
 import { PROVIDER_ERRORS, type ProviderErrorAnswer } from "../support/providerErrors.ts";
 import { captureLogs } from "../support/runtime.ts";
 

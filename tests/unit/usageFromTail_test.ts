@@ -1,7 +1,10 @@
 import fc from "fast-check";
 import { assertEquals } from "../support/assert.ts";
-import { usageFromEnds, usageFromTail } from "../../supabase/functions/_shared/proxyStream.ts";
-import { geminiNativeBase } from "../../supabase/functions/_shared/upstream.ts";
+import {
+  usageFromEnds,
+  usageFromTail,
+} from "../../supabase/functions/_shared/upstream/proxyStream.ts";
+import { geminiNativeBase } from "../../supabase/functions/_shared/upstream/providerCalls.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 

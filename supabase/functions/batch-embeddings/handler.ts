@@ -6,18 +6,23 @@
  * succeeded, the answer is the first error itself (e.g. 401 OPENAI_INVALID_KEY).
  */
 import { z } from "zod";
-import { DEFAULT_EMBEDDING_MODEL } from "../_shared/embeddings.ts";
+import { DEFAULT_EMBEDDING_MODEL } from "../_shared/upstream/embeddings.ts";
 import {
   DEFAULT_CONCURRENCY,
   embedBatch,
   MAX_CHARACTERS_PER_REQUEST,
   MAX_INPUTS_PER_REQUEST,
   planChunks,
-} from "../_shared/embeddingsBatch.ts";
-import { defineHandler, type Handler, jsonResponse, readUserJson } from "../_shared/http.ts";
-import { resolveProviderKey } from "../_shared/keyResolution.ts";
-import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
-import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream.ts";
+} from "../_shared/upstream/embeddingsBatch.ts";
+import {
+  defineHandler,
+  type Handler,
+  jsonResponse,
+  readUserJson,
+} from "../_shared/http/pipeline.ts";
+import { resolveProviderKey } from "../_shared/sharing/keyResolution.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
+import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream/providerCalls.ts";
 
 /** The 1 MB body limit already bounds the total; this bounds the bookkeeping. */
 const MAX_INPUTS = 10_000;

@@ -5,9 +5,14 @@
  * owner can set it: anyone else's run, like an unknown one, is RUN_NOT_FOUND.
  */
 import { z } from "zod";
-import { requestCancel } from "../_shared/conversationStore.ts";
-import { defineHandler, type Handler, jsonResponse, readUserJson } from "../_shared/http.ts";
-import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
+import { requestCancel } from "../_shared/conversations/store.ts";
+import {
+  defineHandler,
+  type Handler,
+  jsonResponse,
+  readUserJson,
+} from "../_shared/http/pipeline.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
 
 const requestSchema = z.strictObject({ run_id: z.uuid() });
 

@@ -8,9 +8,14 @@ import {
   deleteConversation,
   getConversation,
   listConversations,
-} from "../_shared/conversationStore.ts";
-import { defineHandler, type Handler, jsonResponse, readUserJson } from "../_shared/http.ts";
-import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
+} from "../_shared/conversations/store.ts";
+import {
+  defineHandler,
+  type Handler,
+  jsonResponse,
+  readUserJson,
+} from "../_shared/http/pipeline.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
 
 const requestSchema = z.discriminatedUnion("action", [
   z.strictObject({ action: z.literal("list") }),

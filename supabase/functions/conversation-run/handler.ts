@@ -6,7 +6,7 @@
  * the assistant's reply (partial on cancel or error) are stored as the user.
  */
 import { z } from "zod";
-import type { AuthenticatedUser } from "../_shared/auth.ts";
+import type { AuthenticatedUser } from "../_shared/http/auth.ts";
 import {
   abandonRun,
   type ChatMessage,
@@ -15,18 +15,18 @@ import {
   openRun,
   type RunStatus,
   type Usage,
-} from "../_shared/conversationStore.ts";
-import { streamChatCompletion } from "../_shared/conversationUpstream.ts";
-import { buildErrorResponse, providerErrorCode } from "../_shared/errorCodes.ts";
-import { AppError } from "../_shared/errors.ts";
-import { defineHandler, type Handler, readUserJson, toAppError } from "../_shared/http.ts";
-import { type KeySource, resolveProviderKey } from "../_shared/keyResolution.ts";
-import { usageRecorderFor } from "../_shared/usageRecorder.ts";
-import { describeError, log } from "../_shared/log.ts";
-import type { Service } from "../_shared/providers.ts";
-import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
-import { type SseWriter, streamSse } from "../_shared/sse.ts";
-import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream.ts";
+} from "../_shared/conversations/store.ts";
+import { streamChatCompletion } from "../_shared/conversations/chatStream.ts";
+import { buildErrorResponse, providerErrorCode } from "../_shared/contract/errorCodes.ts";
+import { AppError } from "../_shared/core/errors.ts";
+import { defineHandler, type Handler, readUserJson, toAppError } from "../_shared/http/pipeline.ts";
+import { type KeySource, resolveProviderKey } from "../_shared/sharing/keyResolution.ts";
+import { usageRecorderFor } from "../_shared/upstream/usageRecorder.ts";
+import { describeError, log } from "../_shared/core/log.ts";
+import type { Service } from "../_shared/contract/providers.ts";
+import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
+import { type SseWriter, streamSse } from "../_shared/http/sse.ts";
+import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream/providerCalls.ts";
 
 const requestSchema = z.strictObject({
   conversation_id: z.uuid().optional(),

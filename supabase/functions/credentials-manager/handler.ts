@@ -5,9 +5,9 @@
  * "Test before save") and stores nothing.
  */
 import { z } from "zod";
-import { baseUrlProblem } from "../_shared/baseUrl.ts";
-import type { AuthenticatedUser } from "../_shared/auth.ts";
-import type { ServiceStatus } from "../_shared/credentialStatus.ts";
+import { baseUrlProblem } from "../_shared/upstream/baseUrl.ts";
+import type { AuthenticatedUser } from "../_shared/http/auth.ts";
+import type { ServiceStatus } from "../_shared/contract/keyStatus.ts";
 import {
   deleteCredential,
   readEvents,
@@ -16,20 +16,26 @@ import {
   setCredentialActive,
   storeCredential,
   summarize,
-} from "../_shared/credentialStore.ts";
-import { requireApiKey } from "../_shared/credentials.ts";
-import { buildErrorResponse, providerErrorCode } from "../_shared/errorCodes.ts";
-import { defineHandler, fail, type Handler, jsonResponse, readUserJson } from "../_shared/http.ts";
+} from "../_shared/vault/keyWriter.ts";
+import { requireApiKey } from "../_shared/vault/keyGetters.ts";
+import { buildErrorResponse, providerErrorCode } from "../_shared/contract/errorCodes.ts";
+import {
+  defineHandler,
+  fail,
+  type Handler,
+  jsonResponse,
+  readUserJson,
+} from "../_shared/http/pipeline.ts";
 import {
   apiKeyFormatProblem,
   CREDENTIAL_KEYS,
   type Service,
   SERVICES,
-} from "../_shared/providers.ts";
-import { outboundUrlProblem } from "../_shared/outbound.ts";
-import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
-import { validateKey } from "../_shared/upstream.ts";
-import { emailsOf } from "../_shared/userEmails.ts";
+} from "../_shared/contract/providers.ts";
+import { outboundUrlProblem } from "../_shared/upstream/outbound.ts";
+import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
+import { validateKey } from "../_shared/upstream/providerCalls.ts";
+import { emailsOf } from "../_shared/sharing/userEmails.ts";
 
 const service = z.enum(SERVICES);
 const credentialKey = z.enum(CREDENTIAL_KEYS).default("api_key");

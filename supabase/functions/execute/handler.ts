@@ -7,13 +7,19 @@
  * API keys is refused.
  */
 import { z } from "zod";
-import { checkAndLogRun, ownerKeyForRun } from "../_shared/flowRuns.ts";
-import { defineHandler, fail, type Handler, parseWith, readJsonBody } from "../_shared/http.ts";
-import { resolveProviderKey } from "../_shared/keyResolution.ts";
-import { PROVIDERS, SERVICES } from "../_shared/providers.ts";
-import { forwardWithKey } from "../_shared/proxy.ts";
-import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
-import { SHARE_TOKEN_PATTERN } from "../_shared/shareTokens.ts";
+import { checkAndLogRun, ownerKeyForRun } from "../_shared/sharing/flowRuns.ts";
+import {
+  defineHandler,
+  fail,
+  type Handler,
+  parseWith,
+  readJsonBody,
+} from "../_shared/http/pipeline.ts";
+import { resolveProviderKey } from "../_shared/sharing/keyResolution.ts";
+import { PROVIDERS, SERVICES } from "../_shared/contract/providers.ts";
+import { forwardWithKey } from "../_shared/upstream/proxy.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
+import { SHARE_TOKEN_PATTERN } from "../_shared/sharing/shareTokens.ts";
 
 const proxiedServices = SERVICES.filter((service) => PROVIDERS[service].openAICompatible);
 

@@ -4,10 +4,18 @@
  * provider's `*_TIMEOUT` code.
  */
 import { z } from "zod";
-import { defineHandler, type Handler, jsonResponse, readUserJson } from "../_shared/http.ts";
-import { resolveProviderKey } from "../_shared/keyResolution.ts";
-import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
-import { fetchUpstreamJson, OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream.ts";
+import {
+  defineHandler,
+  type Handler,
+  jsonResponse,
+  readUserJson,
+} from "../_shared/http/pipeline.ts";
+import { resolveProviderKey } from "../_shared/sharing/keyResolution.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
+import {
+  fetchUpstreamJson,
+  OPENAI_COMPATIBLE_SERVICES,
+} from "../_shared/upstream/providerCalls.ts";
 
 const requestSchema = z.strictObject({ provider: z.enum(OPENAI_COMPATIBLE_SERVICES) });
 

@@ -4,8 +4,8 @@
  * one public action: live id plus share token give the flow, the way a live-flow page loads it.
  */
 import { z } from "zod";
-import { asUser, type DbUser, forUser, type Queryable } from "../_shared/db.ts";
-import { AppError } from "../_shared/errors.ts";
+import { asUser, type DbUser, forUser, type Queryable } from "../_shared/core/db.ts";
+import { AppError } from "../_shared/core/errors.ts";
 import {
   defineHandler,
   fail,
@@ -13,10 +13,10 @@ import {
   jsonResponse,
   parseWith,
   readJsonBody,
-} from "../_shared/http.ts";
-import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
-import { SERVICES } from "../_shared/providers.ts";
-import { newLiveId, newShareToken, SHARE_TOKEN_PATTERN } from "../_shared/shareTokens.ts";
+} from "../_shared/http/pipeline.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
+import { SERVICES } from "../_shared/contract/providers.ts";
+import { newLiveId, newShareToken, SHARE_TOKEN_PATTERN } from "../_shared/sharing/shareTokens.ts";
 
 const flowId = z.uuid();
 const settings = {

@@ -3,11 +3,16 @@
  * (OpenAI by default, or any OpenAI-compatible provider).
  */
 import { z } from "zod";
-import { DEFAULT_EMBEDDING_MODEL, embed } from "../_shared/embeddings.ts";
-import { defineHandler, type Handler, jsonResponse, readUserJson } from "../_shared/http.ts";
-import { resolveProviderKey } from "../_shared/keyResolution.ts";
-import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
-import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream.ts";
+import { DEFAULT_EMBEDDING_MODEL, embed } from "../_shared/upstream/embeddings.ts";
+import {
+  defineHandler,
+  type Handler,
+  jsonResponse,
+  readUserJson,
+} from "../_shared/http/pipeline.ts";
+import { resolveProviderKey } from "../_shared/sharing/keyResolution.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
+import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream/providerCalls.ts";
 
 const requestSchema = z.strictObject({
   input: z.string().min(1),

@@ -11,10 +11,10 @@
  *   DELETE /llm-config/shared-keys/<account>
  */
 import { z } from "zod";
-import type { AuthenticatedUser } from "../_shared/auth.ts";
-import { storeCredential } from "../_shared/credentialStore.ts";
-import { asUser } from "../_shared/db.ts";
-import { AppError } from "../_shared/errors.ts";
+import type { AuthenticatedUser } from "../_shared/http/auth.ts";
+import { storeCredential } from "../_shared/vault/keyWriter.ts";
+import { asUser } from "../_shared/core/db.ts";
+import { AppError } from "../_shared/core/errors.ts";
 import {
   defineHandler,
   fail,
@@ -22,7 +22,7 @@ import {
   jsonResponse,
   parseWith,
   readJsonBody,
-} from "../_shared/http.ts";
+} from "../_shared/http/pipeline.ts";
 import {
   configSummary,
   createSharedKey,
@@ -31,10 +31,10 @@ import {
   SHARED_KEY_COLUMNS,
   sharedKeyAccess,
   storeOwnerNameKey,
-} from "../_shared/llmConfigStore.ts";
-import { apiKeyFormatProblem, SERVICES } from "../_shared/providers.ts";
-import { emailsOf, idsForEmails, withAllowedUsers } from "../_shared/userEmails.ts";
-import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
+} from "../_shared/sharing/llmConfigStore.ts";
+import { apiKeyFormatProblem, SERVICES } from "../_shared/contract/providers.ts";
+import { emailsOf, idsForEmails, withAllowedUsers } from "../_shared/sharing/userEmails.ts";
+import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
 
 const accountName = z.string().regex(/^[a-z0-9][a-z0-9_-]{2,99}$/, "3-100 of a-z, 0-9, _ and -");
 const ownerName = z.string().regex(

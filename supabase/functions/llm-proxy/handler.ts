@@ -6,10 +6,10 @@
  *   own API.
  * See docs/proxy.md.
  */
-import { defineHandler, fail, type Handler } from "../_shared/http.ts";
-import { isService, PROVIDERS } from "../_shared/providers.ts";
-import { proxyRequest, type ProxyTarget } from "../_shared/proxy.ts";
-import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
+import { defineHandler, fail, type Handler } from "../_shared/http/pipeline.ts";
+import { isService, PROVIDERS } from "../_shared/contract/providers.ts";
+import { proxyRequest, type ProxyTarget } from "../_shared/upstream/proxy.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
 
 const PATH = /^\/llm-proxy\/([a-z]+)(\/.*)$/;
 const GEMINI_NATIVE = /^\/(v1beta|v1alpha|v1)(\/models(?:\/.*)?)$/;

@@ -3,9 +3,9 @@
  * API (MANUS_BASE_URL). `keySource` is always "user": there is no server key to fall back to.
  */
 import { z } from "zod";
-import { readStatusRows, recordValidation, summarize } from "../_shared/credentialStore.ts";
-import { requireApiKey } from "../_shared/credentials.ts";
-import { buildErrorResponse } from "../_shared/errorCodes.ts";
+import { readStatusRows, recordValidation, summarize } from "../_shared/vault/keyWriter.ts";
+import { requireApiKey } from "../_shared/vault/keyGetters.ts";
+import { buildErrorResponse } from "../_shared/contract/errorCodes.ts";
 import {
   defineHandler,
   fail,
@@ -14,9 +14,9 @@ import {
   readJsonBody,
   readUserJson,
   toAppError,
-} from "../_shared/http.ts";
-import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
-import { validateKey } from "../_shared/upstream.ts";
+} from "../_shared/http/pipeline.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
+import { validateKey } from "../_shared/upstream/providerCalls.ts";
 
 const requestSchema = z.strictObject({});
 const KEY_SOURCE_HEADER = { "x-key-source": "user" };

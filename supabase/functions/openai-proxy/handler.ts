@@ -3,9 +3,9 @@
  * `<functions url>/openai-proxy/v1` with the user's Supabase access token as the API key; the
  * request goes to OpenAI with that user's own key.
  */
-import { defineHandler, fail, type Handler } from "../_shared/http.ts";
-import { proxyRequest } from "../_shared/proxy.ts";
-import { runtimeFromEnv, type RuntimeSource } from "../_shared/runtime.ts";
+import { defineHandler, fail, type Handler } from "../_shared/http/pipeline.ts";
+import { proxyRequest } from "../_shared/upstream/proxy.ts";
+import { runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
 
 const PATH = /^\/openai-proxy\/v1(\/.*)$/;
 

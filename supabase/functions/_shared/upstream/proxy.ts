@@ -1,0 +1,316 @@
+/**
+ * The pass-through behind `openai-proxy` and `llm-proxy`: verify the caller, resolve whose key
+ * pays, swap the caller's JWT for that key, forward to the provider and stream the answer back
+ * byte for byte. Upstream failures become the envelope (`<PROVIDER>_INVALID_KEY`, ...).
+ * Per request: one JWT verification, one cached key lookup, one upstream fetch; usage is
+ * recorded in memory and written later.
+ */
+import { AppError } from "../core/errors.ts";
+import { CORS_RESPONSE_HEADERS, fail, FORWARDED_RESPONSE_HEADERS } from "../http/pipeline.ts";
+import {
+  accessTokenOf,
+  boundedUpload,
+  MAX_UPLOAD_BYTES,
+  readBody,
+  searchWithoutKey,
+} from "./proxyInbound.ts";
+import { type ResolvedKey, resolveProviderKey } from "../sharing/keyResolution.ts";
+import { type KeyHeaderStyle, PROVIDERS, type Service } from "../contract/providers.ts";
+import { chunkReader, concatChunks } from "../core/chunkReader.ts";
+import {
+  READ_AHEAD_BYTES,
+  readAhead,
+  readWhole,
+  relayBody,
+  streamErrorEvent,
+  type StreamErrorShape,
+  usageFromEnds,
+  usageFromTail,
+} from "./proxyStream.ts";
+import { checkRoute, routesFor, type Wire } from "./proxyRoutes.ts";
+import type { Runtime } from "../core/runtime.ts";
+import {
+  codeForStreamFailure,
+  geminiNativeBase,
+  keyHeaders,
+  upstreamBaseUrl,
+} from "./providerCalls.ts";
+import { classifyUpstream, parseUpstreamSaid, readErrorText } from "../core/upstreamErrors.ts";
+import { usageRecorderFor } from "./usageRecorder.ts";
+import { CALLERS_OWN_KEY } from "./outbound.ts";
+
+/**
+ * Request headers a client may pass on; everything else (its JWT above all) stays here. The
+ * provider's own version and beta headers, OpenAI's organization and project (keys scoped to a
+ * project need them), OpenRouter's app attribution.
+ */
+const FORWARDED_REQUEST_HEADERS = [
+  "content-type",
+  "accept",
+  "openai-beta",
+  "openai-organization",
+  "openai-project",
+  "anthropic-beta",
+  "anthropic-version",
+  "http-referer",
+  "x-title",
+];
+
+export interface ProxyTarget {
+  service: Service;
+  /** The path after the API root, e.g. `/chat/completions` or `/models/m:generateContent`. */
+  path: string;
+  /** The query string to pass on (`?limit=...`), already split off by the caller's URL parse. */
+  search?: string;
+  /** The API the request speaks; `openai` when absent. */
+  wire?: Wire;
+  /** Gemini's native API version (`v1beta`), for `wire: "gemini"`. */
+  apiVersion?: string;
+  /** Stream the body upstream under `MAX_UPLOAD_BYTES` (set from the route). */
+  upload?: boolean;
+}
+
+/** The key header style a wire uses: Gemini's own API takes `x-goog-api-key`. */
+function keyStyleFor(service: Service, wire: Wire): KeyHeaderStyle {
+  return wire === "gemini" ? "x-goog-api-key" : PROVIDERS[service].validation.keyHeader;
+}
+
+/** Google's OpenAI-compatible endpoint answers errors as `[{error}]`; clients expect `{error}`. */
+function unwrapErrorArray(text: string): string {
+  if (!text.startsWith("[")) return text;
+  try {
+    const body = JSON.parse(text);
+    return Array.isArray(body) && body[0]?.error ? JSON.stringify(body[0]) : text;
+  } catch {
+    return text;
+  }
+}
+
+/** How a broken stream ends on this target (see `streamErrorEvent`). */
+function errorShapeFor(target: ProxyTarget): StreamErrorShape {
+  if (target.wire === "anthropic") return "anthropic";
+  return target.path === "/responses" ? "responses" : "envelope";
+}
+
+/** Content types whose bodies may carry token usage; binary answers (audio) are never scanned. */
+const USAGE_BEARING = /^(?:application\/json|text\/event-stream)/;
+
+/**
+ * The error for an upstream that failed before its answer was in hand. When we aborted it (the
+ * timeout, the client gone), the abort's reason says why, not the error fetch raised for it.
+ */
+function failedUpstream(
+  service: Service,
+  abort: AbortController,
+  keySource: Record<string, string>,
+  error: unknown,
+  url: string,
+): AppError {
+  const reason = abort.signal.aborted ? abort.signal.reason : error;
+  return AppError.fromNetwork(service, reason, { url, headers: { ...keySource } });
+}
+
+/** A read of the body that failed after the headers came: timeout or a broken answer. */
+function failedRead(
+  service: Service,
+  abort: AbortController,
+  keySource: Record<string, string>,
+  error: unknown,
+): AppError {
+  const reason = abort.signal.aborted ? abort.signal.reason : error;
+  if (reason instanceof AppError) return reason;
+  return new AppError(codeForStreamFailure(service, reason), {
+    headers: { ...keySource },
+    cause: reason,
+  });
+}
+
+/**
+ * Forwards `request` to `target` with the key that pays for the caller (keyResolution.ts) and
+ * returns the provider's answer. Throws `AppError` for anything that ends before the upstream
+ * answered successfully.
+ */
+export async function proxyRequest(
+  request: Request,
+  rt: Runtime,
+  target: ProxyTarget,
+): Promise<Response> {
+  const route = checkRoute(
+    routesFor(target.service, target.wire ?? "openai"),
+    request.method,
+    target.path,
+  );
+  // verifyToken, not authenticate: the key lookup right after confirms the user exists.
+  const user = await rt.verifyToken(accessTokenOf(request, target.service));
+  const key = await resolveProviderKey(rt, user, target.service);
+  return await forwardWithKey(request, rt, { ...target, upload: route.upload }, {
+    userId: user.id,
+    key,
+  });
+}
+
+/** Who a forwarded request is for, the key already decided, and headers to add to every answer. */
+export interface KeyedCaller {
+  userId: string;
+  key: ResolvedKey;
+  responseHeaders?: Record<string, string>;
+}
+
+/**
+ * The pass-through itself, for callers that checked the route and decided the key another way
+ * (owner-funded `execute`). Usage is recorded for `caller.userId` under the key's source.
+ */
+export async function forwardWithKey(
+  request: Request,
+  rt: Runtime,
+  target: ProxyTarget,
+  caller: KeyedCaller,
+): Promise<Response> {
+  const { service } = target;
+  const wire = target.wire ?? "openai";
+  const { credentials, source } = caller.key;
+  const user = { id: caller.userId };
+  const keySource = { ...caller.responseHeaders, "x-key-source": source };
+  const base = upstreamBaseUrl(rt.config, service, credentials);
+  const root = wire === "gemini" ? geminiNativeBase(base, target.apiVersion ?? "v1beta") : base;
+  const url = root + target.path + searchWithoutKey(target.search);
+
+  // The client's version and beta headers win over our defaults; the key header is always ours.
+  const headers = keyHeaders(keyStyleFor(service, wire), credentials.api_key);
+  // The caller's own key comes back only to them: outbound.ts need not scrub the answer.
+  if (source === "user") headers[CALLERS_OWN_KEY] = "1";
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const value = request.headers.get(name);
+    if (value !== null) headers[name] = value;
+  }
+
+  // Read (and size-check) the body before anything upstream starts: a 413 is the caller's error.
+  // Uploads are streamed through instead, counted as they go.
+  const upload = target.upload ? boundedUpload(request, MAX_UPLOAD_BYTES) : null;
+  const requestBody = upload ? upload.body : await readBody(request);
+  const abort = new AbortController();
+  let settled = false;
+  // Deno also aborts request.signal once a response has been fully sent; by then `settled` is set.
+  const onClientGone = () => {
+    if (!settled) abort.abort(request.signal.reason);
+  };
+  request.signal.addEventListener("abort", onClientGone, { once: true });
+  // A server that stops ends the stream with its own event (relayBody reads the reason).
+  const onStopping = () => abort.abort(new AppError("SERVER_SHUTTING_DOWN"));
+  rt.stopping.addEventListener("abort", onStopping, { once: true });
+  const finish = () => {
+    settled = true;
+    request.signal.removeEventListener("abort", onClientGone);
+    rt.stopping.removeEventListener("abort", onStopping);
+  };
+
+  let upstream: Response;
+  const headerDeadline = setTimeout(
+    () => abort.abort(new DOMException("no upstream response in time", "TimeoutError")),
+    rt.config.upstreamTimeoutMs,
+  );
+  try {
+    upstream = await rt.fetch(url, {
+      method: request.method,
+      headers,
+      body: requestBody,
+      signal: abort.signal,
+      ...(upload ? { duplex: "half" } : {}),
+    } as RequestInit);
+  } catch (error) {
+    finish();
+    if (upload?.overflowed()) fail("PAYLOAD_TOO_LARGE");
+    throw failedUpstream(service, abort, keySource, error, url);
+  } finally {
+    clearTimeout(headerDeadline);
+  }
+
+  if (upstream.status >= 400) {
+    finish();
+    const text = await readErrorText(upstream);
+    const answer = { status: upstream.status, headers: upstream.headers, text };
+    if (classifyUpstream(upstream.status, parseUpstreamSaid(text)) !== null) {
+      throw AppError.fromUpstream(service, answer, {
+        secret: credentials.api_key,
+        headers: keySource,
+      });
+    }
+    // A 4xx about the request itself: pass the provider's own explanation through.
+    const errorHeaders: Record<string, string> = { ...CORS_RESPONSE_HEADERS, ...keySource };
+    upstream.headers.forEach((value, name) => {
+      if (FORWARDED_RESPONSE_HEADERS.has(name)) errorHeaders[name] = value;
+    });
+    return new Response(unwrapErrorArray(text), { status: upstream.status, headers: errorHeaders });
+  }
+
+  // Complete before the Response is built, so Deno keeps its native fast path for byte bodies.
+  const responseHeaders: Record<string, string> = { ...CORS_RESPONSE_HEADERS, ...keySource };
+  upstream.headers.forEach((value, name) => {
+    if (FORWARDED_RESPONSE_HEADERS.has(name)) responseHeaders[name] = value;
+  });
+  if (!upstream.body) {
+    finish();
+    return new Response(upstream.body, { status: upstream.status, headers: responseHeaders });
+  }
+  const eventStream = responseHeaders["content-type"]?.startsWith("text/event-stream") ?? false;
+  if (eventStream) responseHeaders["cache-control"] = "no-cache";
+
+  const usage = usageRecorderFor(rt.db);
+  const metered = USAGE_BEARING.test(responseHeaders["content-type"] ?? "");
+  const record = (bytes: Uint8Array | null, head?: Uint8Array) => {
+    // Every answer counts as a request; only JSON and event streams are read for tokens.
+    const found = !metered || !bytes
+      ? null
+      : head
+      ? usageFromEnds(head, bytes)
+      : usageFromTail(bytes);
+    usage.record({ userId: user.id, service, source, usage: found });
+  };
+  const declaredLength = Number(upstream.headers.get("content-length") ?? NaN);
+  if (!eventStream && declaredLength <= READ_AHEAD_BYTES) {
+    // A small answer of known size: one native read of the whole body.
+    let bytes: Uint8Array<ArrayBuffer>;
+    try {
+      bytes = await readWhole(upstream, abort, rt.config.upstreamTimeoutMs);
+    } catch (error) {
+      finish();
+      throw failedRead(service, abort, keySource, error);
+    }
+    finish();
+    record(bytes);
+    return new Response(bytes, { status: upstream.status, headers: responseHeaders });
+  }
+  const chunks = chunkReader(upstream.body);
+  let prefix: Uint8Array[] = [];
+  if (!eventStream) {
+    let head;
+    try {
+      head = await readAhead(chunks, READ_AHEAD_BYTES, abort, rt.config.upstreamTimeoutMs);
+    } catch (error) {
+      finish();
+      throw failedRead(service, abort, keySource, error);
+    }
+    if (head.complete) {
+      finish();
+      const bytes = concatChunks(head.chunks);
+      record(bytes);
+      return new Response(bytes, { status: upstream.status, headers: responseHeaders });
+    }
+    prefix = head.chunks;
+  }
+  const body = relayBody({
+    chunks,
+    prefix,
+    abort,
+    idleTimeoutMs: rt.config.upstreamTimeoutMs,
+    timeLimitMs: rt.config.streamTimeLimitMs,
+    eventStream,
+    codeForFailure: (error) => codeForStreamFailure(service, error),
+    errorEvent: (code, tail) => streamErrorEvent(errorShapeFor(target), code, tail),
+    onEnd: (tail, head) => {
+      finish();
+      record(tail, head);
+    },
+  });
+  return new Response(body, { status: upstream.status, headers: responseHeaders });
+}
