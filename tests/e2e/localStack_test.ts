@@ -80,6 +80,24 @@ Deno.test({
       assertEquals(set.data.status, { api_key: true });
       assertEquals(set.data.last_four, key.slice(-4));
 
+      // Private base URLs: `npm start` allows a model server on this machine, and nothing else.
+      for (
+        const [baseUrl, expected] of [
+          ["http://127.0.0.1:11434/v1", 200],
+          ["http://localhost:1234/v1", 200],
+          ["http://10.1.2.3/v1", 400],
+          ["http://192.168.1.1:11434/v1", 400],
+          ["http://169.254.169.254/v1", 400],
+        ] as const
+      ) {
+        const saved = await supabase.functions.invoke("credentials-manager", {
+          body: { action: "set", service: "custom", key: "base_url", value: baseUrl },
+        });
+        const status = saved.error ? (saved.error as { context: Response }).context.status : 200;
+        if (saved.error) await (saved.error as { context: Response }).context.body?.cancel();
+        assertEquals(status, expected, baseUrl);
+      }
+
       const anonymous = createClient(stack.url, stack.anonKey, { auth: { persistSession: false } });
       const refused = await anonymous.functions.invoke("credentials-manager", {
         body: { action: "list" },
