@@ -1,7 +1,8 @@
 /**
  * The README and docs/ name files that exist: every relative markdown link, and every repository
  * path they mention (`supabase/...`, `_shared/...`, `tests/...`, ...), resolves to a file or folder
- * in the tree, so a moved module cannot leave the docs pointing at nothing.
+ * in the tree, and a link's `#section` to a heading of its document, so a moved module or a
+ * renamed section cannot leave the docs pointing at nothing.
  */
 import { assert, assertEquals } from "../support/assert.ts";
 import { dirname, join, relative, resolve } from "node:path";
@@ -17,6 +18,8 @@ const FILE_EXTENSION = /\.(ts|tsx|mjs|js|sql|md|json|toml|sh|css|html|png|pem)$/
 interface Mention {
   text: string;
   target: string;
+  /** The `#section` of a markdown link, when it has one. */
+  anchor?: string;
 }
 
 function withoutCodeBlocks(markdown: string): string {
@@ -30,7 +33,7 @@ function repoPath(candidate: string): string | null {
   if (path.startsWith("_shared/")) return join("supabase/functions", path);
   const [top] = path.split("/");
   if (!REPO_DIRS.includes(top)) return null;
-  // `supabase/...` wire paths never appear; `llm-config/...`-style routes are not under REPO_DIRS.
+  // Routes (`llm-config/shared-keys`), MIME types and npm names start elsewhere: not repo paths.
   return path;
 }
 
@@ -39,9 +42,10 @@ export function mentionedPaths(file: string, markdown: string): Mention[] {
   const prose = withoutCodeBlocks(markdown);
   const found: Mention[] = [];
   for (const [, link] of prose.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
-    if (/^([a-z]+:|#)/i.test(link)) continue;
-    const path = decodeURIComponent(link.split("#")[0]);
-    found.push({ text: link, target: relative(root, resolve(root, dirname(file), path)) });
+    if (/^[a-z]+:/i.test(link)) continue;
+    const [path, anchor] = decodeURIComponent(link).split("#");
+    const target = path ? relative(root, resolve(root, dirname(file), path)) : file;
+    found.push({ text: link, target, ...(anchor ? { anchor } : {}) });
   }
   for (const [, span] of prose.matchAll(/`([^`\n]+)`/g)) {
     const target = repoPath(span.trim());
@@ -58,6 +62,18 @@ export function mentionedPaths(file: string, markdown: string): Mention[] {
     }
   }
   return found;
+}
+
+/** The anchors GitHub gives a document's headings: lower case, punctuation dropped, `-` for spaces. */
+export function headingAnchors(markdown: string): Set<string> {
+  const anchors = new Set<string>();
+  for (const [, heading] of withoutCodeBlocks(markdown).matchAll(/^#{1,6}\s+(.+?)\s*#*$/gm)) {
+    const base = heading.toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, "").replace(/\s/g, "-");
+    let anchor = base;
+    for (let n = 1; anchors.has(anchor); n++) anchor = `${base}-${n}`;
+    anchors.add(anchor);
+  }
+  return anchors;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -87,6 +103,11 @@ Deno.test("README.md and docs/*.md mention only paths that exist", async () => {
       checked++;
       if (!(await exists(mention.target))) {
         missing.push(`${file}: ${mention.text} -> ${mention.target}`);
+      } else if (mention.anchor && mention.target.endsWith(".md")) {
+        const anchors = headingAnchors(await Deno.readTextFile(join(root, mention.target)));
+        if (!anchors.has(mention.anchor)) {
+          missing.push(`${file}: ${mention.text} (no such section)`);
+        }
       }
     }
   }
@@ -103,9 +124,17 @@ Deno.test("mentionedPaths finds links, backticked paths, _shared paths and bare 
     'import { x } from "../_shared/inside/code.ts"; // `tests/in/code_block.ts`',
     "```",
   ].join("\n");
-  assertEquals(mentionedPaths("docs/api.md", text).map((m) => m.target), [
-    "docs/proxy.md",
-    "supabase/functions/_shared/errorCodes.ts",
-    "tests/unit/gone_test.ts",
+  assertEquals(mentionedPaths("docs/api.md", text).map((m) => [m.target, m.anchor]), [
+    ["docs/proxy.md", "errors"],
+    ["docs/api.md", "top"],
+    ["supabase/functions/_shared/errorCodes.ts", undefined],
+    ["tests/unit/gone_test.ts", undefined],
   ]);
+});
+
+Deno.test("headingAnchors names sections the way GitHub links them", () => {
+  const anchors = headingAnchors(
+    "# Settings → Integrations: the `panel`\n## Errors\n```\n# not a heading\n```\n## Errors\n",
+  );
+  assertEquals([...anchors], ["settings--integrations-the-panel", "errors", "errors-1"]);
 });
