@@ -1,4 +1,4 @@
--- Owner-funded execution of shared flows (seed 000). A flow's owner may publish it with a share
+-- Owner-funded execution of shared flows. A flow's owner may publish it with a share
 -- token; collaborators holding the token run it on the owner's keys only when the owner turned on
 -- use_owner_keys. The token itself is never stored: only its SHA-256.
 
@@ -81,10 +81,11 @@ create policy "flow_execution_log: flow owners select runs"
     select 1 from public.flows as f where f.id = flow_id and f.owner_id = (select auth.uid())
   ));
 
--- Seed 000's key resolver: the owner's decrypted credentials for one service, only while the
--- flow's use_owner_keys is true; otherwise null. For servers that call the RPC directly, as seed
--- 000's Next.js route does; `execute` gets the consent from check_and_log_run on every call and
--- the key from its vault. Security definer: it decrypts another user's key.
+-- The owner-funded flows' key resolver: the owner's decrypted credentials for one service, only
+-- while the flow's use_owner_keys is true; otherwise null. For servers that call the RPC directly,
+-- as the original owner-funded design's Next.js route does; `execute` gets the consent from
+-- check_and_log_run on every call and the key from its vault. Security definer: it decrypts another
+-- user's key.
 create function private.get_owner_keys_for_execution(
   p_share_token text,
   p_service text,
@@ -115,11 +116,11 @@ revoke all on function private.get_owner_keys_for_execution(text, text, text, in
   from public, anon, authenticated;
 grant execute on function private.get_owner_keys_for_execution(text, text, text, integer, text) to service_role;
 
--- Seed 000's rate limiter, atomic: the flow row is locked, so concurrent calls for one flow are
--- decided one at a time and the limits are exact. A run_id already logged is the same run and is
--- not counted again. A collaborator is refused (and nothing is counted) unless the owner enabled
--- use_owner_keys: the database decides, never the client, on every call. p_now lets tests move
--- the clock. Security definer because callers must not read or write the log and counters.
+-- The owner-funded flows' rate limiter, atomic: the flow row is locked, so concurrent calls for one
+-- flow are decided one at a time and the limits are exact. A run_id already logged is the same run
+-- and is not counted again. A collaborator is refused (and nothing is counted) unless the owner
+-- enabled use_owner_keys: the database decides, never the client, on every call. p_now lets tests
+-- move the clock. Security definer because callers must not read or write the log and counters.
 create function private.check_and_log_run(
   p_share_token text,
   p_run_id uuid,

@@ -1,7 +1,7 @@
--- Team shared keys and LLM config modes (seed 004). A shared key serves other users only through
--- its owner's allow-list (or is_public) and within its limits, checked atomically here. The
--- owner-name mode has no access control by design; the functions refuse it unless the deployment
--- sets ALLOW_OWNER_NAME_SHARING=true.
+-- Team shared keys and LLM config modes (personal, shared, owner-name). A shared key serves other
+-- users only through its owner's allow-list (or is_public) and within its limits, checked
+-- atomically here. The owner-name mode has no access control by design; the functions refuse it
+-- unless the deployment sets ALLOW_OWNER_NAME_SHARING=true.
 
 create table public.shared_keys (
   id uuid primary key default gen_random_uuid(),
@@ -316,8 +316,8 @@ $$;
 revoke all on function private.shared_key_access(text, uuid) from public, anon, authenticated;
 grant execute on function private.shared_key_access(text, uuid) to service_role;
 
--- Seed 004's GET /me in one round trip: the caller's mode with the key's last four, today's usage
--- and the limit that applies. Security definer because it reads the shared key and owner-name
+-- The key modes' GET /me in one round trip: the caller's mode with the key's last four, today's
+-- usage and the limit that applies. Security definer because it reads the shared key and owner-name
 -- tables, which the caller cannot; it returns no secret and nothing about other users.
 create function private.llm_config_summary(p_user_id uuid)
 returns jsonb

@@ -381,7 +381,7 @@ grant execute on function private.credentials_for(uuid, text, jsonb, boolean) to
 
 drop function private.get_owner_keys_for_execution(text, text, text, integer, text);
 
--- Seed 000's key resolver (see 20261122110100), opening through open_secret.
+-- The owner-funded flows' key resolver (see 20261122110100), opening through open_secret.
 create function private.get_owner_keys_for_execution(p_share_token text, p_service text, p_keyring jsonb)
 returns jsonb
 language sql

@@ -4,10 +4,10 @@
 -- embeddings in 500 chunks is 500 uses), reserved before the calls and refused whole when it
 -- would pass a limit.
 --
--- Owner-funded runs (seed 000) are bounded: a run id belongs to the collaborator who opened it,
--- lives at most run_max_age_seconds, and carries at most run_call_limit upstream calls; parallel
--- nodes of one run still count as one run against the per-minute and daily limits. The owner may
--- fix the provider and the model, and cap max_tokens, on the flow.
+-- Owner-funded runs of shared flows are bounded: a run id belongs to the collaborator who opened
+-- it, lives at most run_max_age_seconds, and carries at most run_call_limit upstream calls;
+-- parallel nodes of one run still count as one run against the per-minute and daily limits. The
+-- owner may fix the provider and the model, and cap max_tokens, on the flow.
 
 alter table public.flows
   add column run_max_age_seconds integer not null default 3600 check (run_max_age_seconds between 1 and 86400),
@@ -33,11 +33,11 @@ grant select (upstream_calls) on table public.flow_execution_log to authenticate
 
 drop function private.check_and_log_run(text, uuid, uuid, timestamptz);
 
--- Seed 000's rate limiter, atomic (the flow row is locked, so concurrent calls for one flow are
--- decided one at a time). Each call is one upstream call of run p_run_id. A new run id is counted
--- against the per-minute and daily limits; a known one must belong to p_actor_id, be younger than
--- the flow's run_max_age_seconds and have calls left under run_call_limit. The flow's fixed
--- provider, model and max_tokens cap are checked before anything is counted. Security definer
+-- The owner-funded flows' rate limiter, atomic (the flow row is locked, so concurrent calls for one
+-- flow are decided one at a time). Each call is one upstream call of run p_run_id. A new run id is
+-- counted against the per-minute and daily limits; a known one must belong to p_actor_id, be
+-- younger than the flow's run_max_age_seconds and have calls left under run_call_limit. The flow's
+-- fixed provider, model and max_tokens cap are checked before anything is counted. Security definer
 -- because callers must not read or write the log and counters.
 create function private.check_and_log_run(
   p_share_token text,

@@ -1,7 +1,8 @@
--- Turning a key off without deleting it (seed 001's is_active). A key that is off stays stored
--- and sealed but is never used: the server's lookups (the vault in credentialVault.ts, the
--- owner-funded path in flowRuns.ts) drop it and answer <PROVIDER>_NOT_CONFIGURED saying it is
--- turned off. The decrypting functions are not redefined here; the lookups filter on this column.
+-- Turning a key off without deleting it (the is_active flag of per-project BYOK provider keys). A
+-- key that is off stays stored and sealed but is never used: the server's lookups (the vault in
+-- vault/keyReader.ts, the owner-funded path in sharing/flowRuns.ts) drop it and answer
+-- <PROVIDER>_NOT_CONFIGURED saying it is turned off. The decrypting functions are not redefined
+-- here; the lookups filter on this column.
 
 alter table public.user_credentials
   add column is_active boolean not null default true;

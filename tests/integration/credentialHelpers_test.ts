@@ -1,6 +1,7 @@
 /**
- * Seed 003's helpers and the vault under failure: no fallback to the environment, a bounded
- * lookup when the database is gone, and the documented cache staleness bound.
+ * The per-user key helpers (getOpenAIApiKey and kin) and the vault under failure: no fallback to
+ * the environment, a bounded lookup when the database is gone, and the documented cache staleness
+ * bound.
  */
 import { createHandler } from "../../supabase/functions/credentials-manager/handler.ts";
 import {

@@ -1,5 +1,5 @@
 /**
- * Seed 000: publishing flows and admitting owner-funded runs, decided and counted by the database.
+ * Owner-funded shared flows: publishing them and admitting runs, decided and counted in Postgres.
  */
 import { createHandler } from "../../supabase/functions/flows/handler.ts";
 import {
@@ -147,9 +147,9 @@ dbTest("flows refuse unauthenticated owner actions and malformed bodies", async 
   }
 });
 
-// Seed 000's manual test cases 3 to 6 at the RPC level; cases 1 and 2 run through `execute`.
+// The owner-funded flows' manual test cases 3 to 6 at the RPC level; 1 and 2 run through `execute`.
 dbTest(
-  "check_and_log_run refuses a collaborator when use_owner_keys is false (seed case 3)",
+  "check_and_log_run refuses a collaborator when use_owner_keys is false (flow case 3)",
   async () => {
     const alice = await newUser(db);
     const bob = await newUser(db);
@@ -196,7 +196,7 @@ dbTest(
   },
 );
 
-dbTest("check_and_log_run counts parallel nodes of one run once (seed case 4)", async () => {
+dbTest("check_and_log_run counts parallel nodes of one run once (flow case 4)", async () => {
   const alice = await newUser(db);
   const bob = await newUser(db);
   const { flowId, token } = await publishedFlow(alice, {
@@ -216,7 +216,7 @@ dbTest("check_and_log_run counts parallel nodes of one run once (seed case 4)", 
 });
 
 dbTest(
-  "check_and_log_run admits exactly per_minute_limit of 50 parallel distinct runs (seed case 5)",
+  "check_and_log_run admits exactly per_minute_limit of 50 parallel distinct runs (flow case 5)",
   async () => {
     const alice = await newUser(db);
     const bob = await newUser(db);
@@ -239,7 +239,7 @@ dbTest(
 );
 
 dbTest(
-  "check_and_log_run keeps the daily limit exact under concurrency (seed case 6)",
+  "check_and_log_run keeps the daily limit exact under concurrency (flow case 6)",
   async () => {
     const alice = await newUser(db);
     const bob = await newUser(db);

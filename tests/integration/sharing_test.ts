@@ -91,7 +91,7 @@ function keysSeenSince(mark: number): string[] {
 }
 
 dbTest(
-  `execute runs the owner's own flow on the owner's key (seed case 1, ${DATABASE_KIND})`,
+  `execute runs the owner's own flow on the owner's key (flow case 1, ${DATABASE_KIND})`,
   async () => {
     const owner = await signIn();
     const ownerKey = `sk-owner-${crypto.randomUUID()}`;
@@ -106,7 +106,7 @@ dbTest(
 );
 
 dbTest(
-  "execute runs a collaborator on the owner's key when use_owner_keys is on (seed case 2)",
+  "execute runs a collaborator on the owner's key when use_owner_keys is on (flow case 2)",
   async () => {
     const owner = await signIn();
     const collaborator = await signIn();
@@ -126,7 +126,7 @@ dbTest(
 );
 
 dbTest(
-  "execute refuses a shareToken when use_owner_keys is off, whatever the client claims (seed case 3)",
+  "execute refuses a shareToken when use_owner_keys is off, whatever the client claims (flow case 3)",
   async () => {
     const owner = await signIn();
     const collaborator = await signIn();

@@ -8,7 +8,7 @@ import {
 } from "../../supabase/functions/_shared/contract/errorCodes.ts";
 import { SERVICES } from "../../supabase/functions/_shared/contract/providers.ts";
 
-Deno.test("errorCodes gives seed 003's codes their statuses", () => {
+Deno.test("errorCodes gives the per-user key codes their statuses", () => {
   assertEquals(getHttpStatus(ERROR_CODES.OPENAI_NOT_CONFIGURED), 400);
   assertEquals(getHttpStatus(ERROR_CODES.OPENAI_INVALID_KEY), 401);
   assertEquals(getHttpStatus(ERROR_CODES.OPENAI_API_ERROR), 502);

@@ -1,6 +1,6 @@
 /**
  * The folder layers hold: the settings panel (`src/`) imports only the wire contract, and only
- * `core/config.ts` reads the environment in deployed code. See README "Layout".
+ * `core/config.ts` reads the environment in deployed code. See docs/architecture.md.
  */
 import { assertEquals } from "../support/assert.ts";
 import { dirname, join, relative, resolve } from "node:path";

@@ -1,8 +1,9 @@
 /**
  * credentials-manager: a signed-in user stores, checks and deletes their own provider keys.
- * POST JSON with an `action`: set, delete, get_status, list, validate, test, events. It never
- * returns the plaintext or the ciphertext. `test` checks a key that is not stored yet (the panel's
- * "Test before save") and stores nothing.
+ * POST JSON with an `action`: set, delete, get_status, list, validate, test, set_active, events.
+ * It never returns the plaintext or the ciphertext. `test` checks a key that is not stored yet
+ * (the panel's "Test before save") and stores nothing; `events` reads the audit trail of the
+ * caller's own keys.
  */
 import { z } from "zod";
 import { baseUrlProblem } from "../_shared/upstream/baseUrl.ts";

@@ -1,10 +1,10 @@
 /**
- * execute (seed 000): one model call of a shared flow's run, paid by the flow's owner.
- * POST {shareToken, runId, provider, request}, where `request` is an OpenAI chat/completions body
- * (it may stream). The database decides whether the share token may spend the owner's keys,
+ * execute (owner-funded shared flows): one model call of a shared flow's run, paid by the flow's
+ * owner. POST {shareToken, runId, provider, request}, where `request` is an OpenAI chat/completions
+ * body (it may stream). The database decides whether the share token may spend the owner's keys,
  * counts the run and bounds it (age, calls, the collaborator who opened it, the owner's fixed
- * provider, model and max_tokens cap); the client's claims decide nothing, and a body carrying
- * API keys is refused.
+ * provider, model and max_tokens cap); the client's claims decide nothing, and a body carrying API
+ * keys is refused.
  */
 import { z } from "zod";
 import { checkAndLogRun, ownerKeyForRun } from "../_shared/sharing/flowRuns.ts";

@@ -1,7 +1,8 @@
 /**
- * flows: owners create, update, publish and share their flows (seed 000). Publishing returns the
- * live id and the share token once; the database keeps only the token's hash. `load_live` is the
- * one public action: live id plus share token give the flow, the way a live-flow page loads it.
+ * flows: owners create, update, publish and share their flows (owner-funded shared flows).
+ * Publishing returns the live id and the share token once; the database keeps only the token's
+ * hash. `load_live` is the one public action: live id plus share token give the flow, the way a
+ * live-flow page loads it.
  */
 import { z } from "zod";
 import { asUser, type DbUser, forUser, type Queryable } from "../_shared/core/db.ts";

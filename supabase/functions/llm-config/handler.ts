@@ -1,5 +1,6 @@
 /**
- * llm-config (seed 004): a user's LLM config mode and the team shared keys they own.
+ * llm-config (key modes, team shared keys): a user's LLM config mode and the team shared keys they
+ * own.
  *   POST /llm-config/save                             personal, shared or owner-name mode
  *   GET  /llm-config/me                               the summary (key_last_four, usage_today, ...)
  *   GET  /llm-config/shared-keys                      shared keys the caller owns

@@ -212,7 +212,7 @@ export const ERROR_TABLE = {
 
 export type ErrorCode = keyof typeof ERROR_TABLE;
 
-/** `ERROR_CODES.OPENAI_NOT_CONFIGURED === "OPENAI_NOT_CONFIGURED"`, as in seed 003. */
+/** `ERROR_CODES.OPENAI_NOT_CONFIGURED === "OPENAI_NOT_CONFIGURED"`, named as in per-user keys. */
 export const ERROR_CODES = Object.freeze(
   Object.fromEntries(Object.keys(ERROR_TABLE).map((code) => [code, code])),
 ) as { readonly [C in ErrorCode]: C };

@@ -1,6 +1,6 @@
 /**
- * The one error class. Handlers throw it; the top-level catch in `http.ts` turns it into the
- * envelope. `cause` is for logs only and never reaches a response.
+ * The one error class. Handlers throw it; the top-level catch in `http/pipeline.ts` turns it into
+ * the envelope. `cause` is for logs only and never reaches a response.
  */
 import {
   ERROR_TABLE,

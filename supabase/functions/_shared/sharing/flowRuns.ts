@@ -1,5 +1,5 @@
 /**
- * Owner-funded runs of shared flows (seed 000): the server, never the client, decides whether a
+ * Owner-funded runs of shared flows: the server, never the client, decides whether a
  * share token may spend the owner's keys, and counts runs atomically in the database.
  */
 
@@ -54,12 +54,12 @@ interface AdmissionRow {
 }
 
 /**
- * Seed 000's `check_and_log_run`: admits one upstream call of a run (a run id already admitted is
- * the same run, for the collaborator who opened it, within its age and call limits) or throws
- * SHARE_TOKEN_INVALID, OWNER_KEYS_NOT_ENABLED, INVALID_REQUEST (the call breaks the flow's fixed
- * provider, model or max_tokens cap), FORBIDDEN (another collaborator's run id),
- * RUN_LIMIT_EXCEEDED, RATE_LIMITED (with Retry-After) or DAILY_QUOTA_EXCEEDED. One round trip;
- * the owner's consent is read afresh on every call.
+ * Owner-funded flows' `check_and_log_run`: admits one upstream call of a run (a run id already
+ * admitted is the same run, for the collaborator who opened it, within its age and call limits) or
+ * throws SHARE_TOKEN_INVALID, OWNER_KEYS_NOT_ENABLED, INVALID_REQUEST (the call breaks the flow's
+ * fixed provider, model or max_tokens cap), FORBIDDEN (another collaborator's run id),
+ * RUN_LIMIT_EXCEEDED, RATE_LIMITED (with Retry-After) or DAILY_QUOTA_EXCEEDED. One round trip; the
+ * owner's consent is read afresh on every call.
  */
 export async function checkAndLogRun(
   rt: Runtime,
@@ -119,8 +119,8 @@ export async function checkAndLogRun(
 }
 
 /**
- * Seed 000's `get_owner_keys_for_execution`: the owner's credentials for `service`, only while the
- * flow's use_owner_keys is on. Throws OWNER_KEYS_NOT_ENABLED when sharing is off and
+ * Owner-funded flows' `get_owner_keys_for_execution`: the owner's credentials for `service`, only
+ * while the flow's use_owner_keys is on. Throws OWNER_KEYS_NOT_ENABLED when sharing is off and
  * `<SERVICE>_NOT_CONFIGURED` when the owner has no key.
  */
 export async function ownerKeysForExecution(

@@ -1,5 +1,5 @@
 /**
- * Seed 004's LLM config modes and team shared keys: the statements behind the llm-config
+ * LLM config modes (key modes) and team shared keys: the statements behind the llm-config
  * function. Owner actions run as the caller (RLS); what a caller may not read (someone else's
  * shared key, owner-name keys) goes through the server's definer functions.
  */
@@ -80,7 +80,7 @@ export async function saveConfig(db: Database, user: DbUser, row: ConfigRow): Pr
     ));
 }
 
-/** Stores the key under an owner name (seed 004: whoever names the owner name uses it). */
+/** Stores the key under an owner name (owner-name mode: whoever names the owner name uses it). */
 export async function storeOwnerNameKey(
   db: Database,
   config: KeyringConfig,
@@ -95,7 +95,7 @@ export async function storeOwnerNameKey(
   );
 }
 
-/** Seed 004's `GET /me` summary, or null when the caller has saved no config. */
+/** The key modes' `GET /me` summary, or null when the caller has saved no config. */
 export async function configSummary(
   db: Database,
   userId: string,

@@ -1,5 +1,5 @@
 /**
- * Team shared keys (seed 004): one request's worth of a shared key, taken atomically in the
+ * Team shared keys: one request's worth of a shared key, taken atomically in the
  * database (allow-list, per-user and total daily limits, usage count and audit in one round trip).
  */
 import type { AuthenticatedUser } from "../http/auth.ts";

@@ -1,5 +1,5 @@
 /**
- * Seed 003's helpers: `getOpenAIApiKey(authHeader)` and one per provider. Each verifies the
+ * The per-user key helpers: `getOpenAIApiKey(authHeader)` and one per provider. Each verifies the
  * caller's JWT and returns that user's own key, or `null`: no key stored, lookup timed out,
  * database down, or a bad token. There is no fallback; the environment is never read for a key.
  *

@@ -17,7 +17,7 @@ import { type CredentialKey, PROVIDERS, type Service } from "../contract/provide
 /** The decrypted values a user stored for one service, e.g. `{ api_key: "sk-..." }`. */
 export type StoredCredentials = Partial<Record<CredentialKey, string>>;
 
-/** The LLM config mode that governs one service for one user (seed 004). */
+/** The LLM config mode that governs one service for one user (personal, shared or owner-name). */
 export type KeyMode =
   | { kind: "personal" }
   | { kind: "shared"; accountName: string }
