@@ -501,6 +501,51 @@ dbTest(
 );
 
 dbTest(
+  "openai-proxy closes the upstream of a small answer whose body stalls, even after a garbage collection",
+  async () => {
+    // The whole-body read used to leave the stalled body to the signal given to fetch, which
+    // Deno's fetch holds weakly: after a collection the upstream connection stayed open.
+    const user = await newProxyUser();
+    const impatient = await startStack({
+      OPENAI_BASE_URL: fake.baseUrl,
+      UPSTREAM_TIMEOUT_MS: "600",
+    });
+    let closedAt: number | null = null;
+    fake.route("POST /v1/chat/completions", () =>
+      new Response(
+        new ReadableStream({
+          start: (controller) => controller.enqueue(new TextEncoder().encode('{"id":')),
+          cancel: () => {
+            closedAt = performance.now();
+          },
+        }),
+        { headers: { "content-type": "application/json", "content-length": "100" } },
+      ));
+    try {
+      const pending = fetch(`${impatient.functionsUrl}/openai-proxy/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${user.token}` },
+        body: JSON.stringify({ model: "m", messages: [] }),
+        signal: AbortSignal.timeout(8_000),
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      collectGarbage();
+      const response = await pending;
+      const body = await response.json();
+      assertEquals([response.status, body.error.code], [504, "OPENAI_TIMEOUT"]);
+      const answeredAt = performance.now();
+      while (closedAt === null && performance.now() - answeredAt < 2_000) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert(closedAt !== null, "the stalled upstream body was not closed");
+    } finally {
+      fake.unroute("POST /v1/chat/completions");
+      await impatient.close();
+    }
+  },
+);
+
+dbTest(
   "openai-proxy ends a stalled stream on time even after a garbage collection mid-stream",
   async () => {
     // Deno's fetch follows the signal it was given through a weak reference: once a collection

@@ -1,5 +1,9 @@
 import { assert, assertEquals } from "../support/assert.ts";
-import { chunkReader, concatChunks } from "../../supabase/functions/_shared/core/chunkReader.ts";
+import {
+  chunkReader,
+  concatChunks,
+  readWhole,
+} from "../../supabase/functions/_shared/core/chunkReader.ts";
 
 const encoder = new TextEncoder();
 
@@ -64,4 +68,56 @@ Deno.test("chunkReader does cancel the body it reads", async () => {
   assert((await reader.read())!.byteLength === 1);
   await reader.cancel("client gone");
   assertEquals(cancelled, "client gone");
+});
+
+/** A body that sends `parts`, then stalls; `cancelled` records why it was cancelled. */
+function stallingBody(parts: string[]) {
+  const record: { cancelled: unknown } = { cancelled: null };
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (const part of parts) controller.enqueue(encoder.encode(part));
+    },
+    cancel(reason) {
+      record.cancelled = reason ?? "cancelled";
+    },
+  });
+  return { body, record };
+}
+
+const limit = {
+  maxBytes: 1_000,
+  overflow: () => new RangeError("too large"),
+  ms: 1_000,
+  timeout: () => new DOMException("stalled", "TimeoutError"),
+};
+
+Deno.test("readWhole does read a whole body into one array", async () => {
+  const body = ReadableStream.from(["ab", "cd"].map((part) => encoder.encode(part)));
+  assertEquals(new TextDecoder().decode(await readWhole(body, limit)), "abcd");
+});
+
+Deno.test("readWhole does cancel a stalled body at its deadline", async () => {
+  const { body, record } = stallingBody(['{"id":']);
+  let failure: unknown = null;
+  await readWhole(body, { ...limit, ms: 50 }).catch((error) => failure = error);
+  assertEquals((failure as Error)?.name, "TimeoutError");
+  assert(record.cancelled !== null, "the stalled body was not cancelled");
+});
+
+Deno.test("readWhole does cancel a body past its byte cap", async () => {
+  const { body, record } = stallingBody(["x".repeat(600), "x".repeat(600)]);
+  let failure: unknown = null;
+  await readWhole(body, limit).catch((error) => failure = error);
+  assert(failure instanceof RangeError, String(failure));
+  assert(record.cancelled !== null, "the oversized body was not cancelled");
+});
+
+Deno.test("readWhole does cancel the body when its signal aborts", async () => {
+  const { body, record } = stallingBody([]);
+  const abort = new AbortController();
+  setTimeout(() => abort.abort(new Error("client gone")), 20);
+  let failure: unknown = null;
+  await readWhole(body, { ...limit, signal: abort.signal }).catch((error) => failure = error);
+  assertEquals((failure as Error)?.message, "client gone");
+  assert(record.cancelled !== null, "the body was not cancelled");
 });

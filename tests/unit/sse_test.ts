@@ -1,6 +1,12 @@
 import { assert, assertEquals } from "../support/assert.ts";
 import { AppError } from "../../supabase/functions/_shared/core/errors.ts";
-import { ServerSentEventStream, streamSse } from "../../supabase/functions/_shared/http/sse.ts";
+import { buildErrorResponse } from "../../supabase/functions/_shared/contract/errorCodes.ts";
+import {
+  encodeEvent,
+  errorEvent,
+  ServerSentEventStream,
+  streamSse,
+} from "../../supabase/functions/_shared/http/sse.ts";
 import { captureLogs } from "../support/runtime.ts";
 
 async function encode(...events: object[]): Promise<string> {
@@ -86,4 +92,24 @@ Deno.test("streamSse sends comment heartbeats at the configured interval", async
   });
   const text = await response.text();
   assert((text.match(/^: ping$/gm) ?? []).length >= 2, text);
+});
+
+Deno.test("errorEvent does write each wire's error event", () => {
+  // The envelope as the table writes it, without its braces.
+  const envelope = JSON.stringify(buildErrorResponse("STREAM_TIME_LIMIT")).slice(1, -1);
+  const message = JSON.parse(`{${envelope}}`).error.message;
+  assertEquals(
+    encodeEvent(errorEvent({ code: "STREAM_TIME_LIMIT" })),
+    `data: {"type":"error",${envelope}}\n\n`,
+  );
+  assertEquals(
+    encodeEvent(errorEvent({ code: "STREAM_TIME_LIMIT" }, "anthropic")),
+    `event: error\ndata: {"type":"error",${envelope}}\n\n`,
+  );
+  assertEquals(
+    encodeEvent(errorEvent({ code: "STREAM_TIME_LIMIT" }, "responses", 7)),
+    `event: error\ndata: {"type":"error","sequence_number":7,"code":"STREAM_TIME_LIMIT","message":${
+      JSON.stringify(message)
+    },"param":null,${envelope}}\n\n`,
+  );
 });

@@ -17,7 +17,7 @@ import {
   type Usage,
 } from "../_shared/conversations/store.ts";
 import { streamChatCompletion } from "../_shared/conversations/chatStream.ts";
-import { buildErrorResponse, providerErrorCode } from "../_shared/contract/errorCodes.ts";
+import { providerErrorCode } from "../_shared/contract/errorCodes.ts";
 import { AppError } from "../_shared/core/errors.ts";
 import { defineHandler, type Handler, readUserJson, toAppError } from "../_shared/http/pipeline.ts";
 import { type KeySource, resolveProviderKey } from "../_shared/sharing/keyResolution.ts";
@@ -173,10 +173,7 @@ async function runConversation(
     });
   } else if (status === "cancelled") writer.send({ type: "cancelled", run_id: run.runId });
   else if (failure) {
-    writer.send({
-      type: "error",
-      ...buildErrorResponse(failure.code, failure.userMessage, failure.details),
-    });
+    writer.sendError(failure);
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * Reading an upstream body without Deno's per-read allocation: one reused buffer, exact-size
- * copies handed on; each read bounded in time. Used by the proxy's relay and by
- * conversation-run's stream parser; and joining chunks read into one array.
+ * copies handed on; each read bounded in time (`readWithin`, the proxy's relay and
+ * conversation-run's stream parser), or a whole body bounded in size and time (`readWhole`).
  */
 
 /** How much one read from the upstream may fill. */
@@ -15,9 +15,8 @@ export interface ChunkReader {
 }
 
 /**
- * Reads `body` into one reused buffer and hands on exact-size copies. Deno's default reader gives
- * every read a fresh 64 KiB buffer, so a token stream of small events held 64 KiB per event until
- * the next garbage collection (a 4,000-event stream raised RSS by 25 MB; this way, 15 MB).
+ * Reads `body` into one reused buffer and hands on exact-size copies, since Deno's default reader
+ * gives every read a fresh 64 KiB buffer (measured: bench/README.md#hot-path-notes).
  */
 export function chunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
   let reader: ReadableStreamBYOBReader;
@@ -91,6 +90,59 @@ export async function readWithin(
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
     return await Promise.race([reader.read(), stopped]);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+export interface WholeReadLimit {
+  /** The body may hold at most this many bytes; past it the read fails with `overflow()`. */
+  maxBytes: number;
+  overflow(): unknown;
+  /** The whole body must be in within this many ms, or the read fails with `timeout()`. */
+  ms: number;
+  timeout(): unknown;
+  /** Aborting it fails the read with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A whole body as one byte array, unless it grows past `limit.maxBytes`, `limit.ms` pass first or
+ * `limit.signal` aborts: then the body is cancelled (closing its connection) and the read fails.
+ * Raced for the same reason as `readWithin`.
+ */
+export async function readWhole(
+  body: ReadableStream<Uint8Array>,
+  limit: WholeReadLimit,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const reader = chunkReader(body);
+  const { signal } = limit;
+  const give = (reason: unknown): never => {
+    reader.cancel(reason).catch(() => {});
+    throw reason;
+  };
+  if (signal?.aborted) give(signal.reason);
+  let stop!: (reason: unknown) => void;
+  const stopped = new Promise<never>((_, reject) => {
+    stop = (reason) => {
+      reject(reason);
+      reader.cancel(reason).catch(() => {});
+    };
+  });
+  const onAbort = () => stop(signal!.reason);
+  const timer = setTimeout(() => stop(limit.timeout()), limit.ms);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      const chunk = await Promise.race([reader.read(), stopped]);
+      if (chunk === null) return concatChunks(chunks);
+      size += chunk.byteLength;
+      if (size > limit.maxBytes) give(limit.overflow());
+      chunks.push(chunk);
+    }
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);

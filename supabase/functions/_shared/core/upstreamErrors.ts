@@ -104,6 +104,11 @@ export function classifyUpstream(status: number, said: UpstreamSaid): ProviderEr
   return null;
 }
 
+/** True for a refusal about the request itself, which the proxy passes through as written. */
+export function isPassThrough(answer: UpstreamAnswer): boolean {
+  return classifyUpstream(answer.status, parseUpstreamSaid(answer.text)) === null;
+}
+
 /** A detail value a client may see: a short identifier that does not contain the key. */
 function safeIdentifier(value: string | null, secret: string | undefined): string | null {
   if (!value || !/^[A-Za-z0-9_.:-]{1,80}$/.test(value)) return null;

@@ -4,7 +4,7 @@
  * envelope as an `error` event and the stream closes in a `finally`; `cancel()` (the client went
  * away) aborts whatever the producer is waiting on, e.g. the upstream request.
  */
-import { buildErrorResponse } from "../contract/errorCodes.ts";
+import { buildErrorResponse, type ErrorCode } from "../contract/errorCodes.ts";
 import { CORS_RESPONSE_HEADERS, toAppError } from "./pipeline.ts";
 
 /** One SSE message. `data` is JSON-encoded; a `comment` is sent as `: <comment>`. */
@@ -18,7 +18,8 @@ export interface ServerSentEvent {
 
 const NEWLINE = /[\r\n]/;
 
-function encodeEvent(message: ServerSentEvent): string {
+/** One event as `text/event-stream` text; an `event` or `id` containing a newline is refused. */
+export function encodeEvent(message: ServerSentEvent): string {
   if (message.event !== undefined && NEWLINE.test(message.event)) {
     throw new SyntaxError("SSE event name must not contain a newline");
   }
@@ -33,6 +34,45 @@ function encodeEvent(message: ServerSentEvent): string {
   // JSON.stringify never emits a raw newline, so one `data:` line carries the whole event.
   if (message.data !== undefined) out += `data: ${JSON.stringify(message.data)}\n`;
   return `${out}\n`;
+}
+
+/** The wire formats whose error event has a shape of its own. */
+export type ErrorEventFormat = "envelope" | "responses" | "anthropic";
+
+/** What an error event says: an `AppError`, or just a code. */
+export interface ErrorEventSource {
+  code: ErrorCode;
+  userMessage?: string;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * The event a failed stream ends with: always `{type: "error", ...envelope}` (the openai SDK
+ * throws it as an APIError carrying our code). `responses` adds the Responses API's own fields
+ * (`sequence_number`, `code`, `message`, `param`), which the AI SDK validates, and names the
+ * event `error`; `anthropic` names it `error`, as Anthropic's stream does.
+ */
+export function errorEvent(
+  error: ErrorEventSource,
+  format: ErrorEventFormat = "envelope",
+  sequenceNumber = 0,
+): ServerSentEvent {
+  const envelope = buildErrorResponse(error.code, error.userMessage, error.details);
+  if (format === "responses") {
+    return {
+      event: "error",
+      data: {
+        type: "error",
+        sequence_number: sequenceNumber,
+        code: error.code,
+        message: envelope.error.message,
+        param: null,
+        ...envelope,
+      },
+    };
+  }
+  const data = { type: "error", ...envelope };
+  return format === "anthropic" ? { event: "error", data } : { data };
 }
 
 /** Serializes `ServerSentEvent` objects into `text/event-stream` bytes. */
@@ -50,6 +90,8 @@ export class ServerSentEventStream extends TransformStream<ServerSentEvent, Uint
 /** What a producer gets: `send` queues one event; `signal` aborts when the client goes away. */
 export interface SseWriter {
   send(data: Record<string, unknown>): void;
+  /** Queues the error event for `error` (`errorEvent`). */
+  sendError(error: ErrorEventSource): void;
   readonly signal: AbortSignal;
   /** True once the stream is closed or cancelled; further sends are dropped. */
   readonly closed: boolean;
@@ -93,6 +135,7 @@ export function streamSse(
       };
       const writer: SseWriter = {
         send: (data) => push({ data }),
+        sendError: (error) => push(errorEvent(error)),
         signal: abort.signal,
         get closed() {
           return closed;
@@ -103,13 +146,7 @@ export function streamSse(
         try {
           await produce(writer);
         } catch (error) {
-          const appError = toAppError(error, options.context);
-          push({
-            data: {
-              type: "error",
-              ...buildErrorResponse(appError.code, appError.userMessage, appError.details),
-            },
-          });
+          push(errorEvent(toAppError(error, options.context)));
         } finally {
           clearInterval(heartbeat);
           if (!closed) {

@@ -4,7 +4,7 @@
  * (errors.ts, upstreamErrors.ts).
  */
 import { baseUrlProblem, normalizeBaseUrl } from "./baseUrl.ts";
-import { concatChunks } from "../core/chunkReader.ts";
+import { readWhole } from "../core/chunkReader.ts";
 import type { ValidationStatus } from "../contract/keyStatus.ts";
 import type { Config } from "../core/config.ts";
 import type { StoredCredentials } from "../vault/keyReader.ts";
@@ -142,6 +142,12 @@ export async function upstreamFailure(
 }
 
 /**
+ * The largest JSON answer read: far past any models list or embeddings batch (2,048 vectors of
+ * 3,072 numbers is about 125 MB as text), so only a runaway body meets it.
+ */
+const MAX_JSON_ANSWER_BYTES = 192 * 1024 * 1024;
+
+/**
  * One JSON request to an OpenAI-compatible endpoint with the user's key, bounded by `timeoutMs`
  * (and `signal` when given). Resolves to the parsed body; throws the mapped envelope error.
  */
@@ -179,39 +185,22 @@ export async function fetchUpstreamJson<T>(
   }
   if (!response.ok) throw await upstreamFailure(service, response, stored.api_key);
   try {
-    return await readJsonBefore<T>(response, timeout);
+    if (!response.body) throw new SyntaxError("empty body");
+    const bytes = await readWhole(response.body, {
+      maxBytes: MAX_JSON_ANSWER_BYTES,
+      overflow: () => new RangeError("upstream answer too large"),
+      ms: options.timeoutMs,
+      timeout: () => new DOMException("upstream answer not in time", "TimeoutError"),
+      signal: timeout,
+    });
+    return JSON.parse(new TextDecoder().decode(bytes)) as T;
   } catch (error) {
-    if (timeout.aborted) throw AppError.fromNetwork(service, timeout.reason, { url });
+    const late = timeout.aborted || (error as { name?: string })?.name === "TimeoutError";
+    if (late) throw AppError.fromNetwork(service, timeout.reason ?? error, { url });
     throw new AppError(providerErrorCode(service, "API_ERROR"), {
       cause: error,
       details: { upstream_status: response.status },
     });
-  }
-}
-
-/**
- * The body as JSON, read until `signal` aborts: then the reader is cancelled, which also closes
- * the upstream connection. Raced here rather than left to the signal given to fetch, which Deno's
- * fetch may lose after a garbage collection (see `readWithin` in chunkReader.ts): a body that
- * stalled after its headers then waited forever.
- */
-async function readJsonBefore<T>(response: Response, signal: AbortSignal): Promise<T> {
-  const reader = response.body?.getReader();
-  if (!reader) throw new SyntaxError("empty body");
-  const stop = () => void reader.cancel(signal.reason).catch(() => {});
-  if (signal.aborted) stop();
-  else signal.addEventListener("abort", stop, { once: true });
-  try {
-    const chunks: Uint8Array[] = [];
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-    }
-    if (signal.aborted) throw signal.reason;
-    return JSON.parse(new TextDecoder().decode(concatChunks(chunks))) as T;
-  } finally {
-    signal.removeEventListener("abort", stop);
   }
 }
 

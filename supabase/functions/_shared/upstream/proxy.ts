@@ -16,17 +16,9 @@ import {
 } from "./proxyInbound.ts";
 import { type ResolvedKey, resolveProviderKey } from "../sharing/keyResolution.ts";
 import { type KeyHeaderStyle, PROVIDERS, type Service } from "../contract/providers.ts";
-import { chunkReader, concatChunks } from "../core/chunkReader.ts";
-import {
-  READ_AHEAD_BYTES,
-  readAhead,
-  readWhole,
-  relayBody,
-  streamErrorEvent,
-  type StreamErrorShape,
-  usageFromEnds,
-  usageFromTail,
-} from "./proxyStream.ts";
+import { chunkReader, readWhole } from "../core/chunkReader.ts";
+import type { ErrorEventFormat } from "../http/sse.ts";
+import { relayBody, stalled, usageFromEnds, usageFromTail } from "./proxyStream.ts";
 import { checkRoute, routesFor, type Wire } from "./proxyRoutes.ts";
 import type { Runtime } from "../core/runtime.ts";
 import {
@@ -35,7 +27,7 @@ import {
   keyHeaders,
   upstreamBaseUrl,
 } from "./providerCalls.ts";
-import { classifyUpstream, parseUpstreamSaid, readErrorText } from "../core/upstreamErrors.ts";
+import { isPassThrough, readErrorText } from "../core/upstreamErrors.ts";
 import { usageRecorderFor } from "./usageRecorder.ts";
 import { CALLERS_OWN_KEY } from "./outbound.ts";
 
@@ -86,14 +78,21 @@ function unwrapErrorArray(text: string): string {
   }
 }
 
-/** How a broken stream ends on this target (see `streamErrorEvent`). */
-function errorShapeFor(target: ProxyTarget): StreamErrorShape {
+/** How a broken stream ends on this target (see `errorEvent`). */
+function errorFormatFor(target: ProxyTarget): ErrorEventFormat {
   if (target.wire === "anthropic") return "anthropic";
   return target.path === "/responses" ? "responses" : "envelope";
 }
 
 /** Content types whose bodies may carry token usage; binary answers (audio) are never scanned. */
 const USAGE_BEARING = /^(?:application\/json|text\/event-stream)/;
+
+/**
+ * A non-streamed answer that declares a length up to this is read whole before its headers go
+ * out, so a body that stalls or breaks still gets an error status; anything else is relayed
+ * (why there is no read-ahead of other answers: bench/README.md#hot-path-notes).
+ */
+const WHOLE_BODY_BYTES = 256 * 1024;
 
 /**
  * The error for an upstream that failed before its answer was in hand. When we aborted it (the
@@ -169,7 +168,6 @@ export async function forwardWithKey(
   const { service } = target;
   const wire = target.wire ?? "openai";
   const { credentials, source } = caller.key;
-  const user = { id: caller.userId };
   const keySource = { ...caller.responseHeaders, "x-key-source": source };
   const base = upstreamBaseUrl(rt.config, service, credentials);
   const root = wire === "gemini" ? geminiNativeBase(base, target.apiVersion ?? "v1beta") : base;
@@ -198,119 +196,121 @@ export async function forwardWithKey(
   // A server that stops ends the stream with its own event (relayBody reads the reason).
   const onStopping = () => abort.abort(new AppError("SERVER_SHUTTING_DOWN"));
   rt.stopping.addEventListener("abort", onStopping, { once: true });
-  const finish = () => {
+  let contentType: string | undefined;
+  /**
+   * The one end of every request, with the bytes of the body sent (a relayed one's tail and head)
+   * or none when it failed or had no body. Every body sent counts as a request; only JSON and
+   * event streams are read for tokens.
+   */
+  const settle = (tail?: Uint8Array, head?: Uint8Array) => {
     settled = true;
     request.signal.removeEventListener("abort", onClientGone);
     rt.stopping.removeEventListener("abort", onStopping);
+    if (!tail) return;
+    const found = !USAGE_BEARING.test(contentType ?? "")
+      ? null
+      : head
+      ? usageFromEnds(head, tail)
+      : usageFromTail(tail);
+    usageRecorderFor(rt.db).record({ userId: caller.userId, service, source, usage: found });
   };
 
-  let upstream: Response;
-  const headerDeadline = setTimeout(
-    () => abort.abort(new DOMException("no upstream response in time", "TimeoutError")),
-    rt.config.upstreamTimeoutMs,
-  );
+  let relaying = false;
+  let whole: Uint8Array | undefined;
   try {
-    upstream = await rt.fetch(url, {
+    const upstream = await fetchWithin(rt, url, {
       method: request.method,
       headers,
       body: requestBody,
       signal: abort.signal,
       ...(upload ? { duplex: "half" } : {}),
-    } as RequestInit);
-  } catch (error) {
-    finish();
-    if (upload?.overflowed()) fail("PAYLOAD_TOO_LARGE");
-    throw failedUpstream(service, abort, keySource, error, url);
+    } as RequestInit, abort).catch((error) => {
+      if (upload?.overflowed()) fail("PAYLOAD_TOO_LARGE");
+      throw failedUpstream(service, abort, keySource, error, url);
+    });
+    if (upstream.status >= 400) {
+      return await refusal(upstream, service, credentials.api_key, keySource);
+    }
+
+    // Complete before the Response is built (why: bench/README.md#hot-path-notes).
+    const responseHeaders: Record<string, string> = { ...CORS_RESPONSE_HEADERS, ...keySource };
+    upstream.headers.forEach((value, name) => {
+      if (FORWARDED_RESPONSE_HEADERS.has(name)) responseHeaders[name] = value;
+    });
+    contentType = responseHeaders["content-type"];
+    const eventStream = contentType?.startsWith("text/event-stream") ?? false;
+    if (eventStream) responseHeaders["cache-control"] = "no-cache";
+    const declaredLength = Number(upstream.headers.get("content-length") ?? NaN);
+
+    let body: ReadableStream<Uint8Array> | Uint8Array<ArrayBuffer> | null = null;
+    if (upstream.body && !eventStream && declaredLength <= WHOLE_BODY_BYTES) {
+      body = whole = await readWhole(upstream.body, {
+        maxBytes: WHOLE_BODY_BYTES,
+        overflow: () => new Error("upstream body longer than it declared"),
+        ms: rt.config.upstreamTimeoutMs,
+        timeout: stalled,
+        signal: abort.signal,
+      }).catch((error) => {
+        abort.abort(error);
+        throw failedRead(service, abort, keySource, error);
+      });
+    } else if (upstream.body) {
+      relaying = true;
+      body = relayBody({
+        chunks: chunkReader(upstream.body),
+        abort,
+        idleTimeoutMs: rt.config.upstreamTimeoutMs,
+        timeLimitMs: rt.config.streamTimeLimitMs,
+        eventStream,
+        codeForFailure: (error) => codeForStreamFailure(service, error),
+        errorFormat: errorFormatFor(target),
+        onEnd: settle,
+      });
+    }
+    return new Response(body, { status: upstream.status, headers: responseHeaders });
+  } finally {
+    // A relayed body settles when it ends; everything else, here.
+    if (!relaying) settle(whole);
+  }
+}
+
+/** The provider's response headers, within the upstream timeout (the body is read later). */
+async function fetchWithin(
+  rt: Runtime,
+  url: string,
+  init: RequestInit,
+  abort: AbortController,
+): Promise<Response> {
+  const headerDeadline = setTimeout(
+    () => abort.abort(new DOMException("no upstream response in time", "TimeoutError")),
+    rt.config.upstreamTimeoutMs,
+  );
+  try {
+    return await rt.fetch(url, init);
   } finally {
     clearTimeout(headerDeadline);
   }
+}
 
-  if (upstream.status >= 400) {
-    finish();
-    const text = await readErrorText(upstream);
-    const answer = { status: upstream.status, headers: upstream.headers, text };
-    if (classifyUpstream(upstream.status, parseUpstreamSaid(text)) !== null) {
-      throw AppError.fromUpstream(service, answer, {
-        secret: credentials.api_key,
-        headers: keySource,
-      });
-    }
-    // A 4xx about the request itself: pass the provider's own explanation through.
-    const errorHeaders: Record<string, string> = { ...CORS_RESPONSE_HEADERS, ...keySource };
-    upstream.headers.forEach((value, name) => {
-      if (FORWARDED_RESPONSE_HEADERS.has(name)) errorHeaders[name] = value;
-    });
-    return new Response(unwrapErrorArray(text), { status: upstream.status, headers: errorHeaders });
+/**
+ * A refused request: a failure of the key, the account or the provider becomes its envelope
+ * error (`AppError.fromUpstream`, thrown); a 4xx about the request itself is passed through with
+ * the provider's own explanation.
+ */
+async function refusal(
+  upstream: Response,
+  service: Service,
+  secret: string,
+  keySource: Record<string, string>,
+): Promise<Response> {
+  const text = await readErrorText(upstream);
+  const answer = { status: upstream.status, headers: upstream.headers, text };
+  if (!isPassThrough(answer)) {
+    throw AppError.fromUpstream(service, answer, { secret, headers: keySource });
   }
-
-  // Complete before the Response is built, so Deno keeps its native fast path for byte bodies.
-  const responseHeaders: Record<string, string> = { ...CORS_RESPONSE_HEADERS, ...keySource };
+  const errorHeaders: Record<string, string> = { ...CORS_RESPONSE_HEADERS, ...keySource };
   upstream.headers.forEach((value, name) => {
-    if (FORWARDED_RESPONSE_HEADERS.has(name)) responseHeaders[name] = value;
+    if (FORWARDED_RESPONSE_HEADERS.has(name)) errorHeaders[name] = value;
   });
-  if (!upstream.body) {
-    finish();
-    return new Response(upstream.body, { status: upstream.status, headers: responseHeaders });
-  }
-  const eventStream = responseHeaders["content-type"]?.startsWith("text/event-stream") ?? false;
-  if (eventStream) responseHeaders["cache-control"] = "no-cache";
-
-  const usage = usageRecorderFor(rt.db);
-  const metered = USAGE_BEARING.test(responseHeaders["content-type"] ?? "");
-  const record = (bytes: Uint8Array | null, head?: Uint8Array) => {
-    // Every answer counts as a request; only JSON and event streams are read for tokens.
-    const found = !metered || !bytes
-      ? null
-      : head
-      ? usageFromEnds(head, bytes)
-      : usageFromTail(bytes);
-    usage.record({ userId: user.id, service, source, usage: found });
-  };
-  const declaredLength = Number(upstream.headers.get("content-length") ?? NaN);
-  if (!eventStream && declaredLength <= READ_AHEAD_BYTES) {
-    // A small answer of known size: one native read of the whole body.
-    let bytes: Uint8Array<ArrayBuffer>;
-    try {
-      bytes = await readWhole(upstream, abort, rt.config.upstreamTimeoutMs);
-    } catch (error) {
-      finish();
-      throw failedRead(service, abort, keySource, error);
-    }
-    finish();
-    record(bytes);
-    return new Response(bytes, { status: upstream.status, headers: responseHeaders });
-  }
-  const chunks = chunkReader(upstream.body);
-  let prefix: Uint8Array[] = [];
-  if (!eventStream) {
-    let head;
-    try {
-      head = await readAhead(chunks, READ_AHEAD_BYTES, abort, rt.config.upstreamTimeoutMs);
-    } catch (error) {
-      finish();
-      throw failedRead(service, abort, keySource, error);
-    }
-    if (head.complete) {
-      finish();
-      const bytes = concatChunks(head.chunks);
-      record(bytes);
-      return new Response(bytes, { status: upstream.status, headers: responseHeaders });
-    }
-    prefix = head.chunks;
-  }
-  const body = relayBody({
-    chunks,
-    prefix,
-    abort,
-    idleTimeoutMs: rt.config.upstreamTimeoutMs,
-    timeLimitMs: rt.config.streamTimeLimitMs,
-    eventStream,
-    codeForFailure: (error) => codeForStreamFailure(service, error),
-    errorEvent: (code, tail) => streamErrorEvent(errorShapeFor(target), code, tail),
-    onEnd: (tail, head) => {
-      finish();
-      record(tail, head);
-    },
-  });
-  return new Response(body, { status: upstream.status, headers: responseHeaders });
+  return new Response(unwrapErrorArray(text), { status: upstream.status, headers: errorHeaders });
 }

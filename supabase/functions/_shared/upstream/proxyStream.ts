@@ -2,21 +2,19 @@
  * The body of a proxied response: upstream bytes go to the client chunk by chunk as they arrive.
  * On the way it watches for a stalled upstream (idle timeout) and for the stream's total time
  * limit, turns a mid-stream failure into an SSE error event for event streams, aborts the
- * upstream when the client goes away, keeps a
- * short tail of the bytes so `usage` can be read once the body ends, and frees each chunk's
- * memory once the next one is asked for (see `relayBody`).
+ * upstream when the client goes away, and keeps a short head and tail of the bytes so `usage`
+ * can be read once the body ends.
  */
 import type { ErrorCode } from "../contract/errorCodes.ts";
-import { buildErrorResponse } from "../contract/errorCodes.ts";
 import { type ChunkReader, readWithin } from "../core/chunkReader.ts";
 import { AppError } from "../core/errors.ts";
+import { encodeEvent, errorEvent, type ErrorEventFormat } from "../http/sse.ts";
 import type { TokenUsage } from "./usageRecorder.ts";
 import { MAX_TOKENS_PER_CALL, tokenCount } from "./tokenUsage.ts";
 
 export interface RelayOptions {
-  /** The upstream body; `prefix` holds chunks already read from it. */
+  /** The upstream body. */
   chunks: ChunkReader;
-  prefix?: Uint8Array[];
   /** Aborting it cancels the upstream request. */
   abort: AbortController;
   /** A chunk must arrive within this many ms, or the upstream counts as stalled. */
@@ -30,8 +28,8 @@ export interface RelayOptions {
   eventStream: boolean;
   /** The error code for a failure while reading (timeout or network). */
   codeForFailure(error: unknown): ErrorCode;
-  /** The closing SSE event for a failure, in the wire's own shape (`streamErrorEvent`). */
-  errorEvent?(code: ErrorCode, tail: Uint8Array): string;
+  /** The wire's shape of the closing SSE event for a failure (`errorEvent`); `envelope` if unset. */
+  errorFormat?: ErrorEventFormat;
   /**
    * Called once when the body ends for any reason, with the tail of the bytes sent and their
    * head (Anthropic reports input tokens in its first event, output tokens in its last).
@@ -41,61 +39,25 @@ export interface RelayOptions {
 
 /**
  * How much of the end of a body is kept for reading `usage`: it is always near the end. The tail
- * is copied into one buffer allocated per body, since the chunks themselves are released as the
- * body moves on.
+ * is copied into one buffer allocated per body, so no chunk is held past its turn.
  */
 const TAIL_BYTES = 16 * 1024;
 /** How much of the start of a body is kept: Anthropic's `message_start` is its first event. */
 const HEAD_BYTES = 4 * 1024;
 const encoder = new TextEncoder();
 
-/** The stream formats whose failure event has a shape of its own. */
-export type StreamErrorShape = "envelope" | "responses" | "anthropic";
-
-/**
- * The event a broken stream ends with. Always the envelope under `error` (the openai SDK throws
- * it as an APIError carrying our code). `responses` adds the Responses API's own `error` event
- * fields (`code`, `message`, `param`, `sequence_number` one past the last seen), which the
- * AI SDK validates; `anthropic` names the event `error`, as Anthropic's stream does.
- */
-export function streamErrorEvent(
-  shape: StreamErrorShape,
-  code: ErrorCode,
-  tail: Uint8Array = new Uint8Array(),
-): string {
-  const envelope = buildErrorResponse(code);
-  if (shape === "responses") {
-    const seen = [...decoder.decode(tail).matchAll(/"sequence_number"\s*:\s*(\d+)/g)];
-    const next = seen.length ? Number(seen[seen.length - 1][1]) + 1 : 0;
-    const event = {
-      type: "error",
-      sequence_number: next,
-      code,
-      message: envelope.error.message,
-      param: null,
-      ...envelope,
-    };
-    return `event: error\ndata: ${JSON.stringify(event)}\n\n`;
-  }
-  const data = `data: ${JSON.stringify({ type: "error", ...envelope })}\n\n`;
-  return shape === "anthropic" ? `event: error\n${data}` : data;
+/** The Responses API's next `sequence_number`: one past the last one in `tail`, else 0. */
+function nextSequenceNumber(tail: Uint8Array): number {
+  const seen = [...decoder.decode(tail).matchAll(/"sequence_number"\s*:\s*(\d+)/g)];
+  return seen.length ? Number(seen[seen.length - 1][1]) + 1 : 0;
 }
 
 /**
- * The client-facing body stream for an upstream body, for an HTTP server to send.
- *
- * Each chunk's memory is released (its buffer detached) when the next chunk is asked for. A
- * relayed chunk is otherwise garbage that only a garbage collection frees, and they piled up
- * until one came: streaming 100 MB through a fresh proxy raised its RSS by about 70 MB that way,
- * and by about 17 MB (most of it the first request's warm-up) with the release; `npm run bench`
- * measures it. Deno's HTTP server hands each chunk to its Rust side as soon as it is enqueued,
- * so the release is safe there, as it is for any consumer done with a chunk before it asks for
- * the next. A consumer that keeps chunks and reads on (`response.text()` in the same process)
- * finds the earlier ones emptied: read such a body through a server, or chunk by chunk.
+ * The client-facing body stream for an upstream body. Chunks are handed on as they are and stay
+ * the consumer's to keep (why none is released early: bench/README.md#hot-path-notes).
  */
 export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
   const { chunks } = options;
-  const prefix = [...(options.prefix ?? [])];
   const tail = new Uint8Array(TAIL_BYTES);
   let tailBytes = 0;
   const head = new Uint8Array(HEAD_BYTES);
@@ -126,32 +88,8 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
     tailBytes = kept + chunk.byteLength;
   }
 
-  let sent: Uint8Array | null = null;
-  function send(controller: ReadableStreamDefaultController<Uint8Array>, chunk: Uint8Array): void {
-    keep(chunk);
-    controller.enqueue(chunk);
-    sent = chunk;
-  }
-  function releaseSent(): void {
-    // Only a chunk that is its buffer's sole view (chunkReader's copies are) is released, and
-    // only once: a consumer may have taken (detached) the buffer itself.
-    const buffer = sent?.buffer;
-    if (
-      buffer instanceof ArrayBuffer && !buffer.detached && buffer.byteLength === sent!.byteLength
-    ) {
-      buffer.transfer(0);
-    }
-    sent = null;
-  }
-
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      releaseSent();
-      const ready = prefix.shift();
-      if (ready) {
-        send(controller, ready);
-        return;
-      }
       try {
         const left = endsAt - performance.now();
         if (left <= 0) throw new AppError("STREAM_TIME_LIMIT");
@@ -165,23 +103,26 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
           controller.close();
           return;
         }
-        send(controller, chunk);
+        keep(chunk);
+        controller.enqueue(chunk);
       } catch (error) {
         end();
         options.abort.abort(error);
+        chunks.cancel(error).catch(() => {});
         if (!options.eventStream) {
           controller.error(error);
           return;
         }
         const code = error instanceof AppError ? error.code : options.codeForFailure(error);
-        const event = options.errorEvent?.(code, tail.subarray(0, tailBytes)) ??
-          streamErrorEvent("envelope", code);
-        controller.enqueue(encoder.encode(event));
+        const format = options.errorFormat ?? "envelope";
+        const sequence = format === "responses"
+          ? nextSequenceNumber(tail.subarray(0, tailBytes))
+          : 0;
+        controller.enqueue(encoder.encode(encodeEvent(errorEvent({ code }, format, sequence))));
         controller.close();
       }
     },
     cancel(reason) {
-      releaseSent();
       end();
       options.abort.abort(reason);
       return chunks.cancel(reason).catch(() => {});
@@ -189,69 +130,8 @@ export function relayBody(options: RelayOptions): ReadableStream<Uint8Array> {
   }, { highWaterMark: 0 });
 }
 
-/**
- * How much of a non-streamed answer is read before anything is sent. A complete answer within it
- * goes out as one byte body: Deno serves that without a per-chunk JS stream (measured here at
- * about 0.5 ms less per request), and a JSON document is of no use to a client until complete.
- * Past it, the read chunks and the rest are relayed as they arrive, so memory stays bounded.
- */
-export const READ_AHEAD_BYTES = 256 * 1024;
-
-/** Reads up to `limit` bytes (or the whole body, if shorter), each read within the idle timeout. */
-export async function readAhead(
-  reader: ChunkReader,
-  limit: number,
-  abort: AbortController,
-  idleTimeoutMs: number,
-): Promise<{ chunks: Uint8Array[]; complete: boolean }> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (size <= limit) {
-      const chunk = await readWithin(reader, {
-        ms: idleTimeoutMs,
-        timeout: stalled,
-        signal: abort.signal,
-      });
-      if (chunk === null) return { chunks, complete: true };
-      chunks.push(chunk);
-      size += chunk.byteLength;
-    }
-  } catch (error) {
-    abort.abort(error);
-    throw error;
-  }
-  return { chunks, complete: false };
-}
-
-/**
- * A small body of known length, whole, within `idleTimeoutMs`: past it the upstream is aborted
- * and the read fails with the abort's reason (as it does when the client goes away). The read is
- * raced, not left to the signal given to fetch, which fetch may have lost track of (see
- * `readWithin` in chunkReader.ts).
- */
-export async function readWhole(
-  response: Response,
-  abort: AbortController,
-  idleTimeoutMs: number,
-): Promise<Uint8Array<ArrayBuffer>> {
-  if (abort.signal.aborted) throw abort.signal.reason;
-  let onAbort = () => {};
-  const stopped = new Promise<never>((_, reject) => {
-    onAbort = () => reject(abort.signal.reason);
-  });
-  abort.signal.addEventListener("abort", onAbort, { once: true });
-  const timer = setTimeout(() => abort.abort(stalled()), idleTimeoutMs);
-  try {
-    return await Promise.race([response.bytes(), stopped]);
-  } finally {
-    clearTimeout(timer);
-    abort.signal.removeEventListener("abort", onAbort);
-  }
-}
-
 /** Why a read gave up: no chunk within the idle timeout. */
-function stalled(): DOMException {
+export function stalled(): DOMException {
   return new DOMException("upstream stalled", "TimeoutError");
 }
 
