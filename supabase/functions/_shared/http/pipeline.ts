@@ -296,3 +296,16 @@ export async function readUserJson<T>(
   const user = await rt.authenticate(request.headers.get("authorization"));
   return { user, body: parseWith(schema, await readBody(request)) };
 }
+
+/**
+ * The caller when a token is present, else null: no `authorization` header is an anonymous
+ * caller, but a header with a bad, expired or unknown token is still 401.
+ */
+export async function optionalUser(
+  request: Request,
+  rt: Runtime,
+): Promise<AuthenticatedUser | null> {
+  const authorization = request.headers.get("authorization");
+  if (authorization === null || authorization.trim() === "") return null;
+  return await rt.authenticate(authorization);
+}
