@@ -357,6 +357,39 @@ dbTest(
 );
 
 dbTest(
+  "manus-key-validate refuses a 50 MB body without a content type with 413, unread past the limit",
+  async () => {
+    const alice = await newUser(db);
+    const total = 50 * 1024 * 1024;
+    const chunk = new Uint8Array(64 * 1024).fill(0x20);
+    let pulled = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulled >= total) return controller.close();
+        pulled += chunk.byteLength;
+        controller.enqueue(chunk);
+      },
+    });
+    const started = performance.now();
+    const response = await createManusHandler(runtime)(
+      new Request("http://local/manus-key-validate", {
+        method: "POST",
+        headers: { authorization: alice.authorization },
+        body,
+        duplex: "half",
+      } as RequestInit),
+    );
+    const elapsed = performance.now() - started;
+    assertEquals(response.status, 413);
+    const json = await response.json();
+    assertEquals(json.error.code, "PAYLOAD_TOO_LARGE");
+    assertEquals(typeof json.error.message, "string");
+    assert(pulled < 4 * 1024 * 1024, `read ${pulled} bytes of a 50 MB body`);
+    assert(elapsed < 5_000, `took ${elapsed} ms`);
+  },
+);
+
+dbTest(
   "supabase-js functions.invoke works against the local stack for the non-streaming functions",
   async () => {
     const dataDir = await Deno.makeTempDir({ prefix: "conversation-functions-" });

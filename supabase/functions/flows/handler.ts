@@ -12,10 +12,11 @@ import {
   fail,
   type Handler,
   jsonResponse,
+  optionalUser,
   parseWith,
   readJsonBody,
 } from "../_shared/http/pipeline.ts";
-import { runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
+import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
 import { SERVICES } from "../_shared/contract/providers.ts";
 import { newLiveId, newShareToken, SHARE_TOKEN_PATTERN } from "../_shared/sharing/shareTokens.ts";
 
@@ -79,7 +80,7 @@ type ShareAction = Extract<
   FlowRequest,
   { action: "publish" | "rotate_token" | "revoke_token" | "unpublish" }
 >;
-const SHARE_ACTIONS = new Set(["publish", "rotate_token", "revoke_token", "unpublish"]);
+type OwnerAction = Exclude<FlowRequest, { action: "load_live" } | ShareAction>;
 
 /**
  * Publishing, token rotation, revocation and unpublishing, through the server's definer function:
@@ -115,10 +116,7 @@ async function one(tx: Queryable, text: string, params: unknown[]) {
 }
 
 /** Owner actions, each one statement as the owner: RLS keeps everyone else's flows out of reach. */
-function ownerAction(
-  tx: Queryable,
-  body: Exclude<FlowRequest, { action: "load_live" } | ShareAction>,
-): Promise<Record<string, unknown>> {
+function ownerAction(tx: Queryable, body: OwnerAction): Promise<Record<string, unknown>> {
   switch (body.action) {
     case "create":
       return one(
@@ -186,37 +184,80 @@ function ownerAction(
   }
 }
 
-export function createHandler(runtime: RuntimeSource): Handler {
-  return defineHandler("flows", runtime, async (request, rt) => {
-    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
-    const authorization = request.headers.get("authorization");
-    const raw = await readJsonBody(request);
-    const isPublicLoad = (raw as { action?: unknown } | null)?.action === "load_live";
-    const user = isPublicLoad ? null : await rt.authenticate(authorization);
-    const body = parseWith(requestSchema, raw);
+/** Who may call an action: anyone (`none`, the header is not looked at), or a verified user. */
+type Auth = "none" | "optional" | "required";
 
-    if (body.action === "load_live") {
+interface Route {
+  auth: Auth;
+  /** Validates the body for this action, then runs it as `user` (null only when auth allows). */
+  run(rt: Runtime, raw: unknown, user: DbUser | null): Promise<Record<string, unknown>>;
+}
+
+type Body<A extends FlowRequest["action"]> = Extract<FlowRequest, { action: A }>;
+
+/** A route for a signed-in owner: the step gets the owner, never a null. */
+function ownerRoute<A extends FlowRequest["action"]>(
+  step: (rt: Runtime, owner: DbUser, body: Body<A>) => Promise<Record<string, unknown>>,
+): Route {
+  return {
+    auth: "required",
+    run: (rt, raw, user) => {
+      if (!user) fail("UNAUTHORIZED");
+      return step(rt, user, parseWith(requestSchema, raw) as Body<A>);
+    },
+  };
+}
+
+const share = ownerRoute<ShareAction["action"]>((rt, owner, body) =>
+  forUser(rt.db, owner, (tx) => shareAction(tx, owner, body))
+);
+const owned = ownerRoute<OwnerAction["action"]>((rt, owner, body) =>
+  asUser(rt.db, owner, (tx) => ownerAction(tx, body))
+);
+
+/** action → auth → step; each body is validated by `requestSchema` (one message for all). */
+const ROUTES: Record<FlowRequest["action"], Route> = {
+  create: owned,
+  update: owned,
+  delete: owned,
+  list: owned,
+  publish: share,
+  rotate_token: share,
+  revoke_token: share,
+  unpublish: share,
+  load_live: {
+    auth: "none",
+    run: async (rt, raw) => {
+      const body = parseWith(requestSchema, raw) as Body<"load_live">;
       const [flow] = await rt.db.query(
         "select * from private.load_live_flow($1, $2)",
         [body.live_id, body.share_token],
       );
       if (!flow) throw new AppError("SHARE_TOKEN_INVALID");
-      return jsonResponse({ flow });
-    }
-    const owner: DbUser = user!;
-    if (SHARE_ACTIONS.has(body.action)) {
-      return jsonResponse(
-        await forUser(rt.db, owner, (tx) => shareAction(tx, owner, body as ShareAction)),
-      );
-    }
-    return jsonResponse(
-      await asUser(
-        rt.db,
-        owner,
-        (tx) =>
-          ownerAction(tx, body as Exclude<FlowRequest, { action: "load_live" } | ShareAction>),
-      ),
-    );
+      return { flow };
+    },
+  },
+};
+
+/** The route for a body's action; an unknown action needs a user first, then fails validation. */
+function routeFor(raw: unknown): Route {
+  const action = (raw as { action?: unknown } | null)?.action;
+  return typeof action === "string" && Object.hasOwn(ROUTES, action)
+    ? ROUTES[action as FlowRequest["action"]]
+    : owned;
+}
+
+export function createHandler(runtime: RuntimeSource): Handler {
+  return defineHandler("flows", runtime, async (request, rt) => {
+    if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
+    const raw = await readJsonBody(request);
+    const route = routeFor(raw);
+    const user = route.auth === "none"
+      ? null
+      : route.auth === "optional"
+      ? await optionalUser(request, rt)
+      : await rt.authenticate(request.headers.get("authorization"));
+    return jsonResponse(await route.run(rt, raw, user));
   });
 }
 

@@ -97,11 +97,18 @@ export function jsonResponse(body: unknown, init: JsonResponseInit = {}): Respon
   });
 }
 
+/** Extra top-level fields and headers a function adds to every error answer it gives. */
+export interface ErrorExtras {
+  body?: Record<string, unknown>;
+  headers?: Record<string, string>;
+}
+
 /** The envelope as a Response, with the status from the error table. */
-export function errorResponse(error: AppError): Response {
-  return jsonResponse(buildErrorResponse(error.code, error.userMessage, error.details), {
+export function errorResponse(error: AppError, extras: ErrorExtras = {}): Response {
+  const envelope = buildErrorResponse(error.code, error.userMessage, error.details);
+  return jsonResponse({ ...envelope, ...extras.body }, {
     status: error.status,
-    headers: error.headers,
+    headers: { ...error.headers, ...extras.headers },
   });
 }
 
@@ -140,19 +147,20 @@ export type Handler = (request: Request) => Promise<Response>;
 /**
  * Wraps a function's handler: answers preflight, resolves the runtime, and catches everything.
  * Every response builder here adds the CORS headers itself, so responses pass through untouched.
- * `name` appears in logs only.
+ * `name` appears in logs only; `errorExtras` is added to every error answer (one catch for all).
  */
 export function defineHandler(
   name: string,
   runtime: RuntimeSource,
   handle: (request: Request, rt: Runtime) => Promise<Response>,
+  errorExtras: ErrorExtras = {},
 ): Handler {
   return async (request) => {
     if (request.method === "OPTIONS") return preflightResponse(request);
     try {
       return await handle(request, resolveRuntime(runtime));
     } catch (error) {
-      return errorResponse(toAppError(error, name));
+      return errorResponse(toAppError(error, name), errorExtras);
     }
   };
 }
@@ -287,4 +295,17 @@ export async function readUserJson<T>(
   if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
   const user = await rt.authenticate(request.headers.get("authorization"));
   return { user, body: parseWith(schema, await readBody(request)) };
+}
+
+/**
+ * The caller when a token is present, else null: no `authorization` header is an anonymous
+ * caller, but a header with a bad, expired or unknown token is still 401.
+ */
+export async function optionalUser(
+  request: Request,
+  rt: Runtime,
+): Promise<AuthenticatedUser | null> {
+  const authorization = request.headers.get("authorization");
+  if (authorization === null || authorization.trim() === "") return null;
+  return await rt.authenticate(authorization);
 }
