@@ -73,9 +73,26 @@ export async function readWithin(
   reader: ChunkReader,
   limit: ReadLimit,
 ): Promise<Uint8Array | null> {
+  const guard = guardReads(reader, limit);
+  try {
+    return await Promise.race([reader.read(), guard.stopped]);
+  } finally {
+    guard.release();
+  }
+}
+
+/**
+ * A promise that fails, and cancels the reader, when `limit.ms` pass or `limit.signal` aborts
+ * (already aborted: throws at once); `release()` clears its timer and listener once the reads it
+ * guards are done.
+ */
+function guardReads(
+  reader: ChunkReader,
+  limit: ReadLimit,
+): { stopped: Promise<never>; release(): void } {
   const { signal } = limit;
   if (signal?.aborted) {
-    await reader.cancel(signal.reason).catch(() => {});
+    reader.cancel(signal.reason).catch(() => {});
     throw signal.reason;
   }
   let stop!: (reason: unknown) => void;
@@ -85,26 +102,24 @@ export async function readWithin(
       reader.cancel(reason).catch(() => {});
     };
   });
+  stopped.catch(() => {});
   const onAbort = () => stop(signal!.reason);
   const timer = setTimeout(() => stop(limit.timeout()), limit.ms);
   signal?.addEventListener("abort", onAbort, { once: true });
-  try {
-    return await Promise.race([reader.read(), stopped]);
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener("abort", onAbort);
-  }
+  return {
+    stopped,
+    release() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    },
+  };
 }
 
-export interface WholeReadLimit {
+/** As `ReadLimit`, but `ms` bounds the whole read, not each chunk. */
+export interface WholeReadLimit extends ReadLimit {
   /** The body may hold at most this many bytes; past it the read fails with `overflow()`. */
   maxBytes: number;
   overflow(): unknown;
-  /** The whole body must be in within this many ms, or the read fails with `timeout()`. */
-  ms: number;
-  timeout(): unknown;
-  /** Aborting it fails the read with the signal's reason. */
-  signal?: AbortSignal;
 }
 
 /**
@@ -117,35 +132,23 @@ export async function readWhole(
   limit: WholeReadLimit,
 ): Promise<Uint8Array<ArrayBuffer>> {
   const reader = chunkReader(body);
-  const { signal } = limit;
-  const give = (reason: unknown): never => {
-    reader.cancel(reason).catch(() => {});
-    throw reason;
-  };
-  if (signal?.aborted) give(signal.reason);
-  let stop!: (reason: unknown) => void;
-  const stopped = new Promise<never>((_, reject) => {
-    stop = (reason) => {
-      reject(reason);
-      reader.cancel(reason).catch(() => {});
-    };
-  });
-  const onAbort = () => stop(signal!.reason);
-  const timer = setTimeout(() => stop(limit.timeout()), limit.ms);
-  signal?.addEventListener("abort", onAbort, { once: true });
+  const guard = guardReads(reader, limit);
   try {
     const chunks: Uint8Array[] = [];
     let size = 0;
     for (;;) {
-      const chunk = await Promise.race([reader.read(), stopped]);
+      const chunk = await Promise.race([reader.read(), guard.stopped]);
       if (chunk === null) return concatChunks(chunks);
       size += chunk.byteLength;
-      if (size > limit.maxBytes) give(limit.overflow());
+      if (size > limit.maxBytes) {
+        const reason = limit.overflow();
+        reader.cancel(reason).catch(() => {});
+        throw reason;
+      }
       chunks.push(chunk);
     }
   } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener("abort", onAbort);
+    guard.release();
   }
 }
 
