@@ -233,10 +233,7 @@ export async function forwardWithKey(
     }
 
     // Complete before the Response is built (why: bench/README.md#hot-path-notes).
-    const responseHeaders: Record<string, string> = { ...CORS_RESPONSE_HEADERS, ...keySource };
-    upstream.headers.forEach((value, name) => {
-      if (FORWARDED_RESPONSE_HEADERS.has(name)) responseHeaders[name] = value;
-    });
+    const responseHeaders = answerHeaders(upstream, keySource);
     contentType = responseHeaders["content-type"];
     const eventStream = contentType?.startsWith("text/event-stream") ?? false;
     if (eventStream) responseHeaders["cache-control"] = "no-cache";
@@ -308,9 +305,20 @@ async function refusal(
   if (!isPassThrough(answer)) {
     throw AppError.fromUpstream(service, answer, { secret, headers: keySource });
   }
-  const errorHeaders: Record<string, string> = { ...CORS_RESPONSE_HEADERS, ...keySource };
-  upstream.headers.forEach((value, name) => {
-    if (FORWARDED_RESPONSE_HEADERS.has(name)) errorHeaders[name] = value;
+  return new Response(unwrapErrorArray(text), {
+    status: upstream.status,
+    headers: answerHeaders(upstream, keySource),
   });
-  return new Response(unwrapErrorArray(text), { status: upstream.status, headers: errorHeaders });
+}
+
+/** The headers of an answer we pass on: CORS, the key source and the provider's own we forward. */
+function answerHeaders(
+  upstream: Response,
+  keySource: Record<string, string>,
+): Record<string, string> {
+  const headers: Record<string, string> = { ...CORS_RESPONSE_HEADERS, ...keySource };
+  upstream.headers.forEach((value, name) => {
+    if (FORWARDED_RESPONSE_HEADERS.has(name)) headers[name] = value;
+  });
+  return headers;
 }
