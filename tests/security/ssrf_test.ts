@@ -264,6 +264,49 @@ Deno.test(`outbound requests reach only public addresses (${DATABASE_KIND})`, as
       }
     });
     await t.step(
+      "an http request is pinned through the tunnel where the runtime has no TCP proxy transport",
+      async () => {
+        // Supabase Edge Runtime's deno_fetch takes only `proxy: { url, basicAuth }`; a
+        // `transport` proxy fails to deserialize there ("missing field `url`").
+        const original = Deno.createHttpClient;
+        const edgeLike = ((options: Deno.CreateHttpClientOptions) => {
+          if (options.proxy && "transport" in options.proxy) {
+            throw new TypeError("missing field `url`");
+          }
+          return original(options);
+        }) as typeof Deno.createHttpClient;
+        const seen: string[] = [];
+        const server = Deno.serve(
+          { hostname: "127.0.0.1", port: 0, onListen() {} },
+          async (request) => {
+            seen.push(
+              `${request.method} ${new URL(request.url).pathname}${new URL(request.url).search}`,
+            );
+            return new Response(`host ${request.headers.get("host")} ${await request.text()}`);
+          },
+        );
+        closeOutboundConnections();
+        Deno.createHttpClient = edgeLike;
+        try {
+          const guarded = createOutboundFetch({
+            policy: "loopback",
+            trustedOrigins: [],
+            resolve: (name) => Promise.resolve(name === "pinned.test" ? ["127.0.0.1"] : []),
+          });
+          const url = `http://pinned.test:${server.addr.port}/v1/chat?x=1`;
+          for (const body of ["first", "second"]) {
+            const response = await guarded(url, { method: "POST", body });
+            assertEquals(await response.text(), `host pinned.test:${server.addr.port} ${body}`);
+          }
+          assertEquals(seen, ["POST /v1/chat?x=1", "POST /v1/chat?x=1"]);
+        } finally {
+          Deno.createHttpClient = original;
+          closeOutboundConnections();
+          await server.shutdown();
+        }
+      },
+    );
+    await t.step(
       "an https request is pinned to the checked address through the tunnel",
       async () => {
         const fixtures = new URL("../support/fixtures/", import.meta.url);

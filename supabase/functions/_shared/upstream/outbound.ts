@@ -10,8 +10,10 @@
  *   address must be public after normalising IPv4-in-IPv6 forms (ipRanges.ts), unless the
  *   deployment allows loopback (`ALLOW_PRIVATE_BASE_URLS=loopback`, what `npm start` uses) or
  *   every private address (`=true`, tests). The request then connects to the address that was
- *   checked, not to a second lookup: plain http through a TCP pin, https through an in-isolate
- *   CONNECT tunnel to that address (TLS stays end to end, verified for the host name). Where the
+ *   checked, not to a second lookup: plain http through a TCP pin (or, where the runtime has no
+ *   TCP proxy transport, as Supabase Edge Runtime, the tunnel below as a forward proxy), https
+ *   through an in-isolate CONNECT tunnel to that address (TLS stays end to end, verified for the
+ *   host name). Where the
  *   runtime cannot pin (no `Deno.listen` or `Deno.createHttpClient`), the checked request goes
  *   out unpinned and a warning is logged once; see docs/security.md.
  * - The key a request carries is scrubbed from everything the provider answers (headers and
@@ -112,16 +114,34 @@ async function serveTunnel(conn: Deno.Conn, tickets: Tunnel["tickets"]): Promise
       length += read;
       head = new TextDecoder().decode(buffer.subarray(0, length));
     }
-    const [requestLine, ...lines] = head.split("\r\n");
-    const authority = requestLine.match(/^CONNECT (\S+) HTTP\/1\.1$/)?.[1];
+    const end = head.indexOf("\r\n\r\n");
+    const [requestLine, ...lines] = head.slice(0, end).split("\r\n");
+    const connect = requestLine.match(/^CONNECT (\S+) HTTP\/1\.1$/);
+    // Plain http comes as a forward-proxy request (`GET http://host:port/path HTTP/1.1`).
+    const forward = connect ? null : requestLine.match(/^([A-Z]+) (http:\/\/\S+) HTTP\/1\.1$/);
+    const target = forward ? new URL(forward[2]) : null;
+    const authority = connect?.[1] ?? (target && `${target.hostname}:${target.port || 80}`);
     const credentials = lines.find((l) => /^proxy-authorization:/i.test(l))
       ?.replace(/^proxy-authorization:\s*basic\s+/i, "");
     const ticket = credentials ? atob(credentials).split(":")[0] : "";
     const pin = tickets.get(ticket);
     if (!authority || !pin || pin.authority !== authority) throw new Error("CONNECT refused");
     const upstream = await Deno.connect({ hostname: pin.address, port: pin.port });
-    await conn.write(new TextEncoder().encode("HTTP/1.1 200 Connection Established\r\n\r\n"));
-    const rest = buffer.subarray(head.indexOf("\r\n\r\n") + 4, length);
+    const encoder = new TextEncoder();
+    if (forward && target) {
+      // Origin-form, without the proxy's headers; one request per connection, so a reused
+      // connection never sends the upstream a second request in proxy form.
+      const kept = lines.filter((l) =>
+        !/^(proxy-authorization|proxy-connection|connection):/i.test(l)
+      );
+      const origin = `${forward[1]} ${target.pathname}${target.search} HTTP/1.1`;
+      await upstream.write(
+        encoder.encode([origin, ...kept, "connection: close", "", ""].join("\r\n")),
+      );
+    } else {
+      await conn.write(encoder.encode("HTTP/1.1 200 Connection Established\r\n\r\n"));
+    }
+    const rest = buffer.subarray(end + 4, length);
     if (rest.length > 0) await upstream.write(rest);
     await Promise.allSettled([
       conn.readable.pipeTo(upstream.writable),
@@ -172,6 +192,19 @@ export function closeOutboundConnections(): void {
   tunnel = undefined;
 }
 
+/**
+ * A plain-http client connecting straight to `address`, or undefined where the runtime has no
+ * TCP proxy transport (Supabase Edge Runtime's Deno, which takes only a proxy URL): such
+ * requests are pinned through the tunnel instead.
+ */
+function tcpPinnedClient(address: string, port: number): Deno.HttpClient | undefined {
+  try {
+    return Deno.createHttpClient({ proxy: { transport: "tcp", hostname: address, port } });
+  } catch {
+    return undefined;
+  }
+}
+
 /** An HTTP client whose connections go to `address` only, cached per host, address and port. */
 function pinnedClient(
   url: URL,
@@ -187,10 +220,9 @@ function pinnedClient(
     warnUnpinnedOnce();
     return undefined;
   }
-  let client: Deno.HttpClient;
-  if (url.protocol === "http:") {
-    client = Deno.createHttpClient({ proxy: { transport: "tcp", hostname: address, port } });
-  } else {
+  let client: Deno.HttpClient | undefined;
+  if (url.protocol === "http:") client = tcpPinnedClient(address, port);
+  if (!client) {
     const open = openTunnel();
     if (!open) return undefined;
     const ticket = crypto.randomUUID();
