@@ -7,7 +7,8 @@ import OpenAI from "openai";
 import { startLocalStack } from "../../local/stack.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
-import { startFakeUpstream } from "../support/fakeUpstream.ts";
+import { FAKE_USAGE, startFakeUpstream } from "../support/fakeUpstream.ts";
+import { usageRecorderFor } from "../../supabase/functions/_shared/upstream/usageRecorder.ts";
 import { dbTest } from "../support/runtime.ts";
 import { signInDevUser } from "../support/devAuth.ts";
 
@@ -511,6 +512,146 @@ dbTest(
     assertEquals(set.actor_email, owner.email);
   },
 );
+
+/** Members who chose the shared key `accountName`. */
+async function membersOf(accountName: string, count: number): Promise<Person[]> {
+  const members = await Promise.all(Array.from({ length: count }, () => signIn()));
+  for (const member of members) {
+    const saved = await call(member, "llm-config/save", {
+      use_shared_key: true,
+      shared_key_account_name: accountName,
+    });
+    assertEquals(saved.status, 200, saved.text);
+  }
+  return members;
+}
+
+/** One chat call through the proxy: "ok", or the error code it was refused with. */
+const chatOutcome = (person: Person) =>
+  sdkFor(person).chat.completions.create(chat).then(() => "ok", (e) => `${e.status} ${e.code}`);
+
+dbTest(
+  "a shared key's daily token limit refuses the next call once an answer's tokens reached it",
+  async () => {
+    const owner = await signIn();
+    const { accountName } = await createSharedKey(owner, {
+      is_public: true,
+      daily_token_limit: FAKE_USAGE.total_tokens,
+    });
+    const [first, second] = await membersOf(accountName, 2);
+    const mark = fake.requests.length;
+    // Tokens are known only after the answer: the call that reaches the limit is served.
+    assertEquals(await chatOutcome(first), "ok");
+    await usageRecorderFor(db).flush();
+    assertEquals(await chatOutcome(first), "429 SHARED_KEY_LIMIT_EXCEEDED");
+    assertEquals(await chatOutcome(second), "429 SHARED_KEY_LIMIT_EXCEEDED");
+    assertEquals(fake.requests.length, mark + 1, "a refused call reached the provider");
+
+    const usage = await call(
+      owner,
+      `llm-config/shared-keys/${accountName}/usage`,
+      undefined,
+      "GET",
+    );
+    assertEquals(
+      usage.json.usage.map((row: { user_id: string; requests: number; tokens: number }) => [
+        row.user_id,
+        row.requests,
+        row.tokens,
+      ]),
+      [[first.id, 1, FAKE_USAGE.total_tokens]],
+    );
+    const events = await call(owner, "credentials-manager", { action: "events" });
+    assert(
+      events.json.events.some((e: { event: string; detail: { reason?: string } }) =>
+        e.event === "denied" && e.detail?.reason === "token_limit_exceeded"
+      ),
+      "the token-limit refusal is not in the owner's audit trail",
+    );
+
+    // The owner lifts the limit: the very next call is served again.
+    const lifted = await call(owner, `llm-config/shared-keys/${accountName}/limits`, {
+      daily_token_limit: null,
+    });
+    assertEquals(lifted.json.shared_key.daily_token_limit, null);
+    assertEquals(await chatOutcome(second), "ok");
+  },
+);
+
+dbTest(
+  "a shared key's per-user token limit refuses one grantee and still serves the other (streamed usage)",
+  async () => {
+    const owner = await signIn();
+    const { accountName } = await createSharedKey(owner, {
+      is_public: true,
+      per_user_daily_token_limit: FAKE_USAGE.total_tokens,
+    });
+    const [heavy, light] = await membersOf(accountName, 2);
+    const mark = fake.requests.length;
+    // A stream's tokens come from its final usage chunk.
+    const stream = await sdkFor(heavy).chat.completions.create({
+      ...chat,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let reported = 0;
+    for await (const chunk of stream) reported = chunk.usage?.total_tokens ?? reported;
+    assertEquals(reported, FAKE_USAGE.total_tokens);
+    await usageRecorderFor(db).flush();
+    assertEquals(await chatOutcome(heavy), "429 SHARED_KEY_LIMIT_EXCEEDED");
+    assertEquals(fake.requests.length, mark + 1, "the refused call reached the provider");
+    assertEquals(await chatOutcome(light), "ok");
+    assertEquals(fake.requests.length, mark + 2);
+  },
+);
+
+dbTest("owners set and clear a shared key's token limits, within bounds", async () => {
+  const owner = await signIn();
+  const stranger = await signIn();
+  const { accountName } = await createSharedKey(owner, {
+    daily_token_limit: 1_000_000,
+    per_user_daily_token_limit: 50_000,
+  });
+  const listed = await call(owner, "llm-config/shared-keys", undefined, "GET");
+  assertEquals(
+    [
+      listed.json.shared_keys[0].daily_token_limit,
+      listed.json.shared_keys[0].per_user_daily_token_limit,
+    ],
+    [1_000_000, 50_000],
+  );
+  const limits = `llm-config/shared-keys/${accountName}/limits`;
+  const changed = await call(owner, limits, { per_user_daily_token_limit: 2_000, daily_limit: 9 });
+  assertEquals(changed.status, 200, changed.text);
+  const key = changed.json.shared_key;
+  assertEquals(
+    [key.daily_token_limit, key.per_user_daily_token_limit, key.daily_limit],
+    [1_000_000, 2_000, 9],
+  );
+  const cleared = await call(owner, limits, {
+    daily_token_limit: null,
+    per_user_daily_token_limit: null,
+  });
+  assertEquals(
+    [cleared.json.shared_key.daily_token_limit, cleared.json.shared_key.per_user_daily_token_limit],
+    [null, null],
+  );
+  assertEquals(cleared.json.shared_key.daily_limit, 9);
+  for (const bad of [0, -5, 1.5, 1_000_000_001, "100"]) {
+    const refused = await call(owner, limits, { daily_token_limit: bad });
+    assertEquals([refused.status, refused.json.error.code], [400, "INVALID_REQUEST"], String(bad));
+  }
+  const tooBig = await call(owner, "llm-config/shared-keys", {
+    account_name: `team-${crypto.randomUUID().slice(0, 8)}`,
+    display_name: "Too big",
+    provider: "openai",
+    api_key: "sk-never-stored-123456",
+    per_user_daily_token_limit: 1_000_000_001,
+  });
+  assertEquals(tooBig.status, 400);
+  const notOwner = await call(stranger, limits, { daily_token_limit: 1 });
+  assertEquals([notOwner.status, notOwner.json.error.code], [404, "SHARED_KEY_NOT_FOUND"]);
+});
 
 dbTest("sharing closes its stacks, fake upstream and database", async () => {
   await stack.close();

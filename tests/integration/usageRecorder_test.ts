@@ -5,7 +5,8 @@
  */
 import { assert, assertEquals } from "../support/assert.ts";
 import { createUser, DATABASE_KIND, openTestDatabase } from "../support/database.ts";
-import { captureLogs, dbTest } from "../support/runtime.ts";
+import { captureLogs, dbTest, testRuntime } from "../support/runtime.ts";
+import { createSharedKey } from "../../supabase/functions/_shared/sharing/llmConfigStore.ts";
 import type { Database } from "../../supabase/functions/_shared/core/db.ts";
 import { AppError } from "../../supabase/functions/_shared/core/errors.ts";
 import {
@@ -124,6 +125,88 @@ dbTest(
     } finally {
       delete global.EdgeRuntime;
     }
+  },
+);
+
+/** A shared key owned by a new user; its id. */
+async function newSharedKey(): Promise<string> {
+  const owner = await createUser(db);
+  const account = `rec-${crypto.randomUUID().slice(0, 8)}`;
+  await createSharedKey(
+    db,
+    { id: owner.id, claims: { sub: owner.id, role: "authenticated" } },
+    testRuntime(db).config,
+    {
+      account_name: account,
+      display_name: "Recorded",
+      provider: "openai",
+      model: null,
+      api_key: `sk-recorded-${crypto.randomUUID()}`,
+      is_public: true,
+      allowed_user_ids: [],
+      daily_limit: null,
+      per_user_daily_limit: null,
+    },
+  );
+  const [row] = await db.query<{ id: string }>(
+    "select id from public.shared_keys where account_name = $1",
+    [account],
+  );
+  return row.id;
+}
+
+async function sharedKeyTokensOf(sharedKeyId: string, userId: string): Promise<number> {
+  const [row] = await db.query<{ tokens: number }>(
+    `select coalesce(sum(tokens), 0)::float8 as tokens from public.shared_key_usage
+      where shared_key_id = $1 and user_id = $2`,
+    [sharedKeyId, userId],
+  );
+  return row.tokens;
+}
+
+dbTest(
+  "a shared key's tokens are written at once, not on the timer: its next call is decided on them",
+  async () => {
+    const [keyId, alice] = [await newSharedKey(), await createUser(db)];
+    const recorder = createUsageRecorder(db, MANUAL);
+    recorder.recordSharedKeyTokens({
+      sharedKeyId: keyId,
+      userId: alice.id,
+      usage: { promptTokens: 30, completionTokens: 12, totalTokens: 42 },
+    });
+    recorder.record(event(alice.id));
+    // No flush() here: only the recorder's own prompt write can store the tokens.
+    const deadline = performance.now() + 2_000;
+    while (await sharedKeyTokensOf(keyId, alice.id) === 0 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assertEquals(await sharedKeyTokensOf(keyId, alice.id), 42);
+    // Nothing reported, nothing charged.
+    recorder.recordSharedKeyTokens({ sharedKeyId: keyId, userId: alice.id, usage: null });
+    await recorder.flush();
+    assertEquals(await sharedKeyTokensOf(keyId, alice.id), 42);
+  },
+);
+
+dbTest(
+  "a shared-key token row that is refused is dropped alone: other keys' rows and the daily ledger are stored",
+  async () => {
+    const [keyId, alice, bob] = [await newSharedKey(), await createUser(db), await createUser(db)];
+    const recorder = createUsageRecorder(db, MANUAL);
+    const usage = { promptTokens: 5, completionTokens: 5, totalTokens: 10 };
+    recorder.recordSharedKeyTokens({ sharedKeyId: keyId, userId: alice.id, usage });
+    recorder.recordSharedKeyTokens({ sharedKeyId: "not-a-uuid", userId: bob.id, usage });
+    recorder.recordSharedKeyTokens({ sharedKeyId: keyId, userId: bob.id, usage });
+    recorder.record(event(bob.id));
+    const { lines } = await captureLogs(() => recorder.flush());
+    assertEquals(
+      [await sharedKeyTokensOf(keyId, alice.id), await sharedKeyTokensOf(keyId, bob.id)],
+      [10, 10],
+    );
+    assertEquals(await requestsOf(bob.id), 1);
+    const refused = lines.filter((line) => line.includes("usage row refused"));
+    assertEquals(refused.length, 1, lines.join("\n"));
+    assert(refused[0].includes("not-a-uuid"));
   },
 );
 

@@ -2,7 +2,8 @@
  * Custody of stored keys against an attacker who holds a client role (PostgREST's `anon` or
  * `authenticated`, one request away on hosted Supabase) or a copy of the data without the
  * passphrase: no client role writes ciphertext, key versions, status, audit rows, share-token
- * hashes or sequences, and a ciphertext moved to another row does not open there.
+ * hashes, shared-key usage counters or sequences, and a ciphertext moved to another row does not
+ * open there.
  */
 import { asUser, type Queryable } from "../../supabase/functions/_shared/core/db.ts";
 import { storeCredential } from "../../supabase/functions/_shared/vault/keyWriter.ts";
@@ -72,7 +73,7 @@ const hex = async (table: string, where: string, params: unknown[]) =>
 Deno.test(`custody holds against client roles and moved ciphertext (${DATABASE_KIND})`, async (t) => {
   try {
     await t.step(
-      "no client role writes ciphertext, key versions, status or audit rows",
+      "no client role writes ciphertext, key versions, status, audit rows or usage counters",
       async () => {
         const victimCipher = await hex("user_credentials", "user_id = $1::uuid", [victim.id]);
         const writes: [string, unknown[]][] = [
@@ -98,6 +99,20 @@ Deno.test(`custody holds against client roles and moved ciphertext (${DATABASE_K
           ["update public.shared_keys set ciphertext = '\\x00'::bytea", []],
           ["update public.shared_keys set key_version = 7", []],
           ["update public.shared_keys set last_four = 'evil'", []],
+          // The usage counters, requests and tokens, that the shared keys' limits are decided on.
+          ["update public.shared_key_usage set tokens = 0, requests = 0", []],
+          [
+            `insert into public.shared_key_usage (shared_key_id, user_id, day, tokens)
+           select id, (select auth.uid()), current_date, 0 from public.shared_keys`,
+            [],
+          ],
+          ["delete from public.shared_key_usage", []],
+          [
+            `select private.add_shared_key_tokens(jsonb_build_array(jsonb_build_object(
+             'shared_key_id', gen_random_uuid(), 'user_id', (select auth.uid()),
+             'day', current_date, 'tokens', -1000000)))`,
+            [],
+          ],
           [
             `insert into public.credential_events (owner_id, actor_id, service, event)
            values ((select auth.uid()), (select auth.uid()), 'openai', 'validate')`,
@@ -225,8 +240,8 @@ Deno.test(`custody holds against client roles and moved ciphertext (${DATABASE_K
         "authenticated update public.llm_configs",
         "authenticated select public.shared_key_usage",
         "authenticated delete public.shared_keys",
-        "authenticated select public.shared_keys(account_name,allowed_user_ids,created_at,daily_limit,display_name,id,is_public,key_version,last_four,model,owner_id,per_user_daily_limit,provider,updated_at)",
-        "authenticated update public.shared_keys(allowed_user_ids,daily_limit,display_name,is_public,model,per_user_daily_limit,updated_at)",
+        "authenticated select public.shared_keys(account_name,allowed_user_ids,created_at,daily_limit,daily_token_limit,display_name,id,is_public,key_version,last_four,model,owner_id,per_user_daily_limit,per_user_daily_token_limit,provider,updated_at)",
+        "authenticated update public.shared_keys(allowed_user_ids,daily_limit,daily_token_limit,display_name,is_public,model,per_user_daily_limit,per_user_daily_token_limit,updated_at)",
         "authenticated delete public.user_credentials",
         "authenticated select public.user_credentials(created_at,credential_key,id,is_active,key_version,last_four,last_used_at,last_validated_at,service,updated_at,user_id,validation_status)",
       ]);

@@ -21,6 +21,7 @@ import {
   readUserJson,
 } from "../_shared/http/pipeline.ts";
 import { resolveProviderKey } from "../_shared/sharing/keyResolution.ts";
+import { chargeSharedKey } from "../_shared/upstream/usageRecorder.ts";
 import { runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
 import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream/providerCalls.ts";
 
@@ -44,24 +45,30 @@ export function createHandler(runtime: RuntimeSource): Handler {
 
     const limits = { maxInputs: chunk_size, maxCharacters: MAX_CHARACTERS_PER_REQUEST };
     // Every chunk is one upstream call the key's owner pays for: a shared key counts them all.
-    const { credentials, source } = await resolveProviderKey(rt, user, provider, {
+    const key = await resolveProviderKey(rt, user, provider, {
       upstreamCalls: planChunks(inputs, limits).length,
     });
     const result = await embedBatch(
-      { config: rt.config, fetch: rt.fetch, service: provider, stored: credentials, model },
+      { config: rt.config, fetch: rt.fetch, service: provider, stored: key.credentials, model },
       inputs,
       { limits, concurrency: DEFAULT_CONCURRENCY },
     );
+    // A shared key is charged the tokens the provider reported, before its next call is decided.
+    chargeSharedKey(rt.db, key, user.id, {
+      promptTokens: result.usage.prompt_tokens,
+      completionTokens: 0,
+      totalTokens: result.usage.total_tokens,
+    });
     if (result.firstError && result.failures.length === inputs.length) throw result.firstError;
     return jsonResponse({
       provider,
       model,
-      keySource: source,
+      keySource: key.source,
       embeddings: result.embeddings,
       failures: result.failures,
       usage: result.usage,
       chunks: result.chunks,
-    }, { headers: { "x-key-source": source } });
+    }, { headers: { "x-key-source": key.source } });
   });
 }
 

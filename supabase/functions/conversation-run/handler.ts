@@ -21,7 +21,7 @@ import { providerErrorCode } from "../_shared/contract/errorCodes.ts";
 import { AppError } from "../_shared/core/errors.ts";
 import { defineHandler, type Handler, readUserJson, toAppError } from "../_shared/http/pipeline.ts";
 import { type KeySource, resolveProviderKey } from "../_shared/sharing/keyResolution.ts";
-import { usageRecorderFor } from "../_shared/upstream/usageRecorder.ts";
+import { chargeSharedKey, usageRecorderFor } from "../_shared/upstream/usageRecorder.ts";
 import { describeError, log } from "../_shared/core/log.ts";
 import type { Service } from "../_shared/contract/providers.ts";
 import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
@@ -88,9 +88,15 @@ async function runConversation(
   let status: Exclude<RunStatus, "running">;
   let failure: AppError | null = null;
   let keySource: KeySource | null = null;
+  let sharedKeyId: string | undefined;
   try {
-    const { credentials, source } = await resolveProviderKey(rt, user, service);
+    const { credentials, source, sharedKeyId: paidBy } = await resolveProviderKey(
+      rt,
+      user,
+      service,
+    );
     keySource = source;
+    sharedKeyId = paidBy;
     await streamChatCompletion({
       config: rt.config,
       fetch: rt.fetch,
@@ -152,16 +158,18 @@ async function runConversation(
   if (keySource) {
     // Same per-day ledger as the proxy, written off the request path.
     const tokens = usage as Usage | null;
+    const reported = tokens && {
+      promptTokens: tokens.prompt_tokens ?? 0,
+      completionTokens: tokens.completion_tokens ?? 0,
+      totalTokens: tokens.total_tokens ?? 0,
+    };
     usageRecorderFor(rt.db).record({
       userId: user.id,
       service,
       source: keySource,
-      usage: tokens && {
-        promptTokens: tokens.prompt_tokens ?? 0,
-        completionTokens: tokens.completion_tokens ?? 0,
-        totalTokens: tokens.total_tokens ?? 0,
-      },
+      usage: reported,
     });
+    chargeSharedKey(rt.db, { sharedKeyId }, user.id, reported);
   }
   if (usage) writer.send({ type: "usage", usage });
   if (status === "done") {

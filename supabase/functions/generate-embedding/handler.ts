@@ -11,6 +11,7 @@ import {
   readUserJson,
 } from "../_shared/http/pipeline.ts";
 import { resolveProviderKey } from "../_shared/sharing/keyResolution.ts";
+import { chargeSharedKey } from "../_shared/upstream/usageRecorder.ts";
 import { runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
 import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream/providerCalls.ts";
 
@@ -28,19 +29,25 @@ export function createHandler(runtime: RuntimeSource): Handler {
       requestSchema,
     );
 
-    const { credentials, source } = await resolveProviderKey(rt, user, provider);
+    const key = await resolveProviderKey(rt, user, provider);
     const result = await embed({
       config: rt.config,
       fetch: rt.fetch,
       service: provider,
-      stored: credentials,
+      stored: key.credentials,
       model,
     }, [
       input,
     ]);
+    // A shared key is charged the tokens the provider reported, before its next call is decided.
+    chargeSharedKey(rt.db, key, user.id, {
+      promptTokens: result.usage.prompt_tokens,
+      completionTokens: 0,
+      totalTokens: result.usage.total_tokens,
+    });
     return jsonResponse(
-      { provider, model, keySource: source, embedding: result.vectors[0], usage: result.usage },
-      { headers: { "x-key-source": source } },
+      { provider, model, keySource: key.source, embedding: result.vectors[0], usage: result.usage },
+      { headers: { "x-key-source": key.source } },
     );
   });
 }

@@ -6,9 +6,10 @@
  *   GET  /llm-config/shared-keys                      shared keys the caller owns
  *   POST /llm-config/shared-keys                      create one
  *   POST /llm-config/shared-keys/<account>/access     is_public, allowed_user_ids, allowed_emails
- *   POST /llm-config/shared-keys/<account>/limits     daily_limit, per_user_daily_limit
+ *   POST /llm-config/shared-keys/<account>/limits     daily_limit, per_user_daily_limit (requests),
+ *                                                     daily_token_limit, per_user_daily_token_limit
  *   POST /llm-config/shared-keys/<account>/key        replace the key
- *   GET  /llm-config/shared-keys/<account>/usage      requests per user per day
+ *   GET  /llm-config/shared-keys/<account>/usage      requests and tokens per user per day
  *   DELETE /llm-config/shared-keys/<account>
  */
 import { z } from "zod";
@@ -44,6 +45,8 @@ const ownerName = z.string().regex(
 );
 const apiKey = z.string().min(1).max(512);
 const limit = z.number().int().min(1).max(1_000_000).nullable();
+/** Provider-reported tokens per UTC day (the column's own check has the same bounds). */
+const tokenLimit = z.number().int().min(1).max(1_000_000_000).nullable();
 
 const saveSchema = z.strictObject({
   use_shared_key: z.boolean().default(false),
@@ -72,6 +75,8 @@ const createSharedKeySchema = z.strictObject({
   allowed_emails: z.array(z.email().max(320)).max(10_000).default([]),
   daily_limit: limit.optional(),
   per_user_daily_limit: limit.optional(),
+  daily_token_limit: tokenLimit.optional(),
+  per_user_daily_token_limit: tokenLimit.optional(),
 });
 
 /** `allowed_emails` are resolved to ids on the server and join `allowed_user_ids`. */
@@ -94,6 +99,8 @@ async function allowList(
 const limitsSchema = z.strictObject({
   daily_limit: limit.optional(),
   per_user_daily_limit: limit.optional(),
+  daily_token_limit: tokenLimit.optional(),
+  per_user_daily_token_limit: tokenLimit.optional(),
 });
 const replaceKeySchema = z.strictObject({ api_key: apiKey });
 
@@ -201,15 +208,20 @@ async function sharedKeyRoute(
   }
   if (action === "limits" && method === "POST") {
     const body = parseWith(limitsSchema, await readJsonBody(request));
+    // Each limit the body names is set (null removes it); the others are left as they are.
+    const columns = [
+      "daily_limit",
+      "per_user_daily_limit",
+      "daily_token_limit",
+      "per_user_daily_token_limit",
+    ] as const;
     return await updateOne(
-      `daily_limit = case when $2::boolean then $3::integer else daily_limit end,
-       per_user_daily_limit = case when $4::boolean then $5::integer else per_user_daily_limit end`,
-      [
-        body.daily_limit !== undefined,
-        body.daily_limit ?? null,
-        body.per_user_daily_limit !== undefined,
-        body.per_user_daily_limit ?? null,
-      ],
+      columns.map((column, i) =>
+        `${column} = case when $${2 * i + 2}::boolean then $${
+          2 * i + 3
+        }::integer else ${column} end`
+      ).join(", "),
+      columns.flatMap((column) => [body[column] !== undefined, body[column] ?? null]),
     );
   }
   if (action === "key" && method === "POST") {
@@ -238,8 +250,9 @@ async function sharedKeyRoute(
       rt.db,
       user,
       (tx) =>
-        tx.query<{ user_id: string; day: string; requests: number }>(
-          `select u.user_id, to_char(u.day, 'YYYY-MM-DD') as day, u.requests
+        tx.query<{ user_id: string; day: string; requests: number; tokens: number }>(
+          `select u.user_id, to_char(u.day, 'YYYY-MM-DD') as day, u.requests,
+                  u.tokens::float8 as tokens
            from public.shared_key_usage as u
            join public.shared_keys as k on k.id = u.shared_key_id
           where k.account_name = $1 and k.owner_id = (select auth.uid())
@@ -303,6 +316,8 @@ export function createHandler(runtime: RuntimeSource): Handler {
         model: body.model ?? null,
         daily_limit: body.daily_limit ?? null,
         per_user_daily_limit: body.per_user_daily_limit ?? null,
+        daily_token_limit: body.daily_token_limit ?? null,
+        per_user_daily_token_limit: body.per_user_daily_token_limit ?? null,
       });
       const [withEmails] = await withAllowedUsers(rt.db, [
         created as { allowed_user_ids: string[] },

@@ -18,6 +18,11 @@ export type KeySource = "user" | "owner" | "shared";
 export interface ResolvedKey {
   credentials: StoredCredentials & { api_key: string };
   source: KeySource;
+  /**
+   * The team shared key that pays, when one does: the answer's tokens are charged to it
+   * (`chargeSharedKey`), since its token limits decide the next call.
+   */
+  sharedKeyId?: string;
 }
 
 export interface ResolveOptions {
@@ -45,7 +50,11 @@ export async function resolveProviderKey(
         service,
         options.upstreamCalls ?? 1,
       );
-      return { credentials: { api_key: use.apiKey }, source: "shared" };
+      return {
+        credentials: { api_key: use.apiKey },
+        source: "shared",
+        sharedKeyId: use.sharedKeyId,
+      };
     }
     case "owner_name": {
       if (!rt.config.allowOwnerNameSharing) throw new AppError("OWNER_NAME_SHARING_DISABLED");

@@ -117,11 +117,15 @@ export interface NewSharedKey {
   allowed_user_ids: string[];
   daily_limit: number | null;
   per_user_daily_limit: number | null;
+  /** Provider-reported tokens per UTC day, all users together; null or absent: no limit. */
+  daily_token_limit?: number | null;
+  per_user_daily_token_limit?: number | null;
 }
 
 export const SHARED_KEY_COLUMNS =
   `account_name, display_name, provider, model, last_four, is_public,
-  allowed_user_ids, daily_limit, per_user_daily_limit, created_at, updated_at`;
+  allowed_user_ids, daily_limit, per_user_daily_limit, daily_token_limit,
+  per_user_daily_token_limit, created_at, updated_at`;
 
 const UNIQUE_VIOLATION = "23505";
 
@@ -137,7 +141,8 @@ export async function createSharedKey(
       tx.query(
         `select ${SHARED_KEY_COLUMNS}
            from private.create_shared_key($1::uuid, $2, $3, $4, $5, $6, $7, $8::text::uuid[],
-                                          $9::integer, $10::integer, $11::text::jsonb)`,
+                                          $9::integer, $10::integer, $11::integer, $12::integer,
+                                          $13::text::jsonb)`,
         [
           user.id,
           key.account_name,
@@ -149,6 +154,8 @@ export async function createSharedKey(
           `{${key.allowed_user_ids.join(",")}}`,
           key.daily_limit,
           key.per_user_daily_limit,
+          key.daily_token_limit ?? null,
+          key.per_user_daily_token_limit ?? null,
           keyringParam(config),
         ],
       ));

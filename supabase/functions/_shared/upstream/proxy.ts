@@ -28,7 +28,7 @@ import {
   upstreamBaseUrl,
 } from "./providerCalls.ts";
 import { isPassThrough, readErrorText } from "../core/upstreamErrors.ts";
-import { usageRecorderFor } from "./usageRecorder.ts";
+import { chargeSharedKey, usageRecorderFor } from "./usageRecorder.ts";
 import { CALLERS_OWN_KEY } from "./outbound.ts";
 
 /**
@@ -200,7 +200,7 @@ export async function forwardWithKey(
   /**
    * The one end of every request, with the bytes of the body sent (a relayed one's tail and head)
    * or none when it failed or had no body. Every body sent counts as a request; only JSON and
-   * event streams are read for tokens.
+   * event streams are read for tokens, which a shared key is also charged.
    */
   const settle = (tail?: Uint8Array, head?: Uint8Array) => {
     settled = true;
@@ -213,6 +213,7 @@ export async function forwardWithKey(
       ? usageFromEnds(head, tail)
       : usageFromTail(tail);
     usageRecorderFor(rt.db).record({ userId: caller.userId, service, source, usage: found });
+    chargeSharedKey(rt.db, caller.key, caller.userId, found);
   };
 
   let relaying = false;

@@ -13,3 +13,16 @@ export function tokenCount(value: unknown): number | null {
   if (typeof number !== "number" || !Number.isFinite(number) || number < 0) return null;
   return Math.min(Math.floor(number), MAX_TOKENS_PER_CALL);
 }
+
+/**
+ * The tokens one answer cost the key's owner: prompt plus completion (input plus output), or the
+ * reported total when that is larger (Gemini counts thoughts and tool prompts in it), clamped
+ * like every count. Zero when the provider reported nothing.
+ */
+export function tokensPaidFor(
+  usage: { promptTokens: unknown; completionTokens: unknown; totalTokens: unknown } | null,
+): number {
+  if (!usage) return 0;
+  const parts = (tokenCount(usage.promptTokens) ?? 0) + (tokenCount(usage.completionTokens) ?? 0);
+  return Math.min(Math.max(parts, tokenCount(usage.totalTokens) ?? 0), MAX_TOKENS_PER_CALL);
+}
