@@ -512,6 +512,43 @@ dbTest(
   },
 );
 
+dbTest(
+  "llm-config answers 404 to an unknown path, 405 to a known path's other method, 400 to a bad account name",
+  async () => {
+    const owner = await signIn();
+    const cases: [path: string, method: string, status: number, code: string][] = [
+      ["llm-config", "GET", 404, "NOT_FOUND"],
+      ["llm-config/nope", "GET", 404, "NOT_FOUND"],
+      ["llm-config/constructor", "GET", 404, "NOT_FOUND"],
+      ["llm-config/save/extra", "POST", 404, "NOT_FOUND"],
+      ["llm-config/me/team-key/usage", "GET", 404, "NOT_FOUND"],
+      ["llm-config/shared-keys/team-key/nope", "POST", 404, "NOT_FOUND"],
+      ["llm-config/shared-keys/team-key/constructor", "GET", 404, "NOT_FOUND"],
+      ["llm-config/shared-keys/team-key/usage/extra", "GET", 404, "NOT_FOUND"],
+      ["llm-config/save", "GET", 405, "METHOD_NOT_ALLOWED"],
+      ["llm-config/me", "POST", 405, "METHOD_NOT_ALLOWED"],
+      ["llm-config/shared-keys", "PUT", 405, "METHOD_NOT_ALLOWED"],
+      ["llm-config/shared-keys/team-key", "GET", 405, "METHOD_NOT_ALLOWED"],
+      ["llm-config/shared-keys/team-key/access", "GET", 405, "METHOD_NOT_ALLOWED"],
+      ["llm-config/shared-keys/team-key/usage", "POST", 405, "METHOD_NOT_ALLOWED"],
+      ["llm-config/shared-keys/Bad%20Name", "DELETE", 400, "INVALID_REQUEST"],
+      ["llm-config/shared-keys/Bad%20Name/nope", "GET", 400, "INVALID_REQUEST"],
+      ["llm-config/shared-keys/no-such-key", "DELETE", 404, "SHARED_KEY_NOT_FOUND"],
+      ["llm-config/shared-keys/no-such-key/limits", "POST", 415, "UNSUPPORTED_MEDIA_TYPE"],
+    ];
+    for (const [path, method, status, code] of cases) {
+      const response = await fetch(`${stack.functionsUrl}/${path}`, {
+        method,
+        headers: { authorization: `Bearer ${owner.token}` },
+      });
+      const body = await response.json();
+      assertEquals([method, path, response.status, body.error?.code], [method, path, status, code]);
+    }
+    const me = await call(owner, "llm-config/me/", undefined, "GET");
+    assertEquals(me.json, { use_shared_key: false, use_owner_name: false });
+  },
+);
+
 dbTest("sharing closes its stacks, fake upstream and database", async () => {
   await stack.close();
   await ownerNameStack.close();
