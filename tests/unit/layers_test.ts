@@ -1,6 +1,7 @@
 /**
  * The folder layers hold: the settings panel (`src/`) imports only the wire contract, and only
- * `core/config.ts` reads the environment in deployed code. See docs/architecture.md.
+ * `core/config.ts` reads the environment in deployed code, and handlers leave SQL to the stores and
+ * bodies to the bounded reader. See docs/architecture.md.
  */
 import { assertEquals } from "../support/assert.ts";
 import { dirname, join, relative, resolve } from "node:path";
@@ -62,4 +63,21 @@ Deno.test("only core/config.ts reads Deno.env in deployed code", async () => {
     if (/Deno\s*\.\s*env\b/.test(code)) readers.push(relative(root, file));
   }
   assertEquals(readers, ["supabase/functions/_shared/core/config.ts"]);
+});
+
+Deno.test("no handler runs SQL or reads a request body itself", async () => {
+  const found: string[] = [];
+  for await (const entry of Deno.readDir(join(root, "supabase/functions"))) {
+    if (!entry.isDirectory || entry.name === "_shared") continue;
+    const file = join(root, "supabase/functions", entry.name, "handler.ts");
+    const code = (await Deno.readTextFile(file)).replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
+    // SQL belongs in a store; a body is read by the pipeline's bounded reader only.
+    if (/\.query\s*[<(]/.test(code)) found.push(`${entry.name}: runs SQL`);
+    if (
+      /\.(json|text|bytes|arrayBuffer|formData|blob)\s*\(\s*\)|\.body\s*\.\s*getReader/.test(code)
+    ) {
+      found.push(`${entry.name}: reads a body`);
+    }
+  }
+  assertEquals(found, []);
 });

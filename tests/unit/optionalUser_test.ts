@@ -1,21 +1,7 @@
 import { assertEquals } from "../support/assert.ts";
 import { optionalUser } from "../../supabase/functions/_shared/http/pipeline.ts";
 import { AppError } from "../../supabase/functions/_shared/core/errors.ts";
-import type { Runtime } from "../../supabase/functions/_shared/core/runtime.ts";
-
-const alice = { id: "00000000-0000-4000-8000-000000000001" };
-const rt = {
-  authenticate: (authorization: string | null) => {
-    if (authorization === "Bearer good") return Promise.resolve(alice);
-    return Promise.reject(new AppError("UNAUTHORIZED"));
-  },
-} as unknown as Runtime;
-
-const request = (authorization?: string) =>
-  new Request("http://local/x", {
-    method: "POST",
-    headers: authorization === undefined ? {} : { authorization },
-  });
+import { alice, requestWith as request, tokenRuntime as rt } from "../support/tokenRuntime.ts";
 
 Deno.test("optionalUser: no header is an anonymous caller", async () => {
   assertEquals(await optionalUser(request(), rt), null);

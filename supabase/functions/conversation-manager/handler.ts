@@ -9,35 +9,28 @@ import {
   getConversation,
   listConversations,
 } from "../_shared/conversations/store.ts";
-import {
-  defineHandler,
-  type Handler,
-  jsonResponse,
-  readUserJson,
-} from "../_shared/http/pipeline.ts";
+import { defineHandler, type Handler, readUserJson } from "../_shared/http/pipeline.ts";
+import { action, actionTable, type Caller } from "../_shared/http/actions.ts";
 import { runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
 
-const requestSchema = z.discriminatedUnion("action", [
-  z.strictObject({ action: z.literal("list") }),
-  z.strictObject({ action: z.literal("get"), conversation_id: z.uuid() }),
-  z.strictObject({ action: z.literal("delete"), conversation_id: z.uuid() }),
-]);
+/** action → body fields → step. */
+const ACTIONS = actionTable({
+  list: action({}, async ({ rt, user }: Caller) => ({
+    conversations: await listConversations(rt.db, user),
+  })),
+  get: action({ conversation_id: z.uuid() }, async ({ rt, user }: Caller, body) => ({
+    conversation: await getConversation(rt.db, user, body.conversation_id),
+  })),
+  delete: action({ conversation_id: z.uuid() }, async ({ rt, user }: Caller, body) => {
+    await deleteConversation(rt.db, user, body.conversation_id);
+    return { ok: true, deleted: body.conversation_id };
+  }),
+});
 
 export function createHandler(runtime: RuntimeSource): Handler {
   return defineHandler("conversation-manager", runtime, async (request, rt) => {
-    const { user, body } = await readUserJson(request, rt, requestSchema);
-
-    switch (body.action) {
-      case "list":
-        return jsonResponse({ conversations: await listConversations(rt.db, user) });
-      case "get":
-        return jsonResponse({
-          conversation: await getConversation(rt.db, user, body.conversation_id),
-        });
-      case "delete":
-        await deleteConversation(rt.db, user, body.conversation_id);
-        return jsonResponse({ ok: true, deleted: body.conversation_id });
-    }
+    const { user, body } = await readUserJson(request, rt, ACTIONS.schema);
+    return await ACTIONS.run({ rt, user }, body);
   });
 }
 

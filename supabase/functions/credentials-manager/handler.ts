@@ -20,13 +20,8 @@ import {
 } from "../_shared/vault/keyWriter.ts";
 import { requireApiKey } from "../_shared/vault/keyGetters.ts";
 import { buildErrorResponse, providerErrorCode } from "../_shared/contract/errorCodes.ts";
-import {
-  defineHandler,
-  fail,
-  type Handler,
-  jsonResponse,
-  readUserJson,
-} from "../_shared/http/pipeline.ts";
+import { defineHandler, fail, type Handler, readUserJson } from "../_shared/http/pipeline.ts";
+import { action, actionTable, type Caller } from "../_shared/http/actions.ts";
 import {
   apiKeyFormatProblem,
   CREDENTIAL_KEYS,
@@ -41,27 +36,8 @@ import { emailsOf } from "../_shared/sharing/userEmails.ts";
 const service = z.enum(SERVICES);
 const credentialKey = z.enum(CREDENTIAL_KEYS).default("api_key");
 
-const requestSchema = z.discriminatedUnion("action", [
-  z.strictObject({ action: z.literal("set"), service, key: credentialKey, value: z.string() }),
-  z.strictObject({ action: z.literal("delete"), service, key: credentialKey }),
-  z.strictObject({ action: z.literal("get_status"), service }),
-  z.strictObject({ action: z.literal("list") }),
-  z.strictObject({ action: z.literal("validate"), service }),
-  z.strictObject({
-    action: z.literal("test"),
-    service,
-    value: z.string(),
-    base_url: z.string().optional(),
-  }),
-  z.strictObject({ action: z.literal("set_active"), service, is_active: z.boolean() }),
-  z.strictObject({
-    action: z.literal("events"),
-    limit: z.number().int().min(1).max(500).default(100),
-  }),
-]);
-
-type SetRequest = Extract<z.infer<typeof requestSchema>, { action: "set" }>;
-type TestRequest = Extract<z.infer<typeof requestSchema>, { action: "test" }>;
+type TestRequest = { service: Service; value: string; base_url?: string };
+type SetRequest = { service: Service; key: (typeof CREDENTIAL_KEYS)[number]; value: string };
 
 /** Format checks of an unsaved key and, for `custom`, the base URL it is tried against. */
 function testProblem(request: TestRequest, allowPrivateBaseUrls: boolean): string | null {
@@ -107,87 +83,90 @@ async function statuses(
 const statusOf = async (rt: Runtime, user: AuthenticatedUser, service: Service) =>
   (await statuses(rt, user, [service]))[0];
 
+/** The answer's `error` for a validation outcome that carries one. */
+const outcomeError = ({ error }: Awaited<ReturnType<typeof validateKey>>) =>
+  error ? { error: buildErrorResponse(error.code, undefined, error.details).error } : {};
+
+/** action → body fields → step. */
+const ACTIONS = actionTable({
+  set: action(
+    { service, key: credentialKey, value: z.string() },
+    async ({ rt, user }: Caller, body) => {
+      const problem = await valueProblem(body, rt);
+      if (problem) fail("INVALID_REQUEST", problem);
+      await storeCredential(rt.db, user, rt.config, body.service, body.key, body.value);
+      rt.vault.forget(user.id, body.service);
+      return { ok: true, ...await statusOf(rt, user, body.service) };
+    },
+  ),
+  delete: action({ service, key: credentialKey }, async ({ rt, user }: Caller, body) => {
+    const removed = await deleteCredential(rt.db, user, body.service, body.key);
+    rt.vault.forget(user.id, body.service);
+    return { ok: true, removed, ...await statusOf(rt, user, body.service) };
+  }),
+  get_status: action({ service }, ({ rt, user }: Caller, body) => statusOf(rt, user, body.service)),
+  list: action({}, async ({ rt, user }: Caller) => {
+    const all = await statuses(rt, user, SERVICES);
+    return { services: Object.fromEntries(all.map((s) => [s.service, s])) };
+  }),
+  validate: action({ service }, async ({ rt, user }: Caller, body) => {
+    const stored = await requireApiKey(rt, user.id, body.service);
+    const outcome = await validateKey(rt.config, rt.fetch, body.service, stored);
+    await recordValidation(rt.db, user, body.service, outcome.status);
+    return {
+      ...await statusOf(rt, user, body.service),
+      valid: outcome.status === "valid",
+      upstream_status: outcome.upstreamStatus,
+      ...outcomeError(outcome),
+    };
+  }),
+  test: action(
+    { service, value: z.string(), base_url: z.string().optional() },
+    async ({ rt, user }: Caller, body) => {
+      const problem = testProblem(body, rt.config.allowPrivateBaseUrls);
+      if (problem) fail("INVALID_REQUEST", problem);
+      // A custom endpoint is tried at the base URL given, else at the one already stored.
+      const baseUrl = body.service === "custom"
+        ? body.base_url ?? (await rt.vault.lookup(user.id, "custom")).base_url
+        : undefined;
+      const outcome = await validateKey(rt.config, rt.fetch, body.service, {
+        api_key: body.value,
+        ...(baseUrl ? { base_url: baseUrl } : {}),
+      });
+      return {
+        service: body.service,
+        valid: outcome.status === "valid",
+        validation_status: outcome.status,
+        upstream_status: outcome.upstreamStatus,
+        ...outcomeError(outcome),
+      };
+    },
+  ),
+  set_active: action({ service, is_active: z.boolean() }, async ({ rt, user }: Caller, body) => {
+    const changed = await setCredentialActive(rt.db, user, body.service, body.is_active);
+    if (changed === 0) fail(providerErrorCode(body.service, "NOT_CONFIGURED"));
+    rt.vault.forget(user.id, body.service);
+    return { ok: true, ...await statusOf(rt, user, body.service) };
+  }),
+  events: action(
+    { limit: z.number().int().min(1).max(500).default(100) },
+    async ({ rt, user }: Caller, body) => {
+      const events = await readEvents(rt.db, user, body.limit);
+      const emails = await emailsOf(rt.db, events.flatMap((e) => (e.actor_id ? [e.actor_id] : [])));
+      return {
+        events: events.map((e) => ({
+          ...e,
+          actor_email: e.actor_id ? emails.get(e.actor_id) ?? null : null,
+        })),
+      };
+    },
+  ),
+});
+
 export function createHandler(runtime: RuntimeSource): Handler {
   return defineHandler("credentials-manager", runtime, async (request, rt) => {
-    const { user, body } = await readUserJson(request, rt, requestSchema);
-
-    switch (body.action) {
-      case "set": {
-        const problem = await valueProblem(body, rt);
-        if (problem) fail("INVALID_REQUEST", problem);
-        await storeCredential(rt.db, user, rt.config, body.service, body.key, body.value);
-        rt.vault.forget(user.id, body.service);
-        return jsonResponse({ ok: true, ...await statusOf(rt, user, body.service) });
-      }
-      case "delete": {
-        const removed = await deleteCredential(rt.db, user, body.service, body.key);
-        rt.vault.forget(user.id, body.service);
-        return jsonResponse({ ok: true, removed, ...await statusOf(rt, user, body.service) });
-      }
-      case "set_active": {
-        const changed = await setCredentialActive(rt.db, user, body.service, body.is_active);
-        if (changed === 0) fail(providerErrorCode(body.service, "NOT_CONFIGURED"));
-        rt.vault.forget(user.id, body.service);
-        return jsonResponse({ ok: true, ...await statusOf(rt, user, body.service) });
-      }
-      case "get_status":
-        return jsonResponse(await statusOf(rt, user, body.service));
-      case "list": {
-        const all = await statuses(rt, user, SERVICES);
-        return jsonResponse({ services: Object.fromEntries(all.map((s) => [s.service, s])) });
-      }
-      case "events": {
-        const events = await readEvents(rt.db, user, body.limit);
-        const emails = await emailsOf(
-          rt.db,
-          events.flatMap((e) => (e.actor_id ? [e.actor_id] : [])),
-        );
-        return jsonResponse({
-          events: events.map((e) => ({
-            ...e,
-            actor_email: e.actor_id ? emails.get(e.actor_id) ?? null : null,
-          })),
-        });
-      }
-      case "validate": {
-        const stored = await requireApiKey(rt, user.id, body.service);
-        const outcome = await validateKey(rt.config, rt.fetch, body.service, stored);
-        await recordValidation(rt.db, user, body.service, outcome.status);
-        return jsonResponse({
-          ...await statusOf(rt, user, body.service),
-          valid: outcome.status === "valid",
-          upstream_status: outcome.upstreamStatus,
-          ...(outcome.error
-            ? {
-              error: buildErrorResponse(outcome.error.code, undefined, outcome.error.details).error,
-            }
-            : {}),
-        });
-      }
-      case "test": {
-        const problem = testProblem(body, rt.config.allowPrivateBaseUrls);
-        if (problem) fail("INVALID_REQUEST", problem);
-        // A custom endpoint is tried at the base URL given, else at the one already stored.
-        const baseUrl = body.service === "custom"
-          ? body.base_url ?? (await rt.vault.lookup(user.id, "custom")).base_url
-          : undefined;
-        const outcome = await validateKey(rt.config, rt.fetch, body.service, {
-          api_key: body.value,
-          ...(baseUrl ? { base_url: baseUrl } : {}),
-        });
-        return jsonResponse({
-          service: body.service,
-          valid: outcome.status === "valid",
-          validation_status: outcome.status,
-          upstream_status: outcome.upstreamStatus,
-          ...(outcome.error
-            ? {
-              error: buildErrorResponse(outcome.error.code, undefined, outcome.error.details).error,
-            }
-            : {}),
-        });
-      }
-    }
+    const { user, body } = await readUserJson(request, rt, ACTIONS.schema);
+    return await ACTIONS.run({ rt, user }, body);
   });
 }
 

@@ -13,9 +13,8 @@
  *   DELETE /llm-config/shared-keys/<account>
  */
 import { z } from "zod";
-import type { AuthenticatedUser } from "../_shared/http/auth.ts";
+import type { Caller } from "../_shared/http/actions.ts";
 import { storeCredential } from "../_shared/vault/keyWriter.ts";
-import { asUser } from "../_shared/core/db.ts";
 import { AppError } from "../_shared/core/errors.ts";
 import {
   defineHandler,
@@ -28,17 +27,25 @@ import {
 import {
   configSummary,
   createSharedKey,
+  deleteSharedKey,
+  listSharedKeys,
   replaceSharedKeySecret,
   saveConfig,
-  SHARED_KEY_COLUMNS,
+  setSharedKeyAccess,
+  setSharedKeyLimits,
   sharedKeyAccess,
+  sharedKeyProvider,
+  sharedKeyUsage,
   storeOwnerNameKey,
 } from "../_shared/sharing/llmConfigStore.ts";
 import { apiKeyFormatProblem, SERVICES } from "../_shared/contract/providers.ts";
 import { emailsOf, idsForEmails, withAllowedUsers } from "../_shared/sharing/userEmails.ts";
 import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
 
-const accountName = z.string().regex(/^[a-z0-9][a-z0-9_-]{2,99}$/, "3-100 of a-z, 0-9, _ and -");
+const accountName = z.string().regex(
+  /^[a-z0-9][a-z0-9_-]{2,99}$/,
+  "3-100 of a-z, 0-9, _ and -",
+);
 const ownerName = z.string().regex(
   /^[A-Za-z0-9][A-Za-z0-9_.-]{1,99}$/,
   "2-100 of A-Z, a-z, 0-9, _, . and -",
@@ -94,7 +101,9 @@ async function allowList(
 ): Promise<string[] | undefined> {
   if (ids === undefined && emails === undefined) return undefined;
   const fromEmails = await idsForEmails(rt.db, emails ?? []);
-  return [...new Set([...(ids ?? []), ...fromEmails].map((id) => id.toLowerCase()))];
+  return [
+    ...new Set([...(ids ?? []), ...fromEmails].map((id) => id.toLowerCase())),
+  ];
 }
 const limitsSchema = z.strictObject({
   daily_limit: limit.optional(),
@@ -104,14 +113,53 @@ const limitsSchema = z.strictObject({
 });
 const replaceKeySchema = z.strictObject({ api_key: apiKey });
 
-function checkKeyFormat(provider: (typeof SERVICES)[number], value: string): void {
+function checkKeyFormat(
+  provider: (typeof SERVICES)[number],
+  value: string,
+): void {
   const problem = apiKeyFormatProblem(provider, value);
   if (problem) fail("INVALID_REQUEST", problem);
 }
 
-async function save(rt: Runtime, user: AuthenticatedUser, request: Request): Promise<Response> {
-  const body = parseWith(saveSchema, await readJsonBody(request));
-  if (body.use_shared_key && body.use_owner_name) fail("INVALID_REQUEST", "Choose one mode.");
+/** What a route's step gets: the caller, the request's URL and, under a shared key, its name. */
+interface RouteCaller extends Caller {
+  url: URL;
+  account: string;
+}
+
+interface Route {
+  /** Reads and validates the JSON body, or reads nothing for a route without one. */
+  readBody(request: Request): Promise<unknown>;
+  step(caller: RouteCaller, body: unknown): Promise<Response>;
+}
+
+/** A route whose body `schema` validates (`null`: no body is read) before `step` runs. */
+function route<T>(
+  schema: z.ZodType<T> | null,
+  step: (caller: RouteCaller, body: T) => Promise<Response>,
+): Route {
+  return {
+    readBody: async (request) => schema && parseWith(schema, await readJsonBody(request)),
+    step: (caller, body) => step(caller, body as T),
+  };
+}
+
+/** A shared key answer, with its allow-list's emails. */
+async function sharedKeyAnswer(
+  rt: Runtime,
+  row: { allowed_user_ids: string[] },
+) {
+  const [withEmails] = await withAllowedUsers(rt.db, [row]);
+  return { shared_key: withEmails };
+}
+
+async function save(
+  { rt, user }: RouteCaller,
+  body: z.infer<typeof saveSchema>,
+): Promise<Response> {
+  if (body.use_shared_key && body.use_owner_name) {
+    fail("INVALID_REQUEST", "Choose one mode.");
+  }
   if (body.use_owner_name && !rt.config.allowOwnerNameSharing) {
     throw new AppError("OWNER_NAME_SHARING_DISABLED");
   }
@@ -121,7 +169,11 @@ async function save(rt: Runtime, user: AuthenticatedUser, request: Request): Pro
     if (!body.shared_key_account_name) {
       fail("INVALID_REQUEST", "shared_key_account_name is required.");
     }
-    const access = await sharedKeyAccess(rt.db, body.shared_key_account_name, user.id);
+    const access = await sharedKeyAccess(
+      rt.db,
+      body.shared_key_account_name,
+      user.id,
+    );
     // Unknown and forbidden get the same answer, so account names cannot be enumerated.
     if (!access.allowed) throw new AppError("SHARED_KEY_NOT_FOUND");
     provider = access.provider;
@@ -144,7 +196,14 @@ async function save(rt: Runtime, user: AuthenticatedUser, request: Request): Pro
         user.id,
       );
     } else {
-      await storeCredential(rt.db, user, rt.config, provider, "api_key", body.api_key);
+      await storeCredential(
+        rt.db,
+        user,
+        rt.config,
+        provider,
+        "api_key",
+        body.api_key,
+      );
     }
   }
   await saveConfig(rt.db, user, {
@@ -165,149 +224,28 @@ async function save(rt: Runtime, user: AuthenticatedUser, request: Request): Pro
   return jsonResponse({ ok: true });
 }
 
-async function sharedKeyRoute(
-  rt: Runtime,
-  user: AuthenticatedUser,
-  request: Request,
-  account: string,
-  action: string | undefined,
-): Promise<Response> {
-  const name = parseWith(accountName, account);
-  const method = request.method;
-  const updateOne = async (assignments: string, params: unknown[]) => {
-    const [row] = await asUser(rt.db, user, (tx) =>
-      tx.query(
-        `update public.shared_keys set ${assignments}, updated_at = now()
-          where account_name = $1 returning ${SHARED_KEY_COLUMNS}`,
-        [name, ...params],
-      ));
-    if (!row) throw new AppError("SHARED_KEY_NOT_FOUND");
-    const [withEmails] = await withAllowedUsers(rt.db, [row as { allowed_user_ids: string[] }]);
-    return jsonResponse({ shared_key: withEmails });
-  };
-
-  if (action === undefined && method === "DELETE") {
-    const rows = await asUser(
-      rt.db,
-      user,
-      (tx) =>
-        tx.query("delete from public.shared_keys where account_name = $1 returning account_name", [
-          name,
-        ]),
-    );
-    if (rows.length === 0) throw new AppError("SHARED_KEY_NOT_FOUND");
-    return jsonResponse({ ok: true });
-  }
-  if (action === "access" && method === "POST") {
-    const body = parseWith(accessSchema, await readJsonBody(request));
-    const allowed = await allowList(rt, body.allowed_user_ids, body.allowed_emails);
-    return await updateOne(
-      "is_public = coalesce($2::boolean, is_public), allowed_user_ids = coalesce($3::text::uuid[], allowed_user_ids)",
-      [body.is_public ?? null, allowed ? `{${allowed.join(",")}}` : null],
-    );
-  }
-  if (action === "limits" && method === "POST") {
-    const body = parseWith(limitsSchema, await readJsonBody(request));
-    // Each limit the body names is set (null removes it); the others are left as they are.
-    const columns = [
-      "daily_limit",
-      "per_user_daily_limit",
-      "daily_token_limit",
-      "per_user_daily_token_limit",
-    ] as const;
-    return await updateOne(
-      columns.map((column, i) =>
-        `${column} = case when $${2 * i + 2}::boolean then $${
-          2 * i + 3
-        }::integer else ${column} end`
-      ).join(", "),
-      columns.flatMap((column) => [body[column] !== undefined, body[column] ?? null]),
-    );
-  }
-  if (action === "key" && method === "POST") {
-    const body = parseWith(replaceKeySchema, await readJsonBody(request));
-    const [existing] = await asUser(
-      rt.db,
-      user,
-      (tx) =>
-        tx.query<{ provider: (typeof SERVICES)[number] }>(
-          "select provider from public.shared_keys where account_name = $1",
-          [name],
-        ),
-    );
-    if (!existing) throw new AppError("SHARED_KEY_NOT_FOUND");
-    checkKeyFormat(existing.provider, body.api_key);
-    return jsonResponse({
-      shared_key: await replaceSharedKeySecret(rt.db, user, rt.config, name, body.api_key),
-    });
-  }
-  if (action === "usage" && method === "GET") {
-    const days = Math.min(
-      Math.max(Number(new URL(request.url).searchParams.get("days") ?? "7") || 7, 1),
-      90,
-    );
-    const usage = await asUser(
-      rt.db,
-      user,
-      (tx) =>
-        tx.query<{ user_id: string; day: string; requests: number; tokens: number }>(
-          `select u.user_id, to_char(u.day, 'YYYY-MM-DD') as day, u.requests,
-                  u.tokens::float8 as tokens
-           from public.shared_key_usage as u
-           join public.shared_keys as k on k.id = u.shared_key_id
-          where k.account_name = $1 and k.owner_id = (select auth.uid())
-            and u.day > (now() at time zone 'utc')::date - $2::integer
-          order by u.day desc, u.requests desc`,
-          [name, days],
-        ),
-    );
-    const emails = await emailsOf(rt.db, usage.map((row) => row.user_id));
-    return jsonResponse({
-      account_name: name,
-      usage: usage.map((row) => ({ ...row, email: emails.get(row.user_id) ?? null })),
-    });
-  }
-  fail(
-    action === undefined || ["access", "limits", "key", "usage"].includes(action)
-      ? "METHOD_NOT_ALLOWED"
-      : "NOT_FOUND",
-  );
-}
-
-export function createHandler(runtime: RuntimeSource): Handler {
-  return defineHandler("llm-config", runtime, async (request, rt) => {
-    const user = await rt.authenticate(request.headers.get("authorization"));
-    const path = new URL(request.url).pathname.replace(/^.*?\/llm-config/, "").replace(/\/+$/, "");
-    const [, route, account, action, ...rest] = path.split("/");
-    if (rest.length > 0) fail("NOT_FOUND");
-
-    if (route === "save" && !account) {
-      if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
-      return await save(rt, user, request);
-    }
-    if (route === "me" && !account) {
-      if (request.method !== "GET") fail("METHOD_NOT_ALLOWED");
-      return jsonResponse(
-        await configSummary(rt.db, user.id) ?? { use_shared_key: false, use_owner_name: false },
-      );
-    }
-    if (route === "shared-keys" && !account) {
-      if (request.method === "GET") {
-        const keys = await asUser(
-          rt.db,
-          user,
-          (tx) =>
-            tx.query(
-              `select ${SHARED_KEY_COLUMNS} from public.shared_keys order by created_at`,
-              [],
-            ),
-        );
-        return jsonResponse({
-          shared_keys: await withAllowedUsers(rt.db, keys as { allowed_user_ids: string[] }[]),
-        });
-      }
-      if (request.method !== "POST") fail("METHOD_NOT_ALLOWED");
-      const body = parseWith(createSharedKeySchema, await readJsonBody(request));
+/** path (`:account` a shared key's name) → method → body schema → step. */
+const ROUTES: Record<string, Record<string, Route>> = {
+  save: { POST: route(saveSchema, save) },
+  me: {
+    GET: route(null, async ({ rt, user }) =>
+      jsonResponse(
+        await configSummary(rt.db, user.id) ??
+          { use_shared_key: false, use_owner_name: false },
+      )),
+  },
+  "shared-keys": {
+    GET: route(
+      null,
+      async ({ rt, user }) =>
+        jsonResponse({
+          shared_keys: await withAllowedUsers(
+            rt.db,
+            await listSharedKeys(rt.db, user),
+          ),
+        }),
+    ),
+    POST: route(createSharedKeySchema, async ({ rt, user }, body) => {
       checkKeyFormat(body.provider, body.api_key);
       const { allowed_emails, ...fields } = body;
       const created = await createSharedKey(rt.db, user, rt.config, {
@@ -319,13 +257,107 @@ export function createHandler(runtime: RuntimeSource): Handler {
         daily_token_limit: body.daily_token_limit ?? null,
         per_user_daily_token_limit: body.per_user_daily_token_limit ?? null,
       });
-      const [withEmails] = await withAllowedUsers(rt.db, [
-        created as { allowed_user_ids: string[] },
-      ]);
-      return jsonResponse({ shared_key: withEmails }, { status: 201 });
-    }
-    if (route === "shared-keys") return await sharedKeyRoute(rt, user, request, account, action);
-    fail("NOT_FOUND");
+      return jsonResponse(
+        await sharedKeyAnswer(rt, created as { allowed_user_ids: string[] }),
+        { status: 201 },
+      );
+    }),
+  },
+  "shared-keys/:account": {
+    DELETE: route(null, async ({ rt, user, account }) => {
+      await deleteSharedKey(rt.db, user, account);
+      return jsonResponse({ ok: true });
+    }),
+  },
+  "shared-keys/:account/access": {
+    POST: route(accessSchema, async ({ rt, user, account }, body) => {
+      const allowed = await allowList(
+        rt,
+        body.allowed_user_ids,
+        body.allowed_emails,
+      );
+      const row = await setSharedKeyAccess(rt.db, user, account, {
+        is_public: body.is_public,
+        allowed_user_ids: allowed,
+      });
+      return jsonResponse(await sharedKeyAnswer(rt, row));
+    }),
+  },
+  "shared-keys/:account/limits": {
+    POST: route(
+      limitsSchema,
+      async ({ rt, user, account }, body) =>
+        jsonResponse(
+          await sharedKeyAnswer(
+            rt,
+            await setSharedKeyLimits(rt.db, user, account, body),
+          ),
+        ),
+    ),
+  },
+  "shared-keys/:account/key": {
+    POST: route(replaceKeySchema, async ({ rt, user, account }, body) => {
+      checkKeyFormat(
+        await sharedKeyProvider(rt.db, user, account),
+        body.api_key,
+      );
+      return jsonResponse({
+        shared_key: await replaceSharedKeySecret(
+          rt.db,
+          user,
+          rt.config,
+          account,
+          body.api_key,
+        ),
+      });
+    }),
+  },
+  "shared-keys/:account/usage": {
+    GET: route(null, async ({ rt, user, url, account }) => {
+      const days = Math.min(
+        Math.max(Number(url.searchParams.get("days") ?? "7") || 7, 1),
+        90,
+      );
+      const usage = await sharedKeyUsage(rt.db, user, account, days);
+      const emails = await emailsOf(rt.db, usage.map((row) => row.user_id));
+      return jsonResponse({
+        account_name: account,
+        usage: usage.map((row) => ({
+          ...row,
+          email: emails.get(row.user_id) ?? null,
+        })),
+      });
+    }),
+  },
+};
+
+/**
+ * The route's key for a path below `/llm-config`: `save`, `shared-keys`, or
+ * `shared-keys/:account/<action>`, the account name validated first (400 when malformed).
+ */
+function routeKey(url: URL): { key: string; account: string } {
+  const path = url.pathname.replace(/^.*?\/llm-config/, "").replace(/\/+$/, "");
+  const [, name, account, action, ...rest] = path.split("/");
+  if (rest.length > 0) fail("NOT_FOUND");
+  if (!account) return { key: name ?? "", account: "" };
+  if (name === "shared-keys") parseWith(accountName, account);
+  return {
+    key: `${name}/:account${action === undefined ? "" : `/${action}`}`,
+    account,
+  };
+}
+
+export function createHandler(runtime: RuntimeSource): Handler {
+  return defineHandler("llm-config", runtime, async (request, rt) => {
+    const user = await rt.authenticate(request.headers.get("authorization"));
+    const url = new URL(request.url);
+    const { key, account } = routeKey(url);
+    const methods = Object.hasOwn(ROUTES, key) ? ROUTES[key] : fail("NOT_FOUND");
+    const route = Object.hasOwn(methods, request.method)
+      ? methods[request.method]
+      : fail("METHOD_NOT_ALLOWED");
+    const body = await route.readBody(request);
+    return await route.step({ rt, user, url, account }, body);
   });
 }
 

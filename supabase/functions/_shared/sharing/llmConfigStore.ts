@@ -49,7 +49,11 @@ export interface ConfigRow {
 }
 
 /** Upserts the caller's config row. */
-export async function saveConfig(db: Database, user: DbUser, row: ConfigRow): Promise<void> {
+export async function saveConfig(
+  db: Database,
+  user: DbUser,
+  row: ConfigRow,
+): Promise<void> {
   await asUser(db, user, (tx) =>
     tx.query(
       `insert into public.llm_configs as c
@@ -162,7 +166,9 @@ export async function createSharedKey(
     return row;
   } catch (error) {
     if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
-      throw new AppError("INVALID_REQUEST", { message: "That account name is already taken." });
+      throw new AppError("INVALID_REQUEST", {
+        message: "That account name is already taken.",
+      });
     }
     throw error;
   }
@@ -184,4 +190,148 @@ export async function replaceSharedKeySecret(
     ));
   if (!row) throw new AppError("SHARED_KEY_NOT_FOUND");
   return row;
+}
+
+/** A shared key as its owner sees it (SHARED_KEY_COLUMNS: never the key itself). */
+export type SharedKeyRow = Record<string, unknown> & {
+  allowed_user_ids: string[];
+};
+
+/** The shared keys the caller owns, oldest first. */
+export function listSharedKeys(
+  db: Database,
+  user: DbUser,
+): Promise<SharedKeyRow[]> {
+  return asUser(db, user, (tx) =>
+    tx.query<SharedKeyRow>(
+      `select ${SHARED_KEY_COLUMNS} from public.shared_keys order by created_at`,
+      [],
+    ));
+}
+
+/** Deletes the caller's shared key; SHARED_KEY_NOT_FOUND when not theirs. */
+export async function deleteSharedKey(
+  db: Database,
+  user: DbUser,
+  accountName: string,
+): Promise<void> {
+  const rows = await asUser(
+    db,
+    user,
+    (tx) =>
+      tx.query(
+        "delete from public.shared_keys where account_name = $1 returning account_name",
+        [
+          accountName,
+        ],
+      ),
+  );
+  if (rows.length === 0) throw new AppError("SHARED_KEY_NOT_FOUND");
+}
+
+/** The provider of the caller's shared key; SHARED_KEY_NOT_FOUND when not theirs. */
+export async function sharedKeyProvider(
+  db: Database,
+  user: DbUser,
+  accountName: string,
+): Promise<Service> {
+  const [row] = await asUser(db, user, (tx) =>
+    tx.query<{ provider: Service }>(
+      "select provider from public.shared_keys where account_name = $1",
+      [accountName],
+    ));
+  if (!row) throw new AppError("SHARED_KEY_NOT_FOUND");
+  return row.provider;
+}
+
+/** One update of the caller's shared key (`$1` is its name); SHARED_KEY_NOT_FOUND when not theirs. */
+async function updateSharedKey(
+  db: Database,
+  user: DbUser,
+  accountName: string,
+  assignments: string,
+  params: unknown[],
+): Promise<SharedKeyRow> {
+  const [row] = await asUser(db, user, (tx) =>
+    tx.query<SharedKeyRow>(
+      `update public.shared_keys set ${assignments}, updated_at = now()
+        where account_name = $1 returning ${SHARED_KEY_COLUMNS}`,
+      [accountName, ...params],
+    ));
+  if (!row) throw new AppError("SHARED_KEY_NOT_FOUND");
+  return row;
+}
+
+/** Who may use the caller's shared key; a field left undefined keeps its value. */
+export function setSharedKeyAccess(
+  db: Database,
+  user: DbUser,
+  accountName: string,
+  access: { is_public?: boolean; allowed_user_ids?: string[] },
+): Promise<SharedKeyRow> {
+  return updateSharedKey(
+    db,
+    user,
+    accountName,
+    "is_public = coalesce($2::boolean, is_public), allowed_user_ids = coalesce($3::text::uuid[], allowed_user_ids)",
+    [
+      access.is_public ?? null,
+      access.allowed_user_ids ? `{${access.allowed_user_ids.join(",")}}` : null,
+    ],
+  );
+}
+
+/** Limits a shared key's owner sets: requests and provider-reported tokens per UTC day. */
+const LIMIT_COLUMNS = [
+  "daily_limit",
+  "per_user_daily_limit",
+  "daily_token_limit",
+  "per_user_daily_token_limit",
+] as const;
+
+/** The caller's shared key's daily limits; undefined keeps a limit, null removes it. */
+export function setSharedKeyLimits(
+  db: Database,
+  user: DbUser,
+  accountName: string,
+  limits: Partial<Record<(typeof LIMIT_COLUMNS)[number], number | null>>,
+): Promise<SharedKeyRow> {
+  return updateSharedKey(
+    db,
+    user,
+    accountName,
+    LIMIT_COLUMNS.map((column, i) =>
+      `${column} = case when $${2 * i + 2}::boolean then $${2 * i + 3}::integer else ${column} end`
+    ).join(", "),
+    LIMIT_COLUMNS.flatMap((
+      column,
+    ) => [limits[column] !== undefined, limits[column] ?? null]),
+  );
+}
+
+export interface SharedKeyUsageRow {
+  user_id: string;
+  day: string;
+  requests: number;
+  tokens: number;
+}
+
+/** Requests and tokens per user per UTC day on the caller's shared key in the last `days` days, newest first. */
+export function sharedKeyUsage(
+  db: Database,
+  user: DbUser,
+  accountName: string,
+  days: number,
+): Promise<SharedKeyUsageRow[]> {
+  return asUser(db, user, (tx) =>
+    tx.query<SharedKeyUsageRow>(
+      `select u.user_id, to_char(u.day, 'YYYY-MM-DD') as day, u.requests,
+              u.tokens::float8 as tokens
+       from public.shared_key_usage as u
+       join public.shared_keys as k on k.id = u.shared_key_id
+      where k.account_name = $1 and k.owner_id = (select auth.uid())
+        and u.day > (now() at time zone 'utc')::date - $2::integer
+      order by u.day desc, u.requests desc`,
+      [accountName, days],
+    ));
 }
