@@ -1,12 +1,13 @@
 /**
  * Sharing → Shared keys: team keys the caller owns. Create one (the key goes through the same
  * masked field and format check as the provider sections), change who may use it and its
- * limits, replace the key, delete it, and see requests per user per day. Only last fours come back.
+ * limits (requests and tokens a day), replace the key, delete it, and see requests and tokens per
+ * user per day. Only last fours come back.
  */
 import type { PanelClient } from "../lib/panelClient.ts";
 import { type FormEvent, useCallback, useId, useRef, useState } from "react";
 import { apiKeyFormatProblem, PROVIDERS, SERVICES, type Service } from "../../supabase/functions/_shared/contract/providers.ts";
-import { parseWholeNumber, useActions, useRemote } from "../hooks/useRemote.ts";
+import { useActions, useRemote } from "../hooks/useRemote.ts";
 import {
   createSharedKey,
   deleteSharedKey,
@@ -23,12 +24,20 @@ import { useFocusLater } from "../hooks/useFocusLater.ts";
 import { ActionButton } from "./ActionButton.tsx";
 import { ConfirmBox } from "./ConfirmBox.tsx";
 import { KeyInput, readKey } from "./KeyInput.tsx";
+import {
+  focusFirstProblem,
+  formatCount,
+  LimitFields,
+  type LimitProblem,
+  limitWords,
+  readLimits,
+  tokenLimitWords,
+} from "./SharedKeyLimits.tsx";
 import { countWords, LoadError } from "./SharingParts.tsx";
 import { CardError } from "./Toasts.tsx";
 
 const ACCOUNT_NAME = /^[a-z0-9][a-z0-9_-]{2,99}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const LIMIT = { min: 1, max: 1_000_000, optional: true };
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
@@ -53,7 +62,7 @@ function teammatesText(key: SharedKey): string {
     .join("\n");
 }
 
-type Problems = Partial<Record<"account" | "display" | "key" | "users" | "daily" | "perUser", string>>;
+type Problems = Partial<Record<"account" | "display" | "key" | "users" | LimitProblem, string>>;
 
 export function SharedKeysView(props: { client?: PanelClient }) {
   const client = useSupabaseClient(props.client);
@@ -108,15 +117,13 @@ function CreateSharedKeyForm(props: { client: PanelClient; onCreated(key: Shared
     const text = (name: string) => String(data.get(name) ?? "").trim();
     const apiKey = readKey(keyInput);
     const users = parseTeammates(text("allowed_user_ids"));
-    const daily = parseWholeNumber(text("daily_limit"), "the daily limit", LIMIT);
-    const perUser = parseWholeNumber(text("per_user_daily_limit"), "the per-user daily limit", LIMIT);
+    const { limits, problems: limitProblems } = readLimits(data);
     const next: Problems = {
       account: ACCOUNT_NAME.test(text("account_name")) ? undefined : "Use 3 to 100 of a-z, 0-9, _ and -, starting with a letter or digit.",
       display: text("display_name") ? undefined : "Enter a display name.",
       key: apiKey === "" ? "Enter the key to share." : apiKeyFormatProblem(provider, apiKey) ?? undefined,
       users: users.problem ?? undefined,
-      daily: daily.problem ?? undefined,
-      perUser: perUser.problem ?? undefined,
+      ...limitProblems,
     };
     setProblems(next);
     const first = Object.entries(next).find(([, problem]) => problem);
@@ -137,8 +144,7 @@ function CreateSharedKeyForm(props: { client: PanelClient; onCreated(key: Shared
           is_public: data.get("is_public") === "on",
           allowed_user_ids: users.ids,
           ...(users.emails.length > 0 ? { allowed_emails: users.emails } : {}),
-          daily_limit: daily.value,
-          per_user_daily_limit: perUser.value,
+          ...limits,
         }),
       (key) => `Shared key "${key.account_name}" (ending in ${key.last_four}) created.`,
     );
@@ -215,25 +221,7 @@ function CreateSharedKeyForm(props: { client: PanelClient; onCreated(key: Shared
         </p>
         {error("users")}
       </div>
-      <div className="grid-2">
-        <div className="field">
-          <label htmlFor={`${id}-daily`}>Daily limit (all users)</label>
-          <input id={`${id}-daily`} name="daily_limit" type="number" inputMode="numeric" min={1} {...field("daily")} />
-          {error("daily")}
-        </div>
-        <div className="field">
-          <label htmlFor={`${id}-per-user`}>Daily limit per user</label>
-          <input
-            id={`${id}-per-user`}
-            name="per_user_daily_limit"
-            type="number"
-            inputMode="numeric"
-            min={1}
-            {...field("perUser")}
-          />
-          {error("perUser")}
-        </div>
-      </div>
+      <LimitFields id={id} problems={problems} onInput={(name) => setProblems((p) => ({ ...p, [name]: undefined }))} />
       <div className="actions">
         <ActionButton type="submit" busy={busy !== null}>{busy === "create" ? "Creating…" : "Create shared key"}</ActionButton>
       </div>
@@ -283,14 +271,14 @@ function SharedKeyCard(props: {
   async function saveLimits(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
     if (busy) return;
-    const data = new FormData(event.currentTarget);
-    const daily = parseWholeNumber(String(data.get("daily_limit") ?? ""), "the daily limit", LIMIT);
-    const perUser = parseWholeNumber(String(data.get("per_user_daily_limit") ?? ""), "the per-user daily limit", LIMIT);
-    setProblems((p) => ({ ...p, daily: daily.problem ?? undefined, perUser: perUser.problem ?? undefined }));
-    if (daily.problem || perUser.problem) return;
+    const form = event.currentTarget;
+    // Every limit is sent as it stands: an emptied field is null, which clears that limit.
+    const { limits, problems: limitProblems } = readLimits(new FormData(form));
+    setProblems((p) => ({ ...p, ...limitProblems }));
+    if (focusFirstProblem(form, limitProblems)) return;
     const updated = await run(
       "limits",
-      () => updateSharedKeyLimits(props.client, key.account_name, { daily_limit: daily.value, per_user_daily_limit: perUser.value }),
+      () => updateSharedKeyLimits(props.client, key.account_name, limits),
       "Limits saved.",
     );
     if (updated) props.onChange(updated);
@@ -363,8 +351,12 @@ function SharedKeyCard(props: {
           </div>
         )}
         <div>
-          <dt>Limits</dt>
+          <dt>Request limits</dt>
           <dd data-testid="limits">{limitWords(key)}</dd>
+        </div>
+        <div>
+          <dt>Token limits</dt>
+          <dd data-testid="token-limits">{tokenLimitWords(key)}</dd>
         </div>
       </dl>
 
@@ -392,37 +384,12 @@ function SharedKeyCard(props: {
           <ActionButton type="submit" className="secondary" busy={isBusy}>{busy === "access" ? "Saving…" : "Save access"}</ActionButton>
         </form>
         <form onSubmit={saveLimits} noValidate key={`limits-${key.updated_at}`}>
-          <div className="grid-2">
-            <div className="field">
-              <label htmlFor={`${id}-daily`}>Daily limit (all users)</label>
-              <input
-                id={`${id}-daily`}
-                name="daily_limit"
-                type="number"
-                inputMode="numeric"
-                min={1}
-                defaultValue={key.daily_limit ?? ""}
-                aria-invalid={problems.daily ? true : undefined}
-                aria-describedby={problems.daily ? `${id}-daily-error` : undefined}
-              />
-              {error("daily")}
-            </div>
-            <div className="field">
-              <label htmlFor={`${id}-per-user`}>Daily limit per user</label>
-              <input
-                id={`${id}-per-user`}
-                name="per_user_daily_limit"
-                type="number"
-                inputMode="numeric"
-                min={1}
-                defaultValue={key.per_user_daily_limit ?? ""}
-                aria-invalid={problems.perUser ? true : undefined}
-                aria-describedby={problems.perUser ? `${id}-perUser-error` : undefined}
-              />
-              {error("perUser")}
-            </div>
-          </div>
-          <p className="help">Leave a limit empty for no limit.</p>
+          <LimitFields
+            id={id}
+            problems={problems}
+            values={key}
+            onInput={(name) => setProblems((p) => ({ ...p, [name]: undefined }))}
+          />
           <ActionButton type="submit" className="secondary" busy={isBusy}>{busy === "limits" ? "Saving…" : "Save limits"}</ActionButton>
         </form>
       </details>
@@ -476,15 +443,9 @@ function SharedKeyCard(props: {
           Delete "{key.account_name}"? Everyone using it needs their own key again.
         </ConfirmBox>
       )}
-      {usage && <UsageTable rows={usage} caption={`Requests through ${key.account_name}, last 7 days`} />}
+      {usage && <UsageTable rows={usage} caption={`Requests and tokens through ${key.account_name}, last 7 days`} />}
     </section>
   );
-}
-
-function limitWords(key: SharedKey): string {
-  const total = key.daily_limit === null ? "no daily limit" : `${key.daily_limit} a day in all`;
-  const each = key.per_user_daily_limit === null ? "no per-user limit" : `${key.per_user_daily_limit} a day per user`;
-  return `${total}, ${each}`;
 }
 
 function UsageTable(props: { rows: SharedKeyUsageRow[]; caption: string }) {
@@ -498,6 +459,7 @@ function UsageTable(props: { rows: SharedKeyUsageRow[]; caption: string }) {
             <th scope="col">Day</th>
             <th scope="col">User</th>
             <th scope="col">Requests</th>
+            <th scope="col">Tokens</th>
           </tr>
         </thead>
         <tbody>
@@ -505,7 +467,8 @@ function UsageTable(props: { rows: SharedKeyUsageRow[]; caption: string }) {
             <tr key={`${row.day}-${row.user_id}`}>
               <td>{row.day}</td>
               <td className={row.email ? undefined : "mono"}>{row.email ?? row.user_id}</td>
-              <td>{row.requests}</td>
+              <td>{formatCount(row.requests)}</td>
+              <td>{formatCount(row.tokens)}</td>
             </tr>
           ))}
         </tbody>

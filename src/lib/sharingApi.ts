@@ -53,13 +53,28 @@ export interface SharedKey {
   allowed_user_ids: string[];
   /** The allow-list with each user's email (null when the account has none). */
   allowed_users?: { id: string; email: string | null }[];
+  /** Upstream calls per UTC day, all users together and each user (null: no limit). */
   daily_limit: number | null;
   per_user_daily_limit: number | null;
+  /** Provider-reported tokens per UTC day, all users together and each user (null: no limit). */
+  daily_token_limit: number | null;
+  per_user_daily_token_limit: number | null;
   created_at: string;
   updated_at: string;
 }
 
-export interface NewSharedKey {
+/**
+ * A shared key's limits as llm-config takes them: requests 1..1,000,000 and tokens
+ * 1..1,000,000,000 a day; `null` removes a limit, a limit left out is kept as it is.
+ */
+export type SharedKeyLimits = {
+  daily_limit?: number | null;
+  per_user_daily_limit?: number | null;
+  daily_token_limit?: number | null;
+  per_user_daily_token_limit?: number | null;
+};
+
+interface NewSharedKeyFields {
   account_name: string;
   display_name: string;
   provider: Service;
@@ -69,15 +84,19 @@ export interface NewSharedKey {
   allowed_user_ids?: string[];
   /** Teammates by email; the server resolves them to user ids. */
   allowed_emails?: string[];
-  daily_limit?: number | null;
-  per_user_daily_limit?: number | null;
 }
 
+/** A new shared key; its limits left out (or null) are no limit. */
+export type NewSharedKey = NewSharedKeyFields & SharedKeyLimits;
+
+/** One user's use of a shared key on one UTC day. */
 export interface SharedKeyUsageRow {
   user_id: string;
   email?: string | null;
   day: string;
   requests: number;
+  /** Tokens the provider reported for those requests. */
+  tokens: number;
 }
 
 /** `GET llm-config/me`: the caller's mode and today's usage (fields absent before the first save). */
@@ -186,11 +205,11 @@ export const updateSharedKeyAccess = async (
   access: { is_public?: boolean; allowed_user_ids?: string[]; allowed_emails?: string[] },
 ) => (await invokeFunction<{ shared_key: SharedKey }>(client, sharedKeyPath(account, "access"), { body: access })).shared_key;
 
-/** Changes a shared key's limits; `null` removes a limit. */
+/** Changes a shared key's limits; `null` removes a limit, one left out is kept. */
 export const updateSharedKeyLimits = async (
   client: PanelClient,
   account: string,
-  limits: { daily_limit?: number | null; per_user_daily_limit?: number | null },
+  limits: SharedKeyLimits,
 ) => (await invokeFunction<{ shared_key: SharedKey }>(client, sharedKeyPath(account, "limits"), { body: limits })).shared_key;
 
 /** Replaces the key behind a shared key (checked against its provider's format first). */
@@ -204,7 +223,7 @@ export async function replaceSharedKey(client: PanelClient, shared: Pick<SharedK
 export const deleteSharedKey = (client: PanelClient, account: string) =>
   invokeFunction<{ ok: true }>(client, sharedKeyPath(account), { method: "DELETE" });
 
-/** Requests per user per day over the last `days` days (owner only). */
+/** Requests and tokens per user per day over the last `days` days (owner only). */
 export const sharedKeyUsage = async (client: PanelClient, account: string, days = 7) =>
   (await invokeFunction<{ usage: SharedKeyUsageRow[] }>(client, `${sharedKeyPath(account, "usage")}?days=${days}`, {
     method: "GET",

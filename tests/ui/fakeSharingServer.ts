@@ -23,6 +23,46 @@ function withAllowedUsers(key: Record<string, unknown>) {
   return { ...key, allowed_users: ids.map((id) => ({ id, email: EMAIL_OF.get(id) ?? null })) };
 }
 
+/** The request limits (per UTC day) and token limits shared keys take, with llm-config's bounds. */
+const LIMIT_BOUNDS = {
+  daily_limit: 1_000_000,
+  per_user_daily_limit: 1_000_000,
+  daily_token_limit: 1_000_000_000,
+  per_user_daily_token_limit: 1_000_000_000,
+} as const;
+const LIMIT_FIELDS = Object.keys(LIMIT_BOUNDS) as (keyof typeof LIMIT_BOUNDS)[];
+const CREATE_FIELDS = [
+  "account_name",
+  "display_name",
+  "provider",
+  "model",
+  "api_key",
+  "is_public",
+  "allowed_user_ids",
+  "allowed_emails",
+  ...LIMIT_FIELDS,
+];
+
+/**
+ * What llm-config's zod schemas (strict objects, `z.number().int().min(1).max(N).nullable()`
+ * per limit, read through describeIssues) answer for a body: null when it passes, else the
+ * `INVALID_REQUEST` message, naming the fields in the schema's order (unknown fields last),
+ * never their values.
+ */
+function limitProblem(body: Record<string, unknown>, allowed: readonly string[]): string | null {
+  const issues: string[] = [];
+  for (const field of LIMIT_FIELDS) {
+    const value = body[field];
+    if (value === undefined || value === null) continue;
+    if (typeof value !== "number") issues.push(`${field}: Invalid input: expected number, received ${typeof value}`);
+    else if (!Number.isInteger(value)) issues.push(`${field}: Invalid input: expected int, received number`);
+    else if (value < 1) issues.push(`${field}: Too small: expected number to be >=1`);
+    else if (value > LIMIT_BOUNDS[field]) issues.push(`${field}: Too big: expected number to be <=${LIMIT_BOUNDS[field]}`);
+  }
+  if (Object.keys(body).some((field) => !allowed.includes(field))) issues.push("body: unknown fields are not allowed");
+  return issues.length > 0 ? `Invalid request: ${issues.join("; ")}` : null;
+}
+
 /** The ids of `emails`, or the first email without an account. */
 function resolveEmails(emails: unknown): { ids: string[]; missing?: string } {
   const ids: string[] = [];
@@ -32,6 +72,14 @@ function resolveEmails(emails: unknown): { ids: string[]; missing?: string } {
     ids.push(id);
   }
   return { ids };
+}
+
+/** One row of `/usage`: requests and provider-reported tokens per user per UTC day. */
+export interface UsageRow {
+  user_id: string;
+  day: string;
+  requests: number;
+  tokens: number;
 }
 
 export interface RecordedCall {
@@ -49,7 +97,7 @@ export interface FakeSharingServer {
   issuedTokens: string[];
   /** Stored plaintext keys of shared keys, so tests can look for them where they must not be. */
   sharedKeySecrets: Map<string, string>;
-  usage: Map<string, Array<{ user_id: string; day: string; requests: number }>>;
+  usage: Map<string, UsageRow[]>;
   events: Array<Record<string, unknown>>;
   config: Record<string, unknown>;
   failNext(status: number, error: ErrorBody): void;
@@ -78,7 +126,7 @@ export async function startFakeSharingServer(): Promise<FakeSharingServer> {
     calls: [] as RecordedCall[],
     issuedTokens: [] as string[],
     sharedKeySecrets: new Map<string, string>(),
-    usage: new Map<string, Array<{ user_id: string; day: string; requests: number }>>(),
+    usage: new Map<string, UsageRow[]>(),
     events: [] as Array<Record<string, unknown>>,
     config: { use_shared_key: false, use_owner_name: false } as Record<string, unknown>,
   };
@@ -184,6 +232,8 @@ export async function startFakeSharingServer(): Promise<FakeSharingServer> {
     if (!account) {
       if (method === "GET") return [200, { shared_keys: [...sharedKeys.values()].map(withAllowedUsers) }];
       if (method !== "POST" || !body) return [405, { error: err("METHOD_NOT_ALLOWED", "This method is not allowed here.") }];
+      const invalidLimits = limitProblem(body, CREATE_FIELDS);
+      if (invalidLimits) return [400, { error: err("INVALID_REQUEST", invalidLimits) }];
       if (!isService(body.provider)) return [400, { error: err("INVALID_REQUEST", "provider: invalid option") }];
       const problem = apiKeyFormatProblem(body.provider, String(body.api_key ?? ""));
       if (problem) return [400, { error: err("INVALID_REQUEST", problem) }];
@@ -202,6 +252,8 @@ export async function startFakeSharingServer(): Promise<FakeSharingServer> {
         allowed_user_ids: [...new Set([...((body.allowed_user_ids as string[]) ?? []), ...resolved.ids])],
         daily_limit: body.daily_limit ?? null,
         per_user_daily_limit: body.per_user_daily_limit ?? null,
+        daily_token_limit: body.daily_token_limit ?? null,
+        per_user_daily_token_limit: body.per_user_daily_token_limit ?? null,
         created_at: now,
         updated_at: now,
       };
@@ -228,8 +280,10 @@ export async function startFakeSharingServer(): Promise<FakeSharingServer> {
         key.allowed_user_ids = [...new Set([...((body.allowed_user_ids as string[]) ?? []), ...resolved.ids])];
       }
     } else if (action === "limits") {
-      if (body.daily_limit !== undefined) key.daily_limit = body.daily_limit;
-      if (body.per_user_daily_limit !== undefined) key.per_user_daily_limit = body.per_user_daily_limit;
+      const invalidLimits = limitProblem(body, LIMIT_FIELDS);
+      if (invalidLimits) return [400, { error: err("INVALID_REQUEST", invalidLimits) }];
+      // As llm-config: each limit the body names is set (null removes it), the others stay.
+      for (const field of LIMIT_FIELDS) if (body[field] !== undefined) key[field] = body[field];
     } else if (action === "key") {
       key.last_four = String(body.api_key).slice(-4);
       state.sharedKeySecrets.set(String(key.account_name), String(body.api_key));

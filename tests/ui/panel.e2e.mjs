@@ -345,6 +345,21 @@ async function checkNoShareTokenVisible(step) {
   await checkNoKeyVisible(step);
 }
 
+/** The signed-in user's shared keys as the stack reads them from its database, not through the page. */
+async function sharedKeysInDatabase() {
+  const session = await fetch(`${stackUrl}/auth/v1/dev/token`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: EMAIL }),
+  });
+  const { access_token: token } = await session.json();
+  const response = await fetch(`${stackUrl}/functions/v1/llm-config/shared-keys`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  assert.equal(response.status, 200);
+  return (await response.json()).shared_keys;
+}
+
 async function openTab(name) {
   await page.getByRole("tab", { name, exact: true }).click();
   assert.equal(await page.getByRole("tab", { name, exact: true }).getAttribute("aria-selected"), "true");
@@ -424,13 +439,19 @@ describe("sharing views in Chromium", () => {
     await form.getByLabel("Account name").fill(`e2e-team-${run}`);
     await form.getByLabel("Display name").fill("E2E team key");
     await form.getByLabel("Daily limit per user").fill("20");
+    await form.getByLabel("Daily token limit per user").fill("50000");
     await form.getByLabel("OpenAI API key to share").fill(SHARED_KEY);
     assert.equal(await form.getByLabel("OpenAI API key to share").getAttribute("type"), "password");
+    const created = page.waitForResponse((r) => r.url().endsWith("/functions/v1/llm-config/shared-keys") && r.request().method() === "POST");
     await form.getByRole("button", { name: "Create shared key" }).click();
+    const answer = await (await created).json();
+    assert.equal(answer.shared_key.per_user_daily_token_limit, 50_000);
+    assert.equal(answer.shared_key.daily_token_limit, null);
     const card = page.getByRole("region", { name: "E2E team key" });
     await card.waitFor();
     assert.equal(await card.getByTestId("last-four").textContent(), SHARED_KEY.slice(-4));
     assert.equal(await card.getByTestId("limits").textContent(), "no daily limit, 20 a day per user");
+    assert.equal(await card.getByTestId("token-limits").textContent(), "no daily token limit, 50,000 tokens a day per user");
     assert.equal(await form.getByLabel("OpenAI API key to share").inputValue(), "");
     await checkNoShareTokenVisible("after creating a shared key");
 
@@ -440,6 +461,37 @@ describe("sharing views in Chromium", () => {
     await card.getByRole("button", { name: "Show usage" }).click();
     await card.getByText("No requests in the last 7 days.").waitFor();
     await checkNoShareTokenVisible("after reloading the shared keys");
+  });
+
+  test("shared keys view does set a token limit and clear another, and the database keeps both", async () => {
+    const card = page.getByRole("region", { name: "E2E team key" });
+    await card.getByText("Access and limits").click();
+    const total = card.getByLabel("Daily token limit (all users)");
+    assert.equal(await card.getByLabel("Daily token limit per user").inputValue(), "50000");
+    // Out of range: the field says why and keeps focus; nothing is sent.
+    await total.fill("1000000001");
+    await card.getByRole("button", { name: "Save limits" }).click();
+    const alert = card.getByRole("alert");
+    assert.equal(await alert.textContent(), "The daily token limit must be a whole number from 1 to 1,000,000,000.");
+    assert.equal(await total.getAttribute("aria-invalid"), "true");
+    assert.equal(await total.getAttribute("aria-describedby"), await alert.getAttribute("id"));
+    assert.equal(await total.evaluate((el) => el === document.activeElement), true);
+
+    await total.fill("2000000");
+    await card.getByLabel("Daily token limit per user").fill("");
+    const saved = page.waitForResponse((r) => r.url().endsWith("/limits") && r.request().method() === "POST");
+    await card.getByRole("button", { name: "Save limits" }).click();
+    const answer = await (await saved).json();
+    assert.equal(answer.shared_key.daily_token_limit, 2_000_000);
+    assert.equal(answer.shared_key.per_user_daily_token_limit, null);
+    await card.getByTestId("token-limits").getByText("2,000,000 tokens a day in all, no per-user token limit").waitFor();
+
+    const [stored] = (await sharedKeysInDatabase()).filter((key) => key.account_name === `e2e-team-${run}`);
+    assert.deepEqual(
+      [stored.daily_limit, stored.per_user_daily_limit, stored.daily_token_limit, stored.per_user_daily_token_limit],
+      [null, 20, 2_000_000, null],
+    );
+    await checkNoShareTokenVisible("after saving token limits");
   });
 
   test("audit view does show the set event of the key saved earlier, newest first", async () => {

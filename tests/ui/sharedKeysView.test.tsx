@@ -102,7 +102,10 @@ describe("SharedKeysView", () => {
       allowed_user_ids: [TEAMMATE_ID, USER_ID],
       daily_limit: null,
       per_user_daily_limit: 25,
+      daily_token_limit: null,
+      per_user_daily_token_limit: null,
     });
+    expect(within(card).getByTestId("token-limits").textContent).toBe("no daily token limit, no per-user token limit");
     expect(document.body.innerHTML).not.toContain(SECRET);
     expect(JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage })).not.toContain(SECRET);
   });
@@ -136,7 +139,95 @@ describe("SharedKeysView", () => {
       "POST llm-config/shared-keys/team-openai/limits",
     ]);
     expect(server.calls[2].body).toEqual({ is_public: false, allowed_user_ids: [], allowed_emails: [TEAMMATE_EMAIL] });
-    expect(server.calls[3].body).toEqual({ daily_limit: 200, per_user_daily_limit: null });
+    // Every limit is sent: the token limits, left empty, stay no limit.
+    expect(server.calls[3].body).toEqual({
+      daily_limit: 200,
+      per_user_daily_limit: null,
+      daily_token_limit: null,
+      per_user_daily_token_limit: null,
+    });
+  });
+
+  test("SharedKeysView does create a shared key with token limits and show them on the card", async () => {
+    const user = renderView(<SharedKeysView />);
+    await screen.findByText("No shared keys yet.");
+    const form = await fillNewKey(user, SECRET);
+    await user.type(within(form).getByLabelText("Daily token limit (all users)"), "2000000");
+    await user.type(within(form).getByLabelText("Daily token limit per user"), "50000");
+    await user.click(within(form).getByRole("button", { name: "Create shared key" }));
+    const card = await screen.findByRole("region", { name: "Team OpenAI" });
+    expect(server.calls[1].body).toMatchObject({
+      daily_limit: null,
+      per_user_daily_limit: 25,
+      daily_token_limit: 2_000_000,
+      per_user_daily_token_limit: 50_000,
+    });
+    expect(within(card).getByTestId("limits").textContent).toBe("no daily limit, 25 a day per user");
+    expect(within(card).getByTestId("token-limits").textContent).toBe(
+      "2,000,000 tokens a day in all, 50,000 tokens a day per user",
+    );
+    expect((within(form).getByLabelText("Daily token limit per user") as HTMLInputElement).value).toBe("");
+  });
+
+  test("SharedKeysView does refuse a token limit out of range inline, with focus, and send nothing", async () => {
+    const user = renderView(<SharedKeysView />);
+    await screen.findByText("No shared keys yet.");
+    const form = await fillNewKey(user, SECRET);
+    const perUser = within(form).getByLabelText("Daily token limit per user") as HTMLInputElement;
+    await user.type(perUser, "1000000001");
+    await user.click(within(form).getByRole("button", { name: "Create shared key" }));
+    const alert = within(form).getByRole("alert");
+    expect(alert.textContent).toBe("The per-user daily token limit must be a whole number from 1 to 1,000,000,000.");
+    expect(perUser.getAttribute("aria-invalid")).toBe("true");
+    expect(perUser.getAttribute("aria-describedby")).toBe(alert.id);
+    expect(document.activeElement).toBe(perUser);
+    expect(sent()).toEqual(["GET llm-config/shared-keys"]);
+    // Typing again clears the error, as on the other fields.
+    await user.type(perUser, "{Backspace}");
+    expect(within(form).queryByRole("alert")).toBeNull();
+    expect(perUser.getAttribute("aria-invalid")).toBeNull();
+  });
+
+  test("SharedKeysView does edit the token limits, and clear one emptied", async () => {
+    const user = renderView(<SharedKeysView />);
+    await screen.findByText("No shared keys yet.");
+    const form = await fillNewKey(user, SECRET);
+    await user.type(within(form).getByLabelText("Daily token limit per user"), "50000");
+    await user.click(within(form).getByRole("button", { name: "Create shared key" }));
+    const card = await screen.findByRole("region", { name: "Team OpenAI" });
+    await user.click(within(card).getByText("Access and limits"));
+    const total = within(card).getByLabelText("Daily token limit (all users)") as HTMLInputElement;
+    const perUser = within(card).getByLabelText("Daily token limit per user") as HTMLInputElement;
+    expect([total.value, perUser.value]).toEqual(["", "50000"]);
+
+    await user.type(total, "0");
+    await user.click(within(card).getByRole("button", { name: "Save limits" }));
+    const alert = within(card).getByRole("alert");
+    expect(alert.textContent).toBe("The daily token limit must be a whole number from 1 to 1,000,000,000.");
+    expect(total.getAttribute("aria-invalid")).toBe("true");
+    expect(total.getAttribute("aria-describedby")).toBe(alert.id);
+    expect(document.activeElement).toBe(total);
+    expect(sent()).toEqual(["GET llm-config/shared-keys", "POST llm-config/shared-keys"]);
+
+    await user.clear(total);
+    await user.type(total, "3000000");
+    await user.clear(perUser);
+    await user.click(within(card).getByRole("button", { name: "Save limits" }));
+    await waitFor(() =>
+      expect(within(card).getByTestId("token-limits").textContent).toBe("3,000,000 tokens a day in all, no per-user token limit")
+    );
+    // The request limits are sent as they stand, so they stay; the emptied token limit is null: cleared.
+    expect(server.calls.at(-1)?.body).toEqual({
+      daily_limit: null,
+      per_user_daily_limit: 25,
+      daily_token_limit: 3_000_000,
+      per_user_daily_token_limit: null,
+    });
+    expect(within(card).getByTestId("limits").textContent).toBe("no daily limit, 25 a day per user");
+    expect(toasts()).toContain("Limits saved.");
+    const [saved] = (await server.client().functions.invoke("llm-config/shared-keys", { method: "GET" })).data.shared_keys;
+    expect([saved.daily_token_limit, saved.per_user_daily_token_limit]).toEqual([3_000_000, null]);
+    expect((within(card).getByLabelText("Daily token limit (all users)") as HTMLInputElement).value).toBe("3000000");
   });
 
   test("SharedKeysView does replace the key, show usage per user, and delete after confirmation", async () => {
@@ -150,13 +241,20 @@ describe("SharedKeysView", () => {
     expect(replace.value).toBe("");
 
     server.usage.set("team-openai", [
-      { user_id: TEAMMATE_ID, day: "2026-11-22", requests: 7 },
-      { user_id: USER_ID, day: "2026-11-21", requests: 2 },
+      { user_id: TEAMMATE_ID, day: "2026-11-22", requests: 7, tokens: 12_345 },
+      { user_id: USER_ID, day: "2026-11-21", requests: 2, tokens: 0 },
     ]);
     await user.click(within(card).getByRole("button", { name: "Show usage" }));
-    const table = await within(card).findByRole("table", { name: "Requests through team-openai, last 7 days" });
-    const rows = within(table).getAllByRole("row").slice(1).map((row) => row.textContent);
-    expect(rows).toEqual([`2026-11-22${TEAMMATE_EMAIL}7`, `2026-11-21me@example.com2`]);
+    const table = await within(card).findByRole("table", { name: "Requests and tokens through team-openai, last 7 days" });
+    const headers = within(table).getAllByRole("columnheader").map((th) => th.textContent);
+    expect(headers).toEqual(["Day", "User", "Requests", "Tokens"]);
+    const rows = within(table).getAllByRole("row").slice(1).map((row) =>
+      within(row).getAllByRole("cell").map((td) => td.textContent)
+    );
+    expect(rows).toEqual([
+      ["2026-11-22", TEAMMATE_EMAIL, "7", "12,345"],
+      ["2026-11-21", "me@example.com", "2", "0"],
+    ]);
     expect(sent()).toContain("GET llm-config/shared-keys/team-openai/usage?days=7");
 
     await user.click(within(card).getByRole("button", { name: "Delete shared key team-openai" }));

@@ -70,6 +70,31 @@ describe("sharingApi", () => {
     expect(server.calls[8].body).toEqual({ provider: "gemini", model: null });
   });
 
+  test("sharingApi does set token limits, keep a limit left out and clear one sent as null", async () => {
+    const client = server.client();
+    const created = await api.createSharedKey(client, {
+      account_name: "team-tokens",
+      display_name: "Team tokens",
+      provider: "openai",
+      api_key: "sk-team-secret-0044",
+      per_user_daily_limit: 20,
+      daily_token_limit: 1_000_000_000,
+      per_user_daily_token_limit: 50_000,
+    });
+    expect([created.daily_token_limit, created.per_user_daily_token_limit]).toEqual([1_000_000_000, 50_000]);
+    const updated = await api.updateSharedKeyLimits(client, "team-tokens", { per_user_daily_token_limit: null });
+    expect(server.calls.at(-1)?.body).toEqual({ per_user_daily_token_limit: null });
+    expect([updated.daily_limit, updated.per_user_daily_limit, updated.daily_token_limit, updated.per_user_daily_token_limit])
+      .toEqual([null, 20, 1_000_000_000, null]);
+
+    const refused = await rejection(api.updateSharedKeyLimits(client, "team-tokens", { daily_token_limit: 1_000_000_001 }));
+    expect([refused.code, refused.message]).toEqual([
+      "INVALID_REQUEST",
+      "Invalid request: daily_token_limit: Too big: expected number to be <=1000000000",
+    ]);
+    expect((await api.listSharedKeys(client))[0].daily_token_limit).toBe(1_000_000_000);
+  });
+
   test("sharingApi does publish, rotate and revoke flows through the flows function", async () => {
     const client = server.client();
     const flow = await api.createFlow(client, "Demo");
