@@ -62,7 +62,7 @@ export async function saveConfig(db: Database, user: DbUser, row: ConfigRow): Pr
          provider = excluded.provider, model = excluded.model, base_url = excluded.base_url,
          region = excluded.region, deployment = excluded.deployment, extra_headers = excluded.extra_headers,
          response_format = excluded.response_format, daily_limit = excluded.daily_limit,
-         is_active = true, updated_at = now()`,
+         is_active = true`,
       [
         row.use_shared_key,
         row.shared_key_account_name,
