@@ -1,8 +1,8 @@
 /**
  * Rules every table follows, checked on the migrated database so that a later migration that
  * forgets one fails here: `updated_at` is stamped by the one trigger `private.set_updated_at`
- * (nobody writes it by hand, and a client cannot choose it), and every column a row level security
- * policy filters by leads some index.
+ * (nobody writes it by hand, and a client cannot choose it), every column a row level security
+ * policy filters by leads some index, and comments say what a table is.
  */
 import { asUser, type Queryable } from "../../supabase/functions/_shared/core/db.ts";
 import { assert, assertEquals } from "../support/assert.ts";
@@ -253,6 +253,22 @@ dbTest("every column a row level security policy filters by leads an index", asy
     "add an index whose leading column this is",
   );
 });
+
+dbTest(
+  "no comment on a table or column names a design seed instead of saying what it is",
+  async () => {
+    const rows = await db.query<{ name: string }>(
+      `select c.relname || coalesce('.' || a.attname, '') as name
+       from pg_description d
+       join pg_class c on c.oid = d.objoid and d.classoid = 'pg_class'::regclass
+       join pg_namespace n on n.oid = c.relnamespace and n.nspname in ('public', 'private')
+       left join pg_attribute a on a.attrelid = c.oid and a.attnum = d.objsubid and d.objsubid > 0
+      where d.description ~* 'seed\\s*0'`,
+      [],
+    );
+    assertEquals(rows.map((r) => r.name), []);
+  },
+);
 
 dbTest("schemaRules closes its database", async () => {
   await db.close();
