@@ -1,5 +1,5 @@
 -- updated_at is stamped in one place: the trigger private.set_updated_at, on every table that has
--- the column, instead of each statement writing `updated_at = now()`. It overwrites whatever an
+-- the column, instead of each statement setting it to now() by hand. It overwrites whatever an
 -- update sets, so no role (a client with an update grant on the column included) can choose it.
 --
 -- Some tables' rows are also changed by the server as bookkeeping, which is not an update of the
