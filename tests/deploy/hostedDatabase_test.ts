@@ -2,8 +2,9 @@
  * The migrations and the database tests on a database shaped like hosted Supabase's
  * (tests/support/hosted_platform.sql): `postgres` is not a superuser, pgcrypto lives in
  * `extensions`, and `auth` belongs to the platform. The real CLI applies supabase/migrations
- * with `supabase db push --remote=<db-url>` as `postgres`; then the RLS, vault and sharing tests run
- * against that database as `postgres`, as the deployed functions connect. Last, the
+ * with `supabase db push --remote=<db-url>` as `postgres`; then the RLS, vault, sharing and
+ * schema-rule tests run against that database as `postgres`, as the deployed functions connect.
+ * Last, the
  * credentials-manager the CLI uploads is run from its upload alone, with the secrets the
  * platform injects, and answers the README's curl check against that database.
  * Set DEPLOY_TRANSCRIPT=<file> to append each CLI command's output to it.
@@ -31,6 +32,8 @@ const DATABASE_TESTS = [
   "tests/integration/keyRotation_test.ts",
   "tests/integration/sharing_test.ts",
   "tests/integration/flows_test.ts",
+  "tests/integration/schemaRules_test.ts",
+  "tests/unit/providerListSql_test.ts",
 ];
 
 /** What code may rely on in `auth`: each column's type, nullability and default; each helper's body. */

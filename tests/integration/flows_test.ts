@@ -2,11 +2,7 @@
  * Owner-funded shared flows: publishing them and admitting runs, decided and counted in Postgres.
  */
 import { createHandler } from "../../supabase/functions/flows/handler.ts";
-import {
-  checkAndLogRun,
-  ownerKeysForExecution,
-} from "../../supabase/functions/_shared/sharing/flowRuns.ts";
-import { storeCredential } from "../../supabase/functions/_shared/vault/keyWriter.ts";
+import { checkAndLogRun } from "../../supabase/functions/_shared/sharing/flowRuns.ts";
 import { AppError } from "../../supabase/functions/_shared/core/errors.ts";
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
@@ -158,41 +154,11 @@ dbTest(
       await codeOf(checkAndLogRun(rt, token, crypto.randomUUID(), bob.id)),
       "OWNER_KEYS_NOT_ENABLED",
     );
-    assertEquals(
-      await codeOf(ownerKeysForExecution(rt, token, "openai")),
-      "OWNER_KEYS_NOT_ENABLED",
-    );
     const [log] = await db.query<{ n: number }>(
       "select count(*)::integer as n from public.flow_execution_log l join public.flows f on f.id = l.flow_id where f.owner_id = $1::uuid",
       [alice.id],
     );
     assertEquals(log.n, 0, "a refused run is not counted");
-  },
-);
-
-dbTest(
-  "get_owner_keys_for_execution returns the owner's key only while use_owner_keys is on",
-  async () => {
-    const alice = await newUser(db);
-    await storeCredential(
-      db,
-      { id: alice.id, claims: { sub: alice.id } },
-      rt.config,
-      "openai",
-      "api_key",
-      "sk-alice-owner-key-01",
-    );
-    const { flowId, token } = await publishedFlow(alice, { use_owner_keys: true });
-    assertEquals(
-      (await ownerKeysForExecution(rt, token, "openai")).api_key,
-      "sk-alice-owner-key-01",
-    );
-    assertEquals(await codeOf(ownerKeysForExecution(rt, token, "gemini")), "GEMINI_NOT_CONFIGURED");
-    await call({ action: "update", flow_id: flowId, use_owner_keys: false }, alice);
-    assertEquals(
-      await codeOf(ownerKeysForExecution(rt, token, "openai")),
-      "OWNER_KEYS_NOT_ENABLED",
-    );
   },
 );
 

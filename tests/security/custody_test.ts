@@ -242,6 +242,9 @@ Deno.test(`custody holds against client roles and moved ciphertext (${DATABASE_K
         "authenticated delete public.shared_keys",
         "authenticated select public.shared_keys(account_name,allowed_user_ids,created_at,daily_limit,daily_token_limit,display_name,id,is_public,key_version,last_four,model,owner_id,per_user_daily_limit,per_user_daily_token_limit,provider,updated_at)",
         "authenticated update public.shared_keys(allowed_user_ids,daily_limit,daily_token_limit,display_name,is_public,model,per_user_daily_limit,per_user_daily_token_limit,updated_at)",
+        // Editing those settings recomputes the row's secret_binding (its updated_at trigger makes
+        // Postgres recompute stored generated columns); private itself stays closed.
+        "authenticated execute private.shared_key_binding(uuid,uuid,text,text)",
         "authenticated delete public.user_credentials",
         "authenticated select public.user_credentials(created_at,credential_key,id,is_active,key_version,last_four,last_used_at,last_validated_at,service,updated_at,user_id,validation_status)",
       ]);

@@ -42,8 +42,9 @@ export async function openRun(
     let conversationId = input.conversationId;
     let stored: ChatMessage[];
     if (conversationId) {
+      // Touches the conversation (its updated_at trigger stamps the time) and proves it is theirs.
       const [found] = await tx.query<{ id: string }>(
-        "update public.conversations set updated_at = now() where id = $1::uuid returning id",
+        "update public.conversations set updated_at = default where id = $1::uuid returning id",
         [conversationId],
       );
       if (!found) {
@@ -89,7 +90,7 @@ export async function abandonRun(db: Database, user: DbUser, runId: string): Pro
   await asUser(db, user, (tx) =>
     tx.query(
       `update public.conversation_runs
-          set status = 'error', error_code = 'INTERNAL_ERROR', updated_at = now(), finished_at = now()
+          set status = 'error', error_code = 'INTERNAL_ERROR', finished_at = now()
         where id = $1::uuid and status = 'running'`,
       [runId],
     ));
@@ -114,7 +115,7 @@ export async function finishRun(
     await tx.query(
       `update public.conversation_runs
           set status = $2, output = $3, error_code = $4, prompt_tokens = $5, completion_tokens = $6,
-              total_tokens = $7, updated_at = now(), finished_at = now()
+              total_tokens = $7, finished_at = now()
         where id = $1::uuid`,
       [
         run.runId,
@@ -133,7 +134,7 @@ export async function finishRun(
         [user.id, run.conversationId, run.runId, storableText(outcome.output)],
       );
     }
-    await tx.query("update public.conversations set updated_at = now() where id = $1::uuid", [
+    await tx.query("update public.conversations set updated_at = default where id = $1::uuid", [
       run.conversationId,
     ]);
   });
@@ -158,7 +159,7 @@ export async function isCancelRequested(db: Database, runId: string): Promise<bo
 export async function requestCancel(db: Database, user: DbUser, runId: string): Promise<RunStatus> {
   const [row] = await asUser(db, user, (tx) =>
     tx.query<{ status: RunStatus }>(
-      `update public.conversation_runs set cancel_requested = true, updated_at = now()
+      `update public.conversation_runs set cancel_requested = true
         where id = $1::uuid returning status`,
       [runId],
     ));

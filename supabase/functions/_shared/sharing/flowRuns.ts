@@ -2,20 +2,8 @@
  * Owner-funded runs of shared flows: the server, never the client, decides whether a
  * share token may spend the owner's keys, and counts runs atomically in the database.
  */
-
-/** The owner's own key for a collaborator's admitted run; `<SERVICE>_NOT_CONFIGURED` when none. */
-export async function ownerKeyForRun(
-  rt: Runtime,
-  admission: RunAdmission,
-  service: Service,
-): Promise<StoredCredentials & { api_key: string }> {
-  const { credentials, disabled } = await rt.vault.lookupContext(admission.ownerId, service);
-  if (!credentials.api_key) throw missingKeyError(service, disabled, "The flow's owner");
-  return credentials as StoredCredentials & { api_key: string };
-}
 import { missingKeyError, type StoredCredentials } from "../vault/keyReader.ts";
 import { AppError } from "../core/errors.ts";
-import { keyringParam } from "../vault/keyring.ts";
 import type { Service } from "../contract/providers.ts";
 import type { Runtime } from "../core/runtime.ts";
 
@@ -118,37 +106,13 @@ export async function checkAndLogRun(
   }
 }
 
-/**
- * Owner-funded flows' `get_owner_keys_for_execution`: the owner's credentials for `service`, only
- * while the flow's use_owner_keys is on. Throws OWNER_KEYS_NOT_ENABLED when sharing is off and
- * `<SERVICE>_NOT_CONFIGURED` when the owner has no key.
- */
-export async function ownerKeysForExecution(
+/** The owner's own key for a collaborator's admitted run; `<SERVICE>_NOT_CONFIGURED` when none. */
+export async function ownerKeyForRun(
   rt: Runtime,
-  shareToken: string,
+  admission: RunAdmission,
   service: Service,
 ): Promise<StoredCredentials & { api_key: string }> {
-  const [row] = await rt.db.query<
-    { keys: StoredCredentials | null; enabled: boolean; disabled: boolean }
-  >(
-    `select private.get_owner_keys_for_execution($1, $2, $3::text::jsonb) as keys,
-            exists (select 1 from public.flows
-                     where share_token_hash = extensions.digest($1, 'sha256') and use_owner_keys) as enabled,
-            exists (select 1 from public.flows as f
-                      join public.user_credentials as c
-                        on c.user_id = f.owner_id and c.service = $2 and c.credential_key = 'api_key'
-                     where f.share_token_hash = extensions.digest($1, 'sha256') and not c.is_active)
-              as disabled`,
-    [
-      shareToken,
-      service,
-      keyringParam(rt.config),
-    ],
-  );
-  if (!row?.enabled) throw new AppError("OWNER_KEYS_NOT_ENABLED");
-  // A key the owner turned off is never used, even though the function decrypted it.
-  if (!row.keys?.api_key || row.disabled) {
-    throw missingKeyError(service, row.disabled, "The flow's owner");
-  }
-  return row.keys as StoredCredentials & { api_key: string };
+  const { credentials, disabled } = await rt.vault.lookupContext(admission.ownerId, service);
+  if (!credentials.api_key) throw missingKeyError(service, disabled, "The flow's owner");
+  return credentials as StoredCredentials & { api_key: string };
 }

@@ -91,8 +91,7 @@ export function updateFlow(
          run_call_limit = coalesce($8::integer, run_call_limit),
          allowed_provider = case when $9::boolean then $10 else allowed_provider end,
          allowed_model = case when $11::boolean then $12 else allowed_model end,
-         max_tokens_limit = case when $13::boolean then $14::integer else max_tokens_limit end,
-         updated_at = now()
+         max_tokens_limit = case when $13::boolean then $14::integer else max_tokens_limit end
        where id = $1::uuid
        returning ${FLOW_COLUMNS}`,
       [

@@ -66,7 +66,7 @@ export async function saveConfig(
          provider = excluded.provider, model = excluded.model, base_url = excluded.base_url,
          region = excluded.region, deployment = excluded.deployment, extra_headers = excluded.extra_headers,
          response_format = excluded.response_format, daily_limit = excluded.daily_limit,
-         is_active = true, updated_at = now()`,
+         is_active = true`,
       [
         row.use_shared_key,
         row.shared_key_account_name,
@@ -254,7 +254,7 @@ async function updateSharedKey(
 ): Promise<SharedKeyRow> {
   const [row] = await asUser(db, user, (tx) =>
     tx.query<SharedKeyRow>(
-      `update public.shared_keys set ${assignments}, updated_at = now()
+      `update public.shared_keys set ${assignments}
         where account_name = $1 returning ${SHARED_KEY_COLUMNS}`,
       [accountName, ...params],
     ));
