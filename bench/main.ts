@@ -55,7 +55,7 @@ const FUNCTION_CONFIG = path("../supabase/functions/openai-proxy/deno.json");
 type Running = Target & { process: Deno.ChildProcess };
 
 /** A throwaway database on the machine's PostgreSQL, as deployed functions reach Postgres. */
-export async function benchDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+async function benchDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const adminUrl = Deno.env.get("BENCH_POSTGRES_URL") ??
     "postgres://postgres@127.0.0.1:5432/postgres";
   const admin = connectPostgres(adminUrl, { max: 1, connectTimeoutSeconds: 2 });
@@ -80,7 +80,7 @@ function freePortUrl(): { port: number; url: string } {
   return { port, url: `http://127.0.0.1:${port}` };
 }
 
-export function startUpstream(): Promise<Running> {
+function startUpstream(): Promise<Running> {
   const { port, url } = freePortUrl();
   const target = {
     name: "direct",
@@ -90,7 +90,7 @@ export function startUpstream(): Promise<Running> {
   return startServer(target, DENO, ["run", "--allow-all", SERVERS, "upstream", String(port)]);
 }
 
-export function bareCommand(upstream: Target): { target: Omit<Target, "pid">; args: string[] } {
+function bareCommand(upstream: Target): { target: Omit<Target, "pid">; args: string[] } {
   const { port, url } = freePortUrl();
   return {
     target: { name: "bare", url: `${url}/v1`, headers: upstream.headers },
@@ -107,13 +107,13 @@ export function bareCommand(upstream: Target): { target: Omit<Target, "pid">; ar
   };
 }
 
-export interface Deployment {
+interface Deployment {
   env: Record<string, string>;
   token: string;
 }
 
 /** openai-proxy's index.ts, configured from the environment as on the platform. */
-export function deployedCommand(
+function deployedCommand(
   deployment: Deployment,
 ): { target: Omit<Target, "pid">; args: string[]; env: Record<string, string> } {
   const { port, url } = freePortUrl();
@@ -132,7 +132,7 @@ export function deployedCommand(
  * `npm start`'s server on the bench database; its dev token endpoint signs the bench user in and
  * credentials-manager stores the user's key. Its secrets then configure the deployed function.
  */
-export async function startLocalStack(
+async function startLocalStack(
   upstream: Target,
   dbUrl: string,
   dataDir: string,
@@ -320,9 +320,9 @@ async function run(): Promise<Check[]> {
     const memory = await streamingMemory(deployment);
 
     console.log(
-      `\nrequests: POST chat/completions; latency sequential (${LATENCY_ROUNDS} interleaved rounds); ` +
-        `req/s wrk -t1 -c10 and the server process's CPU time per request (utime + stime), ` +
-        `median of ${WRK_ROUNDS} interleaved ${WRK_SECONDS} s rounds\n`,
+      `\nrequests: POST chat/completions; latency: sequential, ${LATENCY_ROUNDS} interleaved rounds\n` +
+        `req/s: wrk -t1 -c10; CPU/req: the server process's utime + stime per request\n` +
+        `(both medians of ${WRK_ROUNDS} interleaved ${WRK_SECONDS} s rounds)\n`,
     );
     console.log(table([
       ["row", "p50", "p99", "req/s", "CPU/req"],
@@ -341,7 +341,7 @@ async function run(): Promise<Check[]> {
       ...(typeof portkey === "string" ? [["portkey", `not measured: ${portkey}`, "", "", ""]] : []),
     ]));
     console.log(
-      `\nprocess start to first answer (median of ${COLD_ROUNDS}, spawned in turn); RSS rise on a fresh process\n`,
+      `\ncold start: process start to first answer, median of ${COLD_ROUNDS}, spawned in turn\n`,
     );
     console.log(table([
       ["row", "figure"],
