@@ -5,7 +5,7 @@
  */
 import { jwtVerify } from "jose";
 import { z } from "zod";
-import { bearerToken } from "../supabase/functions/_shared/http/auth.ts";
+import { bearerToken, createVerifiedTokenCache } from "../supabase/functions/_shared/http/auth.ts";
 import type { Database } from "../supabase/functions/_shared/core/db.ts";
 import { AppError } from "../supabase/functions/_shared/core/errors.ts";
 import {
@@ -90,20 +90,40 @@ async function issueDevToken(request: Request, options: GatewayOptions): Promise
   return jsonResponse({ access_token: accessToken, token_type: "bearer", expires_in: 3600, user });
 }
 
-/** `verify_jwt = true`: any valid project JWT (anon, service or user) gets through, as on the platform. */
-async function passesGatewayJwtCheck(request: Request, secret: string): Promise<boolean> {
-  const token = bearerToken(request.headers.get("authorization"));
-  if (!token) return false;
-  try {
-    await jwtVerify(token, new TextEncoder().encode(secret), { algorithms: ["HS256"] });
-    return true;
-  } catch {
-    return false;
-  }
+/**
+ * `verify_jwt = true`: any valid project JWT (anon, service or user) gets through, as on the
+ * platform. A token that passed is remembered until its `exp` (the functions' verified-token
+ * cache), so a client's next requests skip the signature check.
+ */
+function gatewayJwtCheck(secret: string): (request: Request) => Promise<boolean> {
+  const key = new TextEncoder().encode(secret);
+  const passed = createVerifiedTokenCache<true>();
+  return async (request) => {
+    const token = bearerToken(request.headers.get("authorization"));
+    if (!token) return false;
+    if (passed.get(token)) return true;
+    try {
+      const { payload } = await jwtVerify(token, key, { algorithms: ["HS256"] });
+      passed.set(token, true, payload.exp);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+}
+
+/**
+ * The platform hands a function its path starting at the function's name. The request itself is
+ * handed on, its body unread and its headers and signal its own; only its `url` reads as that
+ * path (a copy would turn the body into a stream read in JS and copy every header).
+ */
+function atFunctionPath(request: Request, path: URL): Request {
+  return Object.defineProperty(request, "url", { value: path.href });
 }
 
 export function createGateway(options: GatewayOptions): (request: Request) => Promise<Response> {
   const allowed = new Set([...LOOPBACK_NAMES, ...(options.allowedHosts ?? [])]);
+  const passesGatewayJwtCheck = gatewayJwtCheck(options.jwtSecret);
   return async (request) => {
     const url = new URL(request.url);
     try {
@@ -139,13 +159,12 @@ export function createGateway(options: GatewayOptions): (request: Request) => Pr
         if (!fn) throw new AppError("NOT_FOUND");
         if (
           fn.verifyJwt && request.method !== "OPTIONS" &&
-          !(await passesGatewayJwtCheck(request, options.jwtSecret))
+          !(await passesGatewayJwtCheck(request))
         ) {
           return errorResponse(new AppError("UNAUTHORIZED"));
         }
-        // The platform hands a function its path starting at the function's name.
         const inner = new URL(`/${fn.name}${match[2] ?? ""}${url.search}`, url);
-        return await fn.handler(new Request(inner, request));
+        return await fn.handler(atFunctionPath(request, inner));
       }
       const file = request.method === "GET" ? await options.staticFiles?.(request) : null;
       if (file) return file;

@@ -1,6 +1,9 @@
 import { assertEquals, rejects } from "../support/assert.ts";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { createAuthenticator } from "../../supabase/functions/_shared/http/auth.ts";
+import {
+  createAuthenticator,
+  createVerifiedTokenCache,
+} from "../../supabase/functions/_shared/http/auth.ts";
 import { AppError } from "../../supabase/functions/_shared/core/errors.ts";
 import { JWT_SECRET, signToken } from "../support/runtime.ts";
 
@@ -82,4 +85,20 @@ Deno.test("authenticate remembers a verified token only until it expires", async
     isUnauthorized,
     "a changed signature is verified anew",
   );
+});
+
+Deno.test("the verified-token cache forgets a token at its exp, the oldest past its size, and keeps none without exp", () => {
+  let clock = 1_000_000;
+  const cache = createVerifiedTokenCache<string>(() => clock, 2);
+  cache.set("a", "A", 1_001);
+  assertEquals(cache.get("a"), "A");
+  clock = 1_001_000;
+  assertEquals(cache.get("a"), undefined, "expired at exp");
+  cache.set("a", "A", 2_000);
+  cache.set("b", "B", 2_000);
+  cache.set("c", "C", 2_000);
+  assertEquals([cache.get("a"), cache.get("b"), cache.get("c")], [undefined, "B", "C"]);
+  cache.set("d", "D", undefined);
+  cache.set("e", "E", "2000");
+  assertEquals([cache.get("d"), cache.get("e"), cache.get("b")], [undefined, undefined, "B"]);
 });

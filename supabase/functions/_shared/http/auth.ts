@@ -43,11 +43,43 @@ function unauthorized(cause: unknown): AppError {
 /** How many verified tokens an isolate remembers (a client reuses its token for many requests). */
 const VERIFIED_TOKEN_CACHE_SIZE = 10_000;
 
+/** What verifying a token gave, remembered by the token's exact text until the token's `exp`. */
+export interface VerifiedTokenCache<T> {
+  /** The remembered value; undefined when the token is unknown or has expired (then forgotten). */
+  get(token: string): T | undefined;
+  /** Remembers `value` until `exp` (seconds since the epoch); a token without one is not kept. */
+  set(token: string, value: T, exp: unknown): void;
+}
+
+/**
+ * The one verified-token cache, bounded to `size` tokens (the oldest is forgotten first). Any
+ * change to a token is a different text, so it is verified from scratch.
+ */
+export function createVerifiedTokenCache<T>(
+  now: () => number = () => Date.now(),
+  size = VERIFIED_TOKEN_CACHE_SIZE,
+): VerifiedTokenCache<T> {
+  const entries = new Map<string, { value: T; expiresAt: number }>();
+  return {
+    get(token) {
+      const hit = entries.get(token);
+      if (!hit) return undefined;
+      if (hit.expiresAt > now()) return hit.value;
+      entries.delete(token);
+      return undefined;
+    },
+    set(token, value, exp) {
+      if (typeof exp !== "number") return;
+      if (entries.size >= size) entries.delete(entries.keys().next().value!);
+      entries.set(token, { value, expiresAt: exp * 1000 });
+    },
+  };
+}
+
 /**
  * Builds the verifier once per isolate; the returned function is the per-request step.
- * A token that verified once is remembered by its exact text until its `exp`, so a client's
- * next requests skip the signature check (the most expensive step of a proxied request). Any
- * change to a token is a different text and is verified from scratch; an expired one is dropped.
+ * A token that verified once is remembered until its `exp` (createVerifiedTokenCache), so a
+ * client's next requests skip the signature check (the most expensive step of a proxied request).
  */
 export function createAuthenticator(
   config: JwtConfig,
@@ -67,20 +99,16 @@ export function createAuthenticator(
     : config.jwksUrl
     ? createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5_000 })
     : null;
-  const verified = new Map<string, { user: AuthenticatedUser; expiresAt: number }>();
+  const verified = createVerifiedTokenCache<AuthenticatedUser>(now);
   const misconfigured = onceReporter();
 
   return async (authorization) => {
     const token = bearerToken(authorization);
     if (!token) throw unauthorized(new Error("no bearer token"));
     const hit = verified.get(token);
-    if (hit) {
-      if (hit.expiresAt > now()) return hit.user;
-      verified.delete(token);
-    }
+    if (hit) return hit;
     const user = await verifySignedToken(token, hmacKey, keySet, misconfigured);
-    if (verified.size >= VERIFIED_TOKEN_CACHE_SIZE) verified.delete(verified.keys().next().value!);
-    verified.set(token, { user, expiresAt: (user.claims.exp as number) * 1000 });
+    verified.set(token, user, user.claims.exp);
     return user;
   };
 }
