@@ -16,10 +16,6 @@ import { integrationSuite } from "../support/suite.ts";
 
 let db: Database;
 const suite = integrationSuite("usageRecorder", {
-  // The MANUAL cases leave the recorder's hour-long flush timer pending (unref'd by design), and
-  // Deno counts a pending timer as a leaked op and resource alike.
-  sanitizeOps: false,
-  sanitizeResources: false,
   async setup(onTeardown) {
     db = await openTestDatabase();
     onTeardown(() => db.close());

@@ -70,6 +70,8 @@ export function createUsageRecorder(
   const now = options.now ?? Date.now;
   let pending = new Map<string, Totals>();
   let timer: ReturnType<typeof setTimeout> | undefined;
+  /** Ends the keep-alive taken for the scheduled flush. */
+  let scheduledDone: (() => void) | undefined;
   let flushing: Promise<void> = Promise.resolve();
 
   // The UTC day string, rebuilt only when the clock leaves the day it was built for.
@@ -101,12 +103,8 @@ export function createUsageRecorder(
 
   function schedule(): void {
     if (timer !== undefined) return;
-    let flushed!: () => void;
-    keepAliveUntil(new Promise<void>((resolve) => (flushed = resolve)));
-    const handle = setTimeout(() => {
-      timer = undefined;
-      recorder.flush().finally(flushed);
-    }, interval);
+    keepAliveUntil(new Promise<void>((resolve) => (scheduledDone = resolve)));
+    const handle = setTimeout(() => void recorder.flush(), interval);
     timer = handle;
     // A pending flush must not keep a process (or a test) alive.
     Deno.unrefTimer(handle);
@@ -186,12 +184,19 @@ export function createUsageRecorder(
       schedule();
     },
     flush() {
+      // This flush writes what the scheduled one would have, so it replaces it: no timer is
+      // left behind (after a shutdown's flush, say), and the keep-alive ends when this is done.
+      const done = scheduledDone;
+      clearTimeout(timer);
+      timer = undefined;
+      scheduledDone = undefined;
       // Flushes run one after another, so a batch is never written twice.
       flushing = flushing.then(() => {
         const batch = pending;
         pending = new Map();
         return write(batch);
       });
+      if (done) flushing.then(done, done);
       return flushing;
     },
   };
