@@ -7,24 +7,41 @@ import OpenAI from "openai";
 import { startLocalStack } from "../../local/stack.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
-import { startFakeUpstream } from "../support/fakeUpstream.ts";
-import { dbTest } from "../support/runtime.ts";
+import { type FakeUpstream, startFakeUpstream } from "../support/fakeUpstream.ts";
 import { signInDevUser } from "../support/devAuth.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
+import type { LocalStack } from "../../local/stack.ts";
 
-const db = await openTestDatabase();
-const fake = startFakeUpstream();
-const stackEnv = { OPENAI_BASE_URL: fake.baseUrl, OPENAI_API_KEY: "sk-global-must-never-be-used" };
-const stack = await startLocalStack({
-  dataDir: await Deno.makeTempDir(),
-  port: 0,
-  db,
-  env: stackEnv,
-});
-const ownerNameStack = await startLocalStack({
-  dataDir: await Deno.makeTempDir(),
-  port: 0,
-  db,
-  env: { ...stackEnv, ALLOW_OWNER_NAME_SHARING: "true" },
+let db: Database;
+let fake: FakeUpstream;
+let stack: LocalStack;
+let ownerNameStack: LocalStack;
+const suite = integrationSuite("sharing", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    fake = startFakeUpstream();
+    onTeardown(() => fake.close());
+    const stackEnv = {
+      OPENAI_BASE_URL: fake.baseUrl,
+      OPENAI_API_KEY: "sk-global-must-never-be-used",
+    };
+    stack = await startLocalStack({
+      dataDir: await Deno.makeTempDir(),
+      port: 0,
+      db,
+      env: stackEnv,
+    });
+    onTeardown(() => stack.close());
+    ownerNameStack = await startLocalStack({
+      dataDir: await Deno.makeTempDir(),
+      port: 0,
+      db,
+      env: { ...stackEnv, ALLOW_OWNER_NAME_SHARING: "true" },
+    });
+    onTeardown(() => ownerNameStack.close());
+  },
 });
 
 interface Person {
@@ -90,7 +107,7 @@ function keysSeenSince(mark: number): string[] {
   return fake.requests.slice(mark).map((r) => fake.keyOf(r) ?? "");
 }
 
-dbTest(
+suite.test(
   `execute runs the owner's own flow on the owner's key (flow case 1, ${DATABASE_KIND})`,
   async () => {
     const owner = await signIn();
@@ -105,7 +122,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "execute runs a collaborator on the owner's key when use_owner_keys is on (flow case 2)",
   async () => {
     const owner = await signIn();
@@ -125,7 +142,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "execute refuses a shareToken when use_owner_keys is off, whatever the client claims (flow case 3)",
   async () => {
     const owner = await signIn();
@@ -149,7 +166,7 @@ dbTest(
   },
 );
 
-dbTest("execute refuses a body that carries API keys", async () => {
+suite.test("execute refuses a body that carries API keys", async () => {
   const owner = await signIn();
   const { token } = await publish(owner, { use_owner_keys: true });
   for (
@@ -167,7 +184,7 @@ dbTest("execute refuses a body that carries API keys", async () => {
   }
 });
 
-dbTest(
+suite.test(
   "execute answers 429 RATE_LIMITED with Retry-After, then counts one run's parallel nodes once",
   async () => {
     const owner = await signIn();
@@ -193,7 +210,7 @@ dbTest(
   },
 );
 
-dbTest("execute answers 403 DAILY_QUOTA_EXCEEDED past the daily limit", async () => {
+suite.test("execute answers 403 DAILY_QUOTA_EXCEEDED past the daily limit", async () => {
   const owner = await signIn();
   const collaborator = await signIn();
   await storeKey(owner, `sk-owner-${crypto.randomUUID()}`);
@@ -207,7 +224,7 @@ dbTest("execute answers 403 DAILY_QUOTA_EXCEEDED past the daily limit", async ()
   assertEquals(over.json.error.code, "DAILY_QUOTA_EXCEEDED");
 });
 
-dbTest("execute streams through the owner's key", async () => {
+suite.test("execute streams through the owner's key", async () => {
   const owner = await signIn();
   const collaborator = await signIn();
   await storeKey(owner, `sk-owner-${crypto.randomUUID()}`);
@@ -249,7 +266,7 @@ function sdkFor(person: Person, url = stack.functionsUrl) {
   return new OpenAI({ baseURL: `${url}/openai-proxy/v1`, apiKey: person.token, maxRetries: 0 });
 }
 
-dbTest(
+suite.test(
   "shared keys serve allow-listed users through the proxy and refuse everyone else",
   async () => {
     const owner = await signIn();
@@ -288,7 +305,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "shared keys keep the per-user daily limit exact under concurrency, and the owner sees usage per user",
   async () => {
     const owner = await signIn();
@@ -334,7 +351,7 @@ dbTest(
   },
 );
 
-dbTest("shared keys' total daily limit holds across users", async () => {
+suite.test("shared keys' total daily limit holds across users", async () => {
   const owner = await signIn();
   const members = await Promise.all([signIn(), signIn(), signIn()]);
   const { accountName } = await createSharedKey(owner, { is_public: true, daily_limit: 4 });
@@ -355,7 +372,7 @@ dbTest("shared keys' total daily limit holds across users", async () => {
   assertEquals(outcomes.filter((o) => o === "ok").length, 4);
 });
 
-dbTest("owner-name mode is off by default with 403 OWNER_NAME_SHARING_DISABLED", async () => {
+suite.test("owner-name mode is off by default with 403 OWNER_NAME_SHARING_DISABLED", async () => {
   const user = await signIn();
   const result = await call(user, "llm-config/save", {
     use_owner_name: true,
@@ -367,7 +384,7 @@ dbTest("owner-name mode is off by default with 403 OWNER_NAME_SHARING_DISABLED",
   assertEquals(result.json.error.code, "OWNER_NAME_SHARING_DISABLED");
 });
 
-dbTest(
+suite.test(
   "owner-name mode, when turned on, gives two users with the same owner name the same key",
   async () => {
     const base = ownerNameStack.functionsUrl;
@@ -409,7 +426,7 @@ dbTest(
   },
 );
 
-dbTest("llm-config personal mode stores the key in the user's own vault", async () => {
+suite.test("llm-config personal mode stores the key in the user's own vault", async () => {
   const user = await signIn();
   const key = `sk-personal-${crypto.randomUUID()}`;
   fake.validKeys.add(key);
@@ -429,7 +446,7 @@ dbTest("llm-config personal mode stores the key in the user's own vault", async 
   assertEquals(keysSeenSince(mark), [key]);
 });
 
-dbTest(
+suite.test(
   "the audit trail shows owners the events on their keys and nothing of anyone else's",
   async () => {
     const owner = await signIn();
@@ -452,7 +469,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "shared keys take teammates by email, resolved on the server, and show emails back to the owner",
   async () => {
     const owner = await signIn();
@@ -511,10 +528,3 @@ dbTest(
     assertEquals(set.actor_email, owner.email);
   },
 );
-
-dbTest("sharing closes its stacks, fake upstream and database", async () => {
-  await stack.close();
-  await ownerNameStack.close();
-  await fake.close();
-  await db.close();
-});
