@@ -150,10 +150,12 @@ async function serveStack(
   async function close(onStep: (step: string) => void): Promise<void> {
     onStep("no new connections; ending open streams with SERVER_SHUTTING_DOWN");
     stopping.abort();
+    let drainTimer: ReturnType<typeof setTimeout> | undefined;
     const drained = await Promise.race([
       server.shutdown().then(() => true),
-      new Promise<false>((resolve) => setTimeout(() => resolve(false), DRAIN_MS)),
+      new Promise<false>((resolve) => (drainTimer = setTimeout(() => resolve(false), DRAIN_MS))),
     ]);
+    clearTimeout(drainTimer);
     if (!drained) onStep(`connections still open after ${DRAIN_MS / 1000} s; closing them`);
     onStep("flushing usage");
     await usageRecorderFor(db).flush();

@@ -61,6 +61,8 @@ Deno.test({
   name:
     "hosted-like database: db push as non-superuser postgres; the RLS and vault tests and the uploaded credentials-manager pass there",
   ignore: unavailable !== null,
+  // Off: not yet audited with the sanitizers on (a PostgreSQL cluster, the CLI and the uploaded
+  // function run as child processes of this one slow test).
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

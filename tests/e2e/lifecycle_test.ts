@@ -98,7 +98,7 @@ async function hasKey(url: string, token: string): Promise<boolean> {
 }
 
 const lifecycleTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, sanitizeOps: false, sanitizeResources: false, fn });
+  Deno.test({ name, sanitizeOps: true, sanitizeResources: true, fn });
 
 lifecycleTest(
   "npm start stops within a few seconds on SIGTERM, ending an open stream with SERVER_SHUTTING_DOWN",

@@ -55,22 +55,27 @@ async function devToken(url: string, email: string) {
   return await response.json() as { access_token: string; user: { id: string; email: string } };
 }
 
+/** One-shot clients: no stored session and no token refresh interval outliving the test. */
+const NO_SESSION = { persistSession: false, autoRefreshToken: false };
+
 Deno.test({
   name: "npm start serves a healthy stack where supabase-js stores, checks and deletes a key",
-  sanitizeOps: false,
-  sanitizeResources: false,
+  sanitizeOps: true,
+  sanitizeResources: true,
   async fn() {
     const dataDir = await Deno.makeTempDir({ prefix: "byok-stack-" });
     const key = `sk-e2e-${crypto.randomUUID()}`;
     let stack = await startServer(dataDir);
     try {
-      assertEquals((await fetch(`${stack.url}/health`)).status, 200);
+      const health = await fetch(`${stack.url}/health`);
+      assertEquals(health.status, 200);
+      await health.body?.cancel();
       const secretsFile = await Deno.stat(`${dataDir}/secrets.json`);
       assertEquals(secretsFile.mode! & 0o077, 0, "dev secrets must not be world-readable");
 
       const alice = await devToken(stack.url, "alice@example.com");
       assertEquals(alice.user.email, "alice@example.com");
-      const supabase = createClient(stack.url, stack.anonKey, { auth: { persistSession: false } });
+      const supabase = createClient(stack.url, stack.anonKey, { auth: NO_SESSION });
       supabase.functions.setAuth(alice.access_token);
 
       const set = await supabase.functions.invoke("credentials-manager", {
@@ -98,7 +103,7 @@ Deno.test({
         assertEquals(status, expected, baseUrl);
       }
 
-      const anonymous = createClient(stack.url, stack.anonKey, { auth: { persistSession: false } });
+      const anonymous = createClient(stack.url, stack.anonKey, { auth: NO_SESSION });
       const refused = await anonymous.functions.invoke("credentials-manager", {
         body: { action: "list" },
       });
@@ -120,7 +125,7 @@ Deno.test({
       stack = await startServer(dataDir);
       const again = await devToken(stack.url, "alice@example.com");
       assertEquals(again.user.id, alice.user.id);
-      const client = createClient(stack.url, stack.anonKey, { auth: { persistSession: false } });
+      const client = createClient(stack.url, stack.anonKey, { auth: NO_SESSION });
       client.functions.setAuth(again.access_token);
       const status = await client.functions.invoke("credentials-manager", {
         body: { action: "get_status", service: "openai" },

@@ -12,19 +12,38 @@ import { createHandler as createCredentialsHandler } from "../../supabase/functi
 import type { Runtime } from "../../supabase/functions/_shared/core/runtime.ts";
 import { startLocalStack } from "../../local/stack.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
-import { fakeVector, startFakeChatUpstream } from "../support/fakeChatUpstream.ts";
+import {
+  type FakeChatUpstream,
+  fakeVector,
+  startFakeChatUpstream,
+} from "../support/fakeChatUpstream.ts";
 import { sseClient } from "../support/sseClient.ts";
-import { dbTest, jsonRequest, newUser, testRuntime, type TestUser } from "../support/runtime.ts";
+import { jsonRequest, newUser, testRuntime, type TestUser } from "../support/runtime.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
+import { usageRecorderFor } from "../../supabase/functions/_shared/upstream/usageRecorder.ts";
 
-const db = await openTestDatabase();
-const fake = startFakeChatUpstream();
-const env = {
-  OPENAI_BASE_URL: fake.baseUrl,
-  OPENROUTER_BASE_URL: fake.baseUrl,
-  MANUS_BASE_URL: fake.url,
-  VALIDATION_TIMEOUT_MS: "300",
-};
-const runtime = testRuntime(db, { env });
+let db: Database;
+let fake: FakeChatUpstream;
+let env: Record<string, string>;
+let runtime: Runtime;
+const suite = integrationSuite("conversationFunctions", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    // What the stack's close does: write the usage the proxied answers recorded.
+    onTeardown(() => usageRecorderFor(db).flush());
+    fake = startFakeChatUpstream();
+    onTeardown(() => fake.close());
+    env = {
+      OPENAI_BASE_URL: fake.baseUrl,
+      OPENROUTER_BASE_URL: fake.baseUrl,
+      MANUS_BASE_URL: fake.url,
+      VALIDATION_TIMEOUT_MS: "300",
+    };
+    runtime = testRuntime(db, { env });
+  },
+});
 
 async function giveKey(rt: Runtime, user: TestUser, service: string, value: string) {
   const response = await createCredentialsHandler(rt)(
@@ -51,7 +70,7 @@ async function call(
 
 const newKey = () => `sk-user-${crypto.randomUUID()}`;
 
-dbTest(
+suite.test(
   `conversation-manager lists, gets and deletes only the caller's conversations (${DATABASE_KIND})`,
   async () => {
     const alice = await newUser(db);
@@ -123,7 +142,7 @@ dbTest(
   },
 );
 
-dbTest("fetch-provider-models lists models with the user's own key", async () => {
+suite.test("fetch-provider-models lists models with the user's own key", async () => {
   const alice = await newUser(db);
   const key = newKey();
   await giveKey(runtime, alice, "openai", key);
@@ -143,7 +162,7 @@ dbTest("fetch-provider-models lists models with the user's own key", async () =>
   assertEquals(fake.keyOf(seen), key);
 });
 
-dbTest(
+suite.test(
   "fetch-provider-models maps a missing key, a bad key and a stalled provider to codes",
   async () => {
     const alice = await newUser(db);
@@ -206,7 +225,7 @@ dbTest(
   },
 );
 
-dbTest("generate-embedding embeds one input with the user's key", async () => {
+suite.test("generate-embedding embeds one input with the user's key", async () => {
   const alice = await newUser(db);
   const key = newKey();
   await giveKey(runtime, alice, "openai", key);
@@ -229,7 +248,7 @@ dbTest("generate-embedding embeds one input with the user's key", async () => {
   assertEquals(missing.json.error.code, "OPENAI_NOT_CONFIGURED");
 });
 
-dbTest("batch-embeddings splits into chunks and runs at most four at once", async () => {
+suite.test("batch-embeddings splits into chunks and runs at most four at once", async () => {
   const alice = await newUser(db);
   await giveKey(runtime, alice, "openai", newKey());
   const inputs = Array.from({ length: 20 }, (_, i) => `text ${i}`);
@@ -254,7 +273,7 @@ dbTest("batch-embeddings splits into chunks and runs at most four at once", asyn
   assertEquals(fake.maxEmbeddingsInFlight, 4);
 });
 
-dbTest(
+suite.test(
   "batch-embeddings reports failures per item and keeps the successful embeddings",
   async () => {
     const alice = await newUser(db);
@@ -297,7 +316,7 @@ dbTest(
   },
 );
 
-dbTest("batch-embeddings answers with the error itself when no input succeeded", async () => {
+suite.test("batch-embeddings answers with the error itself when no input succeeded", async () => {
   const alice = await newUser(db);
   await giveKey(runtime, alice, "openai", `sk-invalid-${crypto.randomUUID()}`);
   const result = await call(createBatchHandler, "batch-embeddings", { inputs: ["x", "y"] }, alice);
@@ -310,7 +329,7 @@ dbTest("batch-embeddings answers with the error itself when no input succeeded",
   assertEquals(tooBig.status, 400);
 });
 
-dbTest(
+suite.test(
   "manus-key-validate checks the user's Manus key and always reports keySource user",
   async () => {
     const alice = await newUser(db);
@@ -356,7 +375,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "manus-key-validate refuses a 50 MB body without a content type with 413, unread past the limit",
   async () => {
     const alice = await newUser(db);
@@ -389,14 +408,17 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "supabase-js functions.invoke works against the local stack for the non-streaming functions",
   async () => {
     const dataDir = await Deno.makeTempDir({ prefix: "conversation-functions-" });
     const stack = await startLocalStack({ dataDir, port: 0, db, env });
     try {
       const { token } = await signInDevUser(stack.url);
-      const supabase = createClient(stack.url, stack.anonKey, { auth: { persistSession: false } });
+      // No token refresh timer: it would outlive the test (the token is set for functions only).
+      const supabase = createClient(stack.url, stack.anonKey, {
+        auth: { persistSession: false, autoRefreshToken: false },
+      });
       supabase.functions.setAuth(token);
 
       const key = newKey();
@@ -445,8 +467,3 @@ dbTest(
     }
   },
 );
-
-dbTest("conversationFunctions_test closes its database and fake", async () => {
-  await fake.close();
-  await db.close();
-});

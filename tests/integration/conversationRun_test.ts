@@ -5,13 +5,12 @@ import { createHandler as createManagerHandler } from "../../supabase/functions/
 import { createHandler as createCredentialsHandler } from "../../supabase/functions/credentials-manager/handler.ts";
 import type { Runtime } from "../../supabase/functions/_shared/core/runtime.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
-import { startFakeChatUpstream } from "../support/fakeChatUpstream.ts";
+import { type FakeChatUpstream, startFakeChatUpstream } from "../support/fakeChatUpstream.ts";
 import { PROVIDER_ERRORS, type ProviderErrorAnswer } from "../support/providerErrors.ts";
 import { sseClient } from "../support/sseClient.ts";
 import { collectGarbage } from "../support/gc.ts";
 import {
   captureLogs,
-  dbTest,
   jsonRequest,
   newUser,
   testConfig,
@@ -19,16 +18,32 @@ import {
   type TestUser,
 } from "../support/runtime.ts";
 import { createRuntime } from "../../supabase/functions/_shared/core/runtime.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
+import { usageRecorderFor } from "../../supabase/functions/_shared/upstream/usageRecorder.ts";
 
-const db = await openTestDatabase();
-const fake = startFakeChatUpstream();
-const env = {
-  OPENAI_BASE_URL: fake.baseUrl,
-  GEMINI_BASE_URL: fake.baseUrl,
-  RUN_CANCEL_POLL_MS: "50",
-};
-const runtime = testRuntime(db, { env });
-const runHandler = createRunHandler(runtime);
+let db: Database;
+let fake: FakeChatUpstream;
+let env: Record<string, string>;
+let runtime: Runtime;
+let runHandler: ReturnType<typeof createRunHandler>;
+const suite = integrationSuite("conversationRun", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    // What the stack's close does: write the usage the proxied answers recorded.
+    onTeardown(() => usageRecorderFor(db).flush());
+    fake = startFakeChatUpstream();
+    onTeardown(() => fake.close());
+    env = {
+      OPENAI_BASE_URL: fake.baseUrl,
+      GEMINI_BASE_URL: fake.baseUrl,
+      RUN_CANCEL_POLL_MS: "50",
+    };
+    runtime = testRuntime(db, { env });
+    runHandler = createRunHandler(runtime);
+  },
+});
 const messages = [{ role: "user", content: "Say hello" }];
 
 async function giveKey(rt: Runtime, user: TestUser, service: string, value: string) {
@@ -58,7 +73,7 @@ async function managerGet(user: TestUser, conversationId: string) {
 
 const newKey = () => `sk-user-${crypto.randomUUID()}`;
 
-dbTest(
+suite.test(
   `conversation-run streams deltas to an eventsource-parser client as they arrive (${DATABASE_KIND})`,
   async () => {
     const alice = await newUser(db);
@@ -119,7 +134,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "conversation-run without a key sends the error event first after run.started, then closes",
   async () => {
     const alice = await newUser(db);
@@ -134,7 +149,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "conversation-run turns a reset mid-stream into an error event, closes, and keeps the partial output",
   async () => {
     const alice = await newUser(db);
@@ -151,7 +166,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "conversation-run times out a stalled upstream with the provider's timeout code",
   async () => {
     const stallRuntime = testRuntime(db, { env: { ...env, UPSTREAM_TIMEOUT_MS: "300" } });
@@ -171,7 +186,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "conversation-run times out a stalled upstream even after a garbage collection mid-stream",
   async () => {
     // See openai-proxy's test of the same name: fetch may lose track of its signal in a collection.
@@ -186,10 +201,12 @@ dbTest(
     assertEquals((await client.next())?.type, "run.started");
     assertEquals((await client.next())?.type, "delta");
     collectGarbage();
+    let deadline: ReturnType<typeof setTimeout> | undefined;
     const ended = await Promise.race([
       client.rest(),
-      new Promise<null>((resolve) => setTimeout(() => resolve(null), 6_000)),
+      new Promise<null>((resolve) => (deadline = setTimeout(() => resolve(null), 6_000))),
     ]);
+    clearTimeout(deadline);
     const elapsed = performance.now() - startedAt;
     if (ended === null) {
       await client.cancel();
@@ -202,7 +219,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "conversation-run ends a stream past STREAM_TIME_LIMIT_MS with STREAM_TIME_LIMIT, keeping the partial reply",
   async () => {
     const limited = testRuntime(db, { env: { ...env, STREAM_TIME_LIMIT_MS: "600" } });
@@ -227,7 +244,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "conversation-run ends with SERVER_SHUTTING_DOWN when the server stops mid-stream, keeping the partial reply",
   async () => {
     const stopping = new AbortController();
@@ -251,7 +268,7 @@ dbTest(
   },
 );
 
-dbTest("conversation-run maps upstream 401, 429 and 500 to the provider's codes", async () => {
+suite.test("conversation-run maps upstream 401, 429 and 500 to the provider's codes", async () => {
   const alice = await newUser(db);
   await giveKey(runtime, alice, "gemini", `AIza-${crypto.randomUUID()}`);
   const cases: [number, string, boolean][] = [
@@ -271,7 +288,7 @@ dbTest("conversation-run maps upstream 401, 429 and 500 to the provider's codes"
   }
 });
 
-dbTest(
+suite.test(
   "conversation-run maps what the provider said: a bad Gemini key, an OpenAI key without credit",
   async () => {
     const alice = await newUser(db);
@@ -291,7 +308,7 @@ dbTest(
   },
 );
 
-dbTest("conversation-cancel from another request and runtime stops a running stream", async () => {
+suite.test("conversation-cancel from another request and runtime stops a running stream", async () => {
   const alice = await newUser(db);
   await giveKey(runtime, alice, "openai", newKey());
   fake.chat = { kind: "gated", chunks: ["first", "never sent"] };
@@ -329,7 +346,7 @@ dbTest("conversation-cancel from another request and runtime stops a running str
   assertEquals(conversation.messages.at(-1).content, "first");
 });
 
-dbTest("conversation-cancel never lets Bob cancel Alice's run", async () => {
+suite.test("conversation-cancel never lets Bob cancel Alice's run", async () => {
   const alice = await newUser(db);
   const bob = await newUser(db);
   await giveKey(runtime, alice, "openai", newKey());
@@ -358,7 +375,7 @@ dbTest("conversation-cancel never lets Bob cancel Alice's run", async () => {
   assertEquals(rest.at(-1)?.type, "done", "Alice's run finished normally");
 });
 
-dbTest("conversation-run aborts the upstream request when the client disconnects", async () => {
+suite.test("conversation-run aborts the upstream request when the client disconnects", async () => {
   const alice = await newUser(db);
   await giveKey(runtime, alice, "openai", newKey());
   fake.chat = { kind: "gated", chunks: ["a", "b"] };
@@ -385,7 +402,7 @@ dbTest("conversation-run aborts the upstream request when the client disconnects
   throw new Error("the run never recorded the disconnect");
 });
 
-dbTest("conversation-run sends comment heartbeats while upstream is quiet", async () => {
+suite.test("conversation-run sends comment heartbeats while upstream is quiet", async () => {
   const beatRuntime = testRuntime(db, { env: { ...env, SSE_HEARTBEAT_MS: "40" } });
   const alice = await newUser(db);
   await giveKey(beatRuntime, alice, "openai", newKey());
@@ -404,7 +421,7 @@ dbTest("conversation-run sends comment heartbeats while upstream is quiet", asyn
   );
 });
 
-dbTest(
+suite.test(
   "conversation-run continues the user's own conversation and refuses someone else's",
   async () => {
     const alice = await newUser(db);
@@ -440,7 +457,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "conversation-run answers auth and body problems as plain JSON before any stream",
   async () => {
     const alice = await newUser(db);
@@ -465,7 +482,7 @@ dbTest(
   },
 );
 
-dbTest("conversation-run never puts the key in an event or a log line", async () => {
+suite.test("conversation-run never puts the key in an event or a log line", async () => {
   const alice = await newUser(db);
   const key = newKey();
   await giveKey(runtime, alice, "openai", key);
@@ -475,9 +492,4 @@ dbTest("conversation-run never puts the key in an event or a log line", async ()
     return await response.text();
   });
   for (const text of [result, ...lines]) assert(!text.includes(key.slice(3, 20)), "the key leaked");
-});
-
-dbTest("conversationRun_test closes its database and fake", async () => {
-  await fake.close();
-  await db.close();
 });

@@ -9,13 +9,29 @@ import { createHandler as createProxyHandler } from "../../supabase/functions/op
 import { createHandler as createRunHandler } from "../../supabase/functions/conversation-run/handler.ts";
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
-import { sseChat, startFakeUpstream } from "../support/fakeUpstream.ts";
-import { dbTest, jsonRequest, newUser, testRuntime } from "../support/runtime.ts";
+import { type FakeUpstream, sseChat, startFakeUpstream } from "../support/fakeUpstream.ts";
+import { jsonRequest, newUser, testRuntime } from "../support/runtime.ts";
+import { integrationSuite } from "../support/suite.ts";
+import { usageRecorderFor } from "../../supabase/functions/_shared/upstream/usageRecorder.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
+import type { Runtime } from "../../supabase/functions/_shared/core/runtime.ts";
 
-const db = await openTestDatabase();
-const fake = startFakeUpstream();
-const runtime = testRuntime(db, { env: { OPENAI_BASE_URL: fake.baseUrl } });
-const functions = await mountFunctions(runtime);
+let db: Database;
+let fake: FakeUpstream;
+let runtime: Runtime;
+let functions: Awaited<ReturnType<typeof mountFunctions>>;
+const suite = integrationSuite("cors", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    // What the stack's close does: write the usage the proxied answers recorded.
+    onTeardown(() => usageRecorderFor(db).flush());
+    fake = startFakeUpstream();
+    onTeardown(() => fake.close());
+    runtime = testRuntime(db, { env: { OPENAI_BASE_URL: fake.baseUrl } });
+    functions = await mountFunctions(runtime);
+  },
+});
 
 function assertCors(response: Response, what: string): void {
   assertEquals(response.headers.get("access-control-allow-origin"), "*", what);
@@ -39,7 +55,7 @@ async function userWithKey() {
   return user;
 }
 
-dbTest(`every function answers a preflight with the full CORS set (${DATABASE_KIND})`, async () => {
+suite.test(`every function answers a preflight with the full CORS set (${DATABASE_KIND})`, async () => {
   assert(functions.size >= 10, `only ${functions.size} functions were mounted`);
   for (const { name, handler } of functions.values()) {
     const response = await handler(
@@ -59,7 +75,7 @@ dbTest(`every function answers a preflight with the full CORS set (${DATABASE_KI
   }
 });
 
-dbTest(`every function's error answer carries the CORS headers (${DATABASE_KIND})`, async () => {
+suite.test(`every function's error answer carries the CORS headers (${DATABASE_KIND})`, async () => {
   for (const { name, handler } of functions.values()) {
     const response = await handler(jsonRequest(`http://local/${name}`, {}, "Bearer not-a-jwt"));
     assert(response.status >= 400, `${name} answered ${response.status}`);
@@ -68,7 +84,7 @@ dbTest(`every function's error answer carries the CORS headers (${DATABASE_KIND}
   }
 });
 
-dbTest(
+suite.test(
   `proxied answers carry the CORS headers, bytes and streams alike (${DATABASE_KIND})`,
   async () => {
     const user = await userWithKey();
@@ -107,8 +123,3 @@ dbTest(
     }
   },
 );
-
-dbTest("cors test teardown closes the fake and the database", async () => {
-  await fake.close();
-  await db.close();
-});

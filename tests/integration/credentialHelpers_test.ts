@@ -10,23 +10,23 @@ import {
   getOpenAIApiKey,
 } from "../../supabase/functions/_shared/vault/keyGetters.ts";
 import { storeCredential } from "../../supabase/functions/_shared/vault/keyWriter.ts";
-import { connectPostgres } from "../../supabase/functions/_shared/core/db.ts";
+import { connectPostgres, type Database } from "../../supabase/functions/_shared/core/db.ts";
 import { createRuntime } from "../../supabase/functions/_shared/core/runtime.ts";
 import { MAX_CREDENTIAL_CACHE_TTL_MS } from "../../supabase/functions/_shared/core/config.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
-import {
-  captureLogs,
-  dbTest,
-  jsonRequest,
-  newUser,
-  testConfig,
-  testRuntime,
-} from "../support/runtime.ts";
+import { captureLogs, jsonRequest, newUser, testConfig, testRuntime } from "../support/runtime.ts";
+import { integrationSuite } from "../support/suite.ts";
 
-const db = await openTestDatabase();
+let db: Database;
+const suite = integrationSuite("credentialHelpers", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+  },
+});
 
-dbTest(
+suite.test(
   `getOpenAIApiKey returns null with OPENAI_API_KEY in the environment and no user key (${DATABASE_KIND})`,
   async () => {
     const globalKey = "sk-global-env-key-never-use";
@@ -47,7 +47,7 @@ dbTest(
   },
 );
 
-dbTest("getOpenAIApiKey returns the caller's own key and nobody else's", async () => {
+suite.test("getOpenAIApiKey returns the caller's own key and nobody else's", async () => {
   const runtime = testRuntime(db);
   const alice = await newUser(db);
   const bob = await newUser(db);
@@ -80,7 +80,7 @@ function silentDatabaseServer() {
   };
 }
 
-dbTest(
+suite.test(
   "getOpenAIApiKey returns null within the timeout when the database hangs, and the function answers 503",
   async () => {
     const hung = silentDatabaseServer();
@@ -117,7 +117,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "the vault answers CREDENTIALS_UNAVAILABLE when the database refuses connections",
   async () => {
     const refused = connectPostgres("postgres://postgres@127.0.0.1:1/none");
@@ -134,7 +134,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "the vault keeps a key at most the cache TTL in another isolate, and none in the writer",
   async () => {
     let clock = 1_000_000;
@@ -155,7 +155,7 @@ dbTest(
   },
 );
 
-dbTest("the vault shares one query among concurrent misses", async () => {
+suite.test("the vault shares one query among concurrent misses", async () => {
   let queries = 0;
   const counting = {
     ...db,
@@ -173,14 +173,10 @@ dbTest("the vault shares one query among concurrent misses", async () => {
   assertEquals(queries, 1);
 });
 
-dbTest("the credential cache TTL setting cannot exceed the 10 s bound", () => {
+suite.test("the credential cache TTL setting cannot exceed the 10 s bound", () => {
   assertEquals(
     testConfig({ CREDENTIALS_CACHE_TTL_MS: "600000" }).credentialCacheTtlMs,
     MAX_CREDENTIAL_CACHE_TTL_MS,
   );
   return Promise.resolve();
-});
-
-dbTest("credentialHelpers closes its database", async () => {
-  await db.close();
 });

@@ -1,22 +1,28 @@
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { createHandler } from "../../supabase/functions/credentials-manager/handler.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
-import { startFakeUpstream } from "../support/fakeUpstream.ts";
-import {
-  captureLogs,
-  dbTest,
-  jsonRequest,
-  newUser,
-  signToken,
-  testRuntime,
-} from "../support/runtime.ts";
+import { type FakeUpstream, startFakeUpstream } from "../support/fakeUpstream.ts";
+import { captureLogs, jsonRequest, newUser, signToken, testRuntime } from "../support/runtime.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
+import type { Runtime } from "../../supabase/functions/_shared/core/runtime.ts";
 
-const db = await openTestDatabase();
-const fake = startFakeUpstream();
-const runtime = testRuntime(db, {
-  env: { OPENAI_BASE_URL: fake.baseUrl, ANTHROPIC_BASE_URL: fake.baseUrl },
+let db: Database;
+let fake: FakeUpstream;
+let runtime: Runtime;
+let handler: ReturnType<typeof createHandler>;
+const suite = integrationSuite("credentials-manager", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    fake = startFakeUpstream();
+    onTeardown(() => fake.close());
+    runtime = testRuntime(db, {
+      env: { OPENAI_BASE_URL: fake.baseUrl, ANTHROPIC_BASE_URL: fake.baseUrl },
+    });
+    handler = createHandler(runtime);
+  },
 });
-const handler = createHandler(runtime);
 const URL_ = "http://local/credentials-manager";
 
 async function call(body: unknown, authorization?: string) {
@@ -27,7 +33,7 @@ async function call(body: unknown, authorization?: string) {
 
 const aliceKey = `sk-alice-${crypto.randomUUID()}`;
 
-dbTest(
+suite.test(
   `credentials-manager stores a key and reports only its status (${DATABASE_KIND})`,
   async () => {
     const alice = await newUser(db);
@@ -56,7 +62,7 @@ dbTest(
   },
 );
 
-dbTest("credentials-manager never lets Bob delete or overwrite Alice's key", async () => {
+suite.test("credentials-manager never lets Bob delete or overwrite Alice's key", async () => {
   const alice = await newUser(db);
   const bob = await newUser(db);
   await call({ action: "set", service: "openai", value: aliceKey }, alice.authorization);
@@ -70,7 +76,7 @@ dbTest("credentials-manager never lets Bob delete or overwrite Alice's key", asy
   assertEquals((await runtime.vault.lookup(bob.id, "openai")).api_key, "sk-bob-0000000000");
 });
 
-dbTest(
+suite.test(
   "credentials-manager delete removes the key and the vault stops using it at once",
   async () => {
     const alice = await newUser(db);
@@ -89,7 +95,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "credentials-manager validate records valid and invalid keys from the provider's answer",
   async () => {
     const alice = await newUser(db);
@@ -116,7 +122,7 @@ dbTest(
   },
 );
 
-dbTest("credentials-manager validate sends Anthropic keys in x-api-key", async () => {
+suite.test("credentials-manager validate sends Anthropic keys in x-api-key", async () => {
   const alice = await newUser(db);
   const key = `sk-ant-${crypto.randomUUID()}`;
   fake.validKeys.add(key);
@@ -127,14 +133,14 @@ dbTest("credentials-manager validate sends Anthropic keys in x-api-key", async (
   assertEquals(fake.requests.at(-1)!.headers["authorization"], undefined);
 });
 
-dbTest("credentials-manager validate without a key is <SERVICE>_NOT_CONFIGURED", async () => {
+suite.test("credentials-manager validate without a key is <SERVICE>_NOT_CONFIGURED", async () => {
   const alice = await newUser(db);
   const result = await call({ action: "validate", service: "gemini" }, alice.authorization);
   assertEquals(result.status, 400);
   assertEquals(result.json.error.code, "GEMINI_NOT_CONFIGURED");
 });
 
-dbTest("credentials-manager stores a custom endpoint's base URL and key", async () => {
+suite.test("credentials-manager stores a custom endpoint's base URL and key", async () => {
   const alice = await newUser(db);
   const key = `custom-${crypto.randomUUID()}`;
   fake.validKeys.add(key);
@@ -148,7 +154,7 @@ dbTest("credentials-manager stores a custom endpoint's base URL and key", async 
   assertEquals(result.json.valid, true);
 });
 
-dbTest(
+suite.test(
   "credentials-manager: a new custom base_url resets the key's validation, and validate checks the new one",
   async () => {
     const alice = await newUser(db);
@@ -183,7 +189,7 @@ dbTest(
   },
 );
 
-dbTest("credentials-manager refuses malformed bodies with INVALID_REQUEST", async () => {
+suite.test("credentials-manager refuses malformed bodies with INVALID_REQUEST", async () => {
   const alice = await newUser(db);
   const bad: unknown[] = [
     { action: "set", service: "openai", value: "not-a-key" },
@@ -225,7 +231,7 @@ dbTest("credentials-manager refuses malformed bodies with INVALID_REQUEST", asyn
   assertEquals(await runtime.vault.lookup(alice.id, "openai"), {});
 });
 
-dbTest("credentials-manager answers 401 UNAUTHORIZED to bad tokens and deleted users", async () => {
+suite.test("credentials-manager answers 401 UNAUTHORIZED to bad tokens and deleted users", async () => {
   const ghost = await signToken({ sub: crypto.randomUUID() });
   for (const authorization of [undefined, "Bearer junk", `Bearer ${ghost}`]) {
     const result = await call({ action: "list" }, authorization);
@@ -234,7 +240,7 @@ dbTest("credentials-manager answers 401 UNAUTHORIZED to bad tokens and deleted u
   }
 });
 
-dbTest("credentials-manager answers CORS preflight", async () => {
+suite.test("credentials-manager answers CORS preflight", async () => {
   const response = await handler(
     new Request(URL_, {
       method: "OPTIONS",
@@ -249,7 +255,7 @@ dbTest("credentials-manager answers CORS preflight", async () => {
   assertMatch(response.headers.get("access-control-allow-headers")!, /authorization/);
 });
 
-dbTest("credentials-manager refuses a body over 1 MB with 413", async () => {
+suite.test("credentials-manager refuses a body over 1 MB with 413", async () => {
   const alice = await newUser(db);
   const result = await call({
     action: "set",
@@ -260,7 +266,7 @@ dbTest("credentials-manager refuses a body over 1 MB with 413", async () => {
   assertEquals(result.json.error.code, "PAYLOAD_TOO_LARGE");
 });
 
-dbTest(
+suite.test(
   "credentials-manager test checks an unsaved key with the provider and stores nothing",
   async () => {
     const alice = await newUser(db);
@@ -291,7 +297,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "credentials-manager test refuses a badly formatted key with 400 and sends nothing",
   async () => {
     const alice = await newUser(db);
@@ -311,7 +317,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "credentials-manager set_active turns a key off without deleting it; nothing hands it out",
   async () => {
     const alice = await newUser(db);
@@ -346,7 +352,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "credentials-manager status shows when a key was added, its usage today and over 30 days, and the saved base URL",
   async () => {
     const alice = await newUser(db);
@@ -388,8 +394,3 @@ dbTest(
     assertEquals(list.json.services.gemini.usage.today.requests, 0);
   },
 );
-
-dbTest("credentials-manager closes its fake upstream and database", async () => {
-  await fake.close();
-  await db.close();
-});

@@ -32,8 +32,8 @@ Deno.test("the pooler URL wins over SUPABASE_DB_URL, and the pool size is config
 Deno.test({
   name: "runtimeFromEnv connects through DB_POOLER_URL with at most DB_POOL_MAX connections",
   ignore: !DATABASE_URL,
-  sanitizeOps: false,
-  sanitizeResources: false,
+  sanitizeOps: true,
+  sanitizeResources: true,
   async fn() {
     const env = {
       ...base,

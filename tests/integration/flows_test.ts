@@ -6,18 +6,28 @@ import { checkAndLogRun } from "../../supabase/functions/_shared/sharing/flowRun
 import { AppError } from "../../supabase/functions/_shared/core/errors.ts";
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
+import type { Runtime } from "../../supabase/functions/_shared/core/runtime.ts";
 import {
   captureLogs,
-  dbTest,
   jsonRequest,
   newUser,
   testRuntime,
   type TestUser,
 } from "../support/runtime.ts";
 
-const db = await openTestDatabase();
-const rt = testRuntime(db);
-const handler = createHandler(rt);
+let db: Database;
+let rt: Runtime;
+let handler: ReturnType<typeof createHandler>;
+const suite = integrationSuite("flows", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    rt = testRuntime(db);
+    handler = createHandler(rt);
+  },
+});
 
 async function call(body: unknown, user?: TestUser) {
   const response = await handler(jsonRequest("http://local/flows", body, user?.authorization));
@@ -38,7 +48,7 @@ async function publishedFlow(owner: TestUser, settings: Record<string, unknown> 
 const codeOf = (work: Promise<unknown>) =>
   work.then(() => "ok", (error) => (error as AppError).code);
 
-dbTest(
+suite.test(
   `flows publish reveals the share token once and stores only its hash (${DATABASE_KIND})`,
   async () => {
     const alice = await newUser(db);
@@ -57,7 +67,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "flows load_live returns the flow with use_owner_keys to anyone holding live id and token",
   async () => {
     const alice = await newUser(db);
@@ -79,7 +89,7 @@ dbTest(
   },
 );
 
-dbTest("flows rotate and revoke end the old token's access", async () => {
+suite.test("flows rotate and revoke end the old token's access", async () => {
   const alice = await newUser(db);
   const { flowId, liveId, token } = await publishedFlow(alice);
   const rotated = await call({ action: "rotate_token", flow_id: flowId }, alice);
@@ -110,7 +120,7 @@ dbTest("flows rotate and revoke end the old token's access", async () => {
   );
 });
 
-dbTest("flows keep Bob away from Alice's flows", async () => {
+suite.test("flows keep Bob away from Alice's flows", async () => {
   const alice = await newUser(db);
   const bob = await newUser(db);
   const { flowId } = await publishedFlow(alice);
@@ -128,7 +138,7 @@ dbTest("flows keep Bob away from Alice's flows", async () => {
   assertEquals((await call({ action: "list" }, alice)).json.flows[0].use_owner_keys, false);
 });
 
-dbTest("flows refuse unauthenticated owner actions and malformed bodies", async () => {
+suite.test("flows refuse unauthenticated owner actions and malformed bodies", async () => {
   assertEquals((await call({ action: "list" })).status, 401);
   const alice = await newUser(db);
   for (
@@ -144,7 +154,7 @@ dbTest("flows refuse unauthenticated owner actions and malformed bodies", async 
 });
 
 // The owner-funded flows' manual test cases 3 to 6 at the RPC level; 1 and 2 run through `execute`.
-dbTest(
+suite.test(
   "check_and_log_run refuses a collaborator when use_owner_keys is false (flow case 3)",
   async () => {
     const alice = await newUser(db);
@@ -162,7 +172,7 @@ dbTest(
   },
 );
 
-dbTest("check_and_log_run counts parallel nodes of one run once (flow case 4)", async () => {
+suite.test("check_and_log_run counts parallel nodes of one run once (flow case 4)", async () => {
   const alice = await newUser(db);
   const bob = await newUser(db);
   const { flowId, token } = await publishedFlow(alice, {
@@ -181,7 +191,7 @@ dbTest("check_and_log_run counts parallel nodes of one run once (flow case 4)", 
   assertEquals(flow.daily_execution_count, 1);
 });
 
-dbTest(
+suite.test(
   "check_and_log_run admits exactly per_minute_limit of 50 parallel distinct runs (flow case 5)",
   async () => {
     const alice = await newUser(db);
@@ -204,7 +214,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "check_and_log_run keeps the daily limit exact under concurrency (flow case 6)",
   async () => {
     const alice = await newUser(db);
@@ -228,7 +238,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "check_and_log_run enforces the default 10 per minute and 100 per day on a controlled clock",
   async () => {
     const alice = await newUser(db);
@@ -257,7 +267,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "check_and_log_run refuses an unknown token and the audit trail records uses and refusals",
   async () => {
     const alice = await newUser(db);
@@ -279,7 +289,7 @@ dbTest(
   },
 );
 
-dbTest("flows never log a share token", async () => {
+suite.test("flows never log a share token", async () => {
   const alice = await newUser(db);
   const { result, lines } = await captureLogs(async () => {
     const { token } = await publishedFlow(alice, { use_owner_keys: true });
@@ -287,8 +297,4 @@ dbTest("flows never log a share token", async () => {
     return token;
   });
   assert(lines.every((line) => !line.includes(result)));
-});
-
-dbTest("flows closes its database", async () => {
-  await db.close();
 });

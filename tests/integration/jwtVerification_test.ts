@@ -8,21 +8,33 @@ import { createHandler } from "../../supabase/functions/credentials-manager/hand
 import { loadConfig } from "../../supabase/functions/_shared/core/config.ts";
 import { createRuntime } from "../../supabase/functions/_shared/core/runtime.ts";
 import { assert, assertEquals } from "../support/assert.ts";
-import { startFakeAuth } from "../support/fakeAuth.ts";
+import { type FakeAuth, startFakeAuth } from "../support/fakeAuth.ts";
 import { createUser, DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import {
   captureLogs,
-  dbTest,
   ENCRYPTION_KEY,
   jsonRequest,
   JWT_SECRET,
   signToken,
 } from "../support/runtime.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
 
-const db = await openTestDatabase();
-const asymmetricProject = await startFakeAuth();
-const legacyProject = await startFakeAuth({ publishKeys: false });
-const jwk = asymmetricProject.jwk;
+let db: Database;
+let asymmetricProject: FakeAuth;
+let legacyProject: FakeAuth;
+let jwk: FakeAuth["jwk"];
+const suite = integrationSuite("jwtVerification", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    asymmetricProject = await startFakeAuth();
+    onTeardown(() => asymmetricProject.close());
+    legacyProject = await startFakeAuth({ publishKeys: false });
+    onTeardown(() => legacyProject.close());
+    jwk = asymmetricProject.jwk;
+  },
+});
 
 /** A handler whose runtime is built once from `env`, on first use, as runtimeFromEnv does. */
 function handlerFor(env: Record<string, string>) {
@@ -64,7 +76,7 @@ async function assertUserOnly(
   assertEquals(await status(handler, await sign({})), refused);
 }
 
-dbTest(
+suite.test(
   `a project on asymmetric keys: ES256 through SUPABASE_URL's JWKS (${DATABASE_KIND})`,
   async () => {
     const handler = handlerFor({ SUPABASE_URL: asymmetricProject.url });
@@ -76,7 +88,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "a project on asymmetric keys: ES256 through the SUPABASE_JWKS the platform injects",
   async () => {
     for (const injected of [JSON.stringify({ keys: [jwk] }), JSON.stringify([jwk])]) {
@@ -85,14 +97,14 @@ dbTest(
   },
 );
 
-dbTest("a legacy HS256 project: JWT_SECRET verifies its tokens beside an empty JWKS", async () => {
+suite.test("a legacy HS256 project: JWT_SECRET verifies its tokens beside an empty JWKS", async () => {
   const handler = handlerFor({ SUPABASE_URL: legacyProject.url, JWT_SECRET });
   await assertUserOnly(handler, (claims) => signToken(claims));
   const otherSecret = await signToken({ sub: crypto.randomUUID() }, { secret: "not-the-secret" });
   assertEquals((await status(handler, otherSecret)).status, 401);
 });
 
-dbTest(
+suite.test(
   "a legacy HS256 project without JWT_SECRET: 401, and one log line says what to set",
   async () => {
     const handler = handlerFor({ SUPABASE_URL: legacyProject.url });
@@ -112,7 +124,7 @@ dbTest(
   },
 );
 
-dbTest("no JWT_SECRET and no JWKS at all: CONFIG_ERROR naming JWT_SECRET", async () => {
+suite.test("no JWT_SECRET and no JWKS at all: CONFIG_ERROR naming JWT_SECRET", async () => {
   const handler = handlerFor({});
   const { result, lines } = await captureLogs(() => status(handler, "x.y.z"));
   assertEquals(result, { status: 500, code: "CONFIG_ERROR" });
@@ -120,10 +132,4 @@ dbTest("no JWT_SECRET and no JWKS at all: CONFIG_ERROR naming JWT_SECRET", async
     lines.some((line) => line.includes("JWT_SECRET is not set, and there is no JWKS")),
     lines.join("\n"),
   );
-});
-
-dbTest("jwtVerification closes its servers and database", async () => {
-  await asymmetricProject.close();
-  await legacyProject.close();
-  await db.close();
 });

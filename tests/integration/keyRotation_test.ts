@@ -1,34 +1,45 @@
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
-import { DATABASE_KIND } from "../support/database.ts";
-import { dbTest, testRuntime } from "../support/runtime.ts";
+import { DATABASE_KIND, DATABASE_URL } from "../support/database.ts";
+import { testRuntime } from "../support/runtime.ts";
 import { storeCredential } from "../../supabase/functions/_shared/vault/keyWriter.ts";
 import type { Database } from "../../supabase/functions/_shared/core/db.ts";
 import { rotateEncryptionKey, RotationError, verifyRotation } from "../../scripts/rotateKey.ts";
-import { openIsolatedDatabase } from "../security/isolatedDatabase.ts";
-
-const isolated = await openIsolatedDatabase();
-const db = isolated.db;
+import { type IsolatedDatabase, openIsolatedDatabase } from "../security/isolatedDatabase.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Runtime } from "../../supabase/functions/_shared/core/runtime.ts";
 
 const KEY_V1 = `rotation-old-${crypto.randomUUID()}`;
 const KEY_V2 = `rotation-new-${crypto.randomUUID()}`;
 const KEY_V3 = `rotation-next-${crypto.randomUUID()}`;
 
-const oldRuntime = testRuntime(db, { env: { CREDENTIALS_ENCRYPTION_KEY: KEY_V1 } });
+let isolated: IsolatedDatabase;
+let db: Database;
+let oldRuntime: Runtime;
 /** What a deployment runs during the rotation: the new key, its version, and the old key. */
-const rotatingRuntime = testRuntime(db, {
-  env: {
-    CREDENTIALS_ENCRYPTION_KEY: KEY_V2,
-    CREDENTIALS_ENCRYPTION_KEY_VERSION: "2",
-    CREDENTIALS_ENCRYPTION_KEY_PREVIOUS: KEY_V1,
-    CREDENTIALS_CACHE_TTL_MS: "1",
-  },
-});
+let rotatingRuntime: Runtime;
 /** After the rotation: the previous key removed. */
-const rotatedRuntime = testRuntime(db, {
-  env: {
-    CREDENTIALS_ENCRYPTION_KEY: KEY_V2,
-    CREDENTIALS_ENCRYPTION_KEY_VERSION: "2",
-    CREDENTIALS_CACHE_TTL_MS: "1",
+let rotatedRuntime: Runtime;
+const suite = integrationSuite("keyRotation", {
+  async setup(onTeardown) {
+    isolated = await openIsolatedDatabase();
+    onTeardown(() => isolated.close());
+    db = isolated.db;
+    oldRuntime = testRuntime(db, { env: { CREDENTIALS_ENCRYPTION_KEY: KEY_V1 } });
+    rotatingRuntime = testRuntime(db, {
+      env: {
+        CREDENTIALS_ENCRYPTION_KEY: KEY_V2,
+        CREDENTIALS_ENCRYPTION_KEY_VERSION: "2",
+        CREDENTIALS_ENCRYPTION_KEY_PREVIOUS: KEY_V1,
+        CREDENTIALS_CACHE_TTL_MS: "1",
+      },
+    });
+    rotatedRuntime = testRuntime(db, {
+      env: {
+        CREDENTIALS_ENCRYPTION_KEY: KEY_V2,
+        CREDENTIALS_ENCRYPTION_KEY_VERSION: "2",
+        CREDENTIALS_CACHE_TTL_MS: "1",
+      },
+    });
   },
 });
 
@@ -74,7 +85,7 @@ async function snapshot(database: Database): Promise<string> {
   return JSON.stringify(rows);
 }
 
-dbTest(
+suite.test(
   "rotateEncryptionKey refuses equal, missing or short keys before touching rows",
   async () => {
     await seedUsers(2);
@@ -101,7 +112,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   `key rotation keeps every credential readable while it runs, resumes, and verifies (${DATABASE_KIND})`,
   async () => {
     await seedUsers(USERS - 2);
@@ -194,7 +205,7 @@ dbTest(
   },
 );
 
-dbTest("key rotation with the wrong previous key fails, says so, and changes no row", async () => {
+suite.test("key rotation with the wrong previous key fails, says so, and changes no row", async () => {
   const before = await snapshot(db);
   const wrongPrevious = `not-the-old-key-${crypto.randomUUID()}`;
   let error: unknown = null;
@@ -226,13 +237,9 @@ dbTest("key rotation with the wrong previous key fails, says so, and changes no 
   assertEquals(userRows.stale, userRows.rows);
 });
 
-Deno.test({
-  name: "npm run rotate-key exits non-zero on a refusal and 0 after a verified rotation",
-  // The CLI needs a Postgres URL; PGlite is in-process, so on PGlite this shows as ignored.
-  ignore: !isolated.url,
-  sanitizeOps: false,
-  sanitizeResources: false,
-  async fn() {
+suite.test(
+  "npm run rotate-key exits non-zero on a refusal and 0 after a verified rotation",
+  async () => {
     const run = async (env: Record<string, string>) => {
       const output = await new Deno.Command(Deno.execPath(), {
         args: [
@@ -272,8 +279,6 @@ Deno.test({
     });
     assertEquals(await mismatches(afterRuntime), 0);
   },
-});
-
-dbTest("key rotation test closes its database", async () => {
-  await isolated.close();
-});
+  // The CLI needs a Postgres URL; PGlite is in-process, so on PGlite this shows as ignored.
+  { ignore: !DATABASE_URL },
+);

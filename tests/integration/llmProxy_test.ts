@@ -4,33 +4,48 @@ import type { Service } from "../../supabase/functions/_shared/contract/provider
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { sseChat, startFakeUpstream, statusRoute } from "../support/fakeUpstream.ts";
-import { dbTest } from "../support/runtime.ts";
 import { signInDevUser } from "../support/devAuth.ts";
 import { expectApiError } from "../support/apiError.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
+import type { LocalStack } from "../../local/stack.ts";
+import type { FakeUpstream } from "../support/fakeUpstream.ts";
 
-const db = await openTestDatabase();
-const fake = startFakeUpstream();
+let db: Database;
+let fake: FakeUpstream;
 /** Each provider's base URL points at its own prefix on the fake, as on-premise gateways would. */
-const BASES: Record<Exclude<Service, "custom" | "manus">, string> = {
-  openai: `${fake.url}/openai/v1`,
-  gemini: `${fake.url}/gemini/v1beta/openai`,
-  anthropic: `${fake.url}/anthropic/v1`,
-  perplexity: `${fake.url}/perplexity`,
-  openrouter: `${fake.url}/openrouter/api/v1`,
-};
-const CUSTOM_BASE = `${fake.url}/custom/v1`;
-const stack = await startLocalStack({
-  dataDir: await Deno.makeTempDir(),
-  port: 0,
-  db,
-  env: {
-    OPENAI_BASE_URL: BASES.openai,
-    GEMINI_BASE_URL: BASES.gemini,
-    ANTHROPIC_BASE_URL: BASES.anthropic,
-    PERPLEXITY_BASE_URL: BASES.perplexity,
-    OPENROUTER_BASE_URL: BASES.openrouter,
-    OPENAI_API_KEY: "sk-global-must-never-be-used",
-    ANTHROPIC_API_KEY: "sk-ant-global-must-never-be-used",
+let BASES: Record<Exclude<Service, "custom" | "manus">, string>;
+let CUSTOM_BASE: string;
+let stack: LocalStack;
+const suite = integrationSuite("llm-proxy", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    fake = startFakeUpstream();
+    onTeardown(() => fake.close());
+    BASES = {
+      openai: `${fake.url}/openai/v1`,
+      gemini: `${fake.url}/gemini/v1beta/openai`,
+      anthropic: `${fake.url}/anthropic/v1`,
+      perplexity: `${fake.url}/perplexity`,
+      openrouter: `${fake.url}/openrouter/api/v1`,
+    };
+    CUSTOM_BASE = `${fake.url}/custom/v1`;
+    stack = await startLocalStack({
+      dataDir: await Deno.makeTempDir(),
+      port: 0,
+      db,
+      env: {
+        OPENAI_BASE_URL: BASES.openai,
+        GEMINI_BASE_URL: BASES.gemini,
+        ANTHROPIC_BASE_URL: BASES.anthropic,
+        PERPLEXITY_BASE_URL: BASES.perplexity,
+        OPENROUTER_BASE_URL: BASES.openrouter,
+        OPENAI_API_KEY: "sk-global-must-never-be-used",
+        ANTHROPIC_API_KEY: "sk-ant-global-must-never-be-used",
+      },
+    });
+    onTeardown(() => stack.close());
   },
 });
 
@@ -70,7 +85,7 @@ const clientFor = (token: string, provider: string) =>
 const chat = (openai: OpenAI) =>
   openai.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
 
-dbTest(
+suite.test(
   `llm-proxy sends each provider's key in its own header to its own base URL (${DATABASE_KIND})`,
   async () => {
     const token = await signIn();
@@ -98,7 +113,7 @@ dbTest(
   },
 );
 
-dbTest("llm-proxy sends the custom endpoint's requests to the user's own base URL", async () => {
+suite.test("llm-proxy sends the custom endpoint's requests to the user's own base URL", async () => {
   const token = await signIn();
   const key = `ck-${crypto.randomUUID()}`;
   await store(token, "custom", key);
@@ -114,7 +129,7 @@ dbTest("llm-proxy sends the custom endpoint's requests to the user's own base UR
   assertEquals(fake.keyOf(seen), key);
 });
 
-dbTest("llm-proxy gives each provider its own NOT_CONFIGURED code", async () => {
+suite.test("llm-proxy gives each provider its own NOT_CONFIGURED code", async () => {
   const token = await signIn();
   const before = fake.requests.length;
   for (
@@ -133,7 +148,7 @@ dbTest("llm-proxy gives each provider its own NOT_CONFIGURED code", async () => 
   assertEquals(fake.requests.length, before);
 });
 
-dbTest("llm-proxy maps upstream failures to the provider's own codes", async () => {
+suite.test("llm-proxy maps upstream failures to the provider's own codes", async () => {
   const token = await signIn();
   const key = `AIza${crypto.randomUUID()}`;
   await store(token, "gemini", key);
@@ -159,7 +174,7 @@ dbTest("llm-proxy maps upstream failures to the provider's own codes", async () 
   }
 });
 
-dbTest("llm-proxy refuses unknown providers, Manus and paths outside its route list", async () => {
+suite.test("llm-proxy refuses unknown providers, Manus and paths outside its route list", async () => {
   const token = await signIn();
   const before = fake.requests.length;
   for (
@@ -187,10 +202,4 @@ dbTest("llm-proxy refuses unknown providers, Manus and paths outside its route l
   });
   assertEquals(wrongMethod.status, 405);
   await wrongMethod.body?.cancel();
-});
-
-dbTest("llm-proxy test teardown closes the stack, the fake and the database", async () => {
-  await stack.close();
-  await fake.close();
-  await db.close();
 });

@@ -17,27 +17,41 @@ import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import {
   ANTHROPIC_USAGE,
   EMBEDDING,
+  type FakeNativeProviders,
   GEMINI_USAGE,
   startFakeNativeProviders,
 } from "../support/fakeNativeProviders.ts";
 import type { RecordedRequest } from "../support/fakeUpstream.ts";
-import { dbTest } from "../support/runtime.ts";
 import { signInDevUser } from "../support/devAuth.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
+import type { LocalStack } from "../../local/stack.ts";
 
-const db = await openTestDatabase();
-const fake = startFakeNativeProviders();
-const stack = await startLocalStack({
-  dataDir: await Deno.makeTempDir(),
-  port: 0,
-  db,
-  env: {
-    ANTHROPIC_BASE_URL: fake.anthropicBaseUrl,
-    GEMINI_BASE_URL: fake.geminiBaseUrl,
-    ANTHROPIC_API_KEY: "sk-ant-global-must-never-be-used",
-    GEMINI_API_KEY: "AIza-global-must-never-be-used",
+let db: Database;
+let fake: FakeNativeProviders;
+let stack: LocalStack;
+let proxy: string;
+const suite = integrationSuite("nativeSdks", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    fake = startFakeNativeProviders();
+    onTeardown(() => fake.close());
+    stack = await startLocalStack({
+      dataDir: await Deno.makeTempDir(),
+      port: 0,
+      db,
+      env: {
+        ANTHROPIC_BASE_URL: fake.anthropicBaseUrl,
+        GEMINI_BASE_URL: fake.geminiBaseUrl,
+        ANTHROPIC_API_KEY: "sk-ant-global-must-never-be-used",
+        GEMINI_API_KEY: "AIza-global-must-never-be-used",
+      },
+    });
+    onTeardown(() => stack.close());
+    proxy = `${stack.functionsUrl}/llm-proxy`;
   },
 });
-const proxy = `${stack.functionsUrl}/llm-proxy`;
 
 interface NativeUser {
   id: string;
@@ -91,7 +105,7 @@ async function usageRows(userId: string) {
   ];
 }
 
-dbTest(
+suite.test(
   `@anthropic-ai/sdk creates and streams messages through llm-proxy/anthropic (${DATABASE_KIND})`,
   async () => {
     const user = await userWithKey("anthropic");
@@ -156,7 +170,7 @@ dbTest(
   },
 );
 
-dbTest("llm-proxy/anthropic passes the client's anthropic-version and anthropic-beta", async () => {
+suite.test("llm-proxy/anthropic passes the client's anthropic-version and anthropic-beta", async () => {
   const user = await userWithKey("anthropic");
   const from = fake.requests.length;
   const client = new Anthropic({
@@ -184,7 +198,7 @@ dbTest("llm-proxy/anthropic passes the client's anthropic-version and anthropic-
   assertEquals(fake.requests.at(-1)!.headers["anthropic-version"], "2023-06-01");
 });
 
-dbTest("@ai-sdk/anthropic generates and streams text through llm-proxy/anthropic", async () => {
+suite.test("@ai-sdk/anthropic generates and streams text through llm-proxy/anthropic", async () => {
   const user = await userWithKey("anthropic");
   const from = fake.requests.length;
   for (
@@ -207,7 +221,7 @@ dbTest("@ai-sdk/anthropic generates and streams text through llm-proxy/anthropic
 });
 
 for (const apiVersion of ["v1", "v1beta"]) {
-  dbTest(
+  suite.test(
     `@google/genai (${apiVersion}) generates, streams, counts, embeds and lists models through llm-proxy/gemini`,
     async () => {
       const user = await userWithKey("gemini");
@@ -266,7 +280,7 @@ for (const apiVersion of ["v1", "v1beta"]) {
   );
 }
 
-dbTest("@ai-sdk/google generates, streams and embeds through llm-proxy/gemini", async () => {
+suite.test("@ai-sdk/google generates, streams and embeds through llm-proxy/gemini", async () => {
   const user = await userWithKey("gemini");
   const from = fake.requests.length;
   const google = createGoogleGenerativeAI({
@@ -293,7 +307,7 @@ dbTest("@ai-sdk/google generates, streams and embeds through llm-proxy/gemini", 
   assertOnlyOwnKey(user, from, "x-goog-api-key");
 });
 
-dbTest(
+suite.test(
   "llm-proxy/gemini takes the access token from the key parameter and never forwards it",
   async () => {
     const user = await userWithKey("gemini");
@@ -315,7 +329,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "llm-proxy/gemini maps a bad stored key to GEMINI_INVALID_KEY on the native API",
   async () => {
     const user = await userWithKey("gemini");
@@ -331,7 +345,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "native routes use a chosen team shared key with the same x-key-source and limits",
   async () => {
     const owner = await signInDevUser(stack.url);
@@ -389,9 +403,3 @@ dbTest(
     assert(!JSON.stringify(seen).includes(member.token));
   },
 );
-
-dbTest("nativeSdks test teardown closes the stack, the fake and the database", async () => {
-  await stack.close();
-  await fake.close();
-  await db.close();
-});

@@ -7,25 +7,41 @@ import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import {
   chatChunkEvent,
   FAKE_USAGE,
+  type FakeUpstream,
   sseChat,
   stallRoute,
   startFakeUpstream,
   statusRoute,
   type StreamRecord,
 } from "../support/fakeUpstream.ts";
-import { captureLogs, dbTest } from "../support/runtime.ts";
+import { captureLogs } from "../support/runtime.ts";
 import { signInDevUser } from "../support/devAuth.ts";
 import { expectApiError } from "../support/apiError.ts";
 import { collectGarbage } from "../support/gc.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
+import type { LocalStack } from "../../local/stack.ts";
 
 const GLOBAL_KEY = "sk-global-must-never-be-used";
-const db = await openTestDatabase();
-const fake = startFakeUpstream();
-const dataDir = await Deno.makeTempDir();
+let db: Database;
+let fake: FakeUpstream;
+let dataDir: string;
 const startStack = (env: Record<string, string>) =>
   startLocalStack({ dataDir, port: 0, db, env: { OPENAI_API_KEY: GLOBAL_KEY, ...env } });
-const stack = await startStack({ OPENAI_BASE_URL: fake.baseUrl });
-const proxyUrl = `${stack.functionsUrl}/openai-proxy/v1`;
+let stack: LocalStack;
+let proxyUrl: string;
+const suite = integrationSuite("openai-proxy", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    fake = startFakeUpstream();
+    onTeardown(() => fake.close());
+    dataDir = await Deno.makeTempDir();
+    stack = await startStack({ OPENAI_BASE_URL: fake.baseUrl });
+    onTeardown(() => stack.close());
+    proxyUrl = `${stack.functionsUrl}/openai-proxy/v1`;
+  },
+});
 
 interface ProxyUser {
   id: string;
@@ -77,7 +93,7 @@ function postStream(user: ProxyUser, signal?: AbortSignal): Promise<Response> {
 const sseEvents = (text: string) =>
   text.split("\n\n").filter((e) => e.startsWith("data: ")).map((e) => e.slice(6));
 
-dbTest(
+suite.test(
   `openai-proxy serves the SDK's non-streaming call with the user's own key (${DATABASE_KIND})`,
   async () => {
     const user = await newProxyUser();
@@ -101,7 +117,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "openai-proxy passes on the provider's request id and rate limits, no other header",
   async () => {
     const user = await newProxyUser();
@@ -146,7 +162,7 @@ dbTest(
   },
 );
 
-dbTest("openai-proxy streams the SDK's streaming call exactly as the fake sent it", async () => {
+suite.test("openai-proxy streams the SDK's streaming call exactly as the fake sent it", async () => {
   const user = await newProxyUser();
   const chunks = ["Hel", "lo", " wor", "ld"];
   fake.route("POST /v1/chat/completions", sseChat({ chunks, usage: FAKE_USAGE }));
@@ -178,7 +194,7 @@ dbTest("openai-proxy streams the SDK's streaming call exactly as the fake sent i
   }
 });
 
-dbTest(
+suite.test(
   "openai-proxy covers models, model by id, embeddings, completions, responses and moderations",
   async () => {
     const user = await newProxyUser();
@@ -237,7 +253,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "openai-proxy gives a user with no key OPENAI_NOT_CONFIGURED, never the global key",
   async () => {
     const user = await newProxyUser(false);
@@ -254,7 +270,7 @@ dbTest(
   },
 );
 
-dbTest("openai-proxy refuses a request without a valid user token", async () => {
+suite.test("openai-proxy refuses a request without a valid user token", async () => {
   const error = await expectApiError(
     new OpenAI({ baseURL: proxyUrl, apiKey: "not-a-jwt", maxRetries: 0 }).models.list(),
   );
@@ -262,7 +278,7 @@ dbTest("openai-proxy refuses a request without a valid user token", async () => 
   assertEquals(error.code, "UNAUTHORIZED");
 });
 
-dbTest("openai-proxy maps upstream 401, 429 and 500 to the envelope the SDK parses", async () => {
+suite.test("openai-proxy maps upstream 401, 429 and 500 to the envelope the SDK parses", async () => {
   const user = await newProxyUser();
   const cases: [number, Record<string, string>, number, string, boolean][] = [
     [401, {}, 401, "OPENAI_INVALID_KEY", false],
@@ -300,7 +316,7 @@ dbTest("openai-proxy maps upstream 401, 429 and 500 to the envelope the SDK pars
   }
 });
 
-dbTest(
+suite.test(
   "openai-proxy maps an unreachable upstream to OPENAI_UNREACHABLE 502 and logs it",
   async () => {
     const dead = startFakeUpstream();
@@ -330,7 +346,7 @@ dbTest(
   },
 );
 
-dbTest("openai-proxy passes chunk i to the client before the fake sends chunk i+1", async () => {
+suite.test("openai-proxy passes chunk i to the client before the fake sends chunk i+1", async () => {
   const user = await newProxyUser();
   const received: number[] = [];
   let heldBack = 0;
@@ -376,7 +392,7 @@ dbTest("openai-proxy passes chunk i to the client before the fake sends chunk i+
   }
 });
 
-dbTest(
+suite.test(
   "openai-proxy closes the upstream connection within 100 ms of the client aborting, counting the request once",
   async () => {
     const user = await newProxyUser();
@@ -417,7 +433,7 @@ dbTest(
   },
 );
 
-dbTest("openai-proxy ends a stream reset mid-way with an error event, then closes", async () => {
+suite.test("openai-proxy ends a stream reset mid-way with an error event, then closes", async () => {
   const user = await newProxyUser();
   fake.route("POST /v1/chat/completions", sseChat({ chunks: ["a", "b", "c", "d"], resetAfter: 2 }));
   try {
@@ -434,7 +450,7 @@ dbTest("openai-proxy ends a stream reset mid-way with an error event, then close
   }
 });
 
-dbTest("openai-proxy times out a stalled upstream with OPENAI_TIMEOUT", async () => {
+suite.test("openai-proxy times out a stalled upstream with OPENAI_TIMEOUT", async () => {
   const user = await newProxyUser();
   const closed: number[] = [];
   const impatient = await startStack({ OPENAI_BASE_URL: fake.baseUrl, UPSTREAM_TIMEOUT_MS: "500" });
@@ -467,7 +483,7 @@ dbTest("openai-proxy times out a stalled upstream with OPENAI_TIMEOUT", async ()
   }
 });
 
-dbTest(
+suite.test(
   "openai-proxy times out a small answer whose body stalls before its declared end",
   async () => {
     const user = await newProxyUser();
@@ -500,7 +516,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "openai-proxy closes the upstream of a small answer whose body stalls, even after a garbage collection",
   async () => {
     // The whole-body read used to leave the stalled body to the signal given to fetch, which
@@ -545,7 +561,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "openai-proxy ends a stalled stream on time even after a garbage collection mid-stream",
   async () => {
     // Deno's fetch follows the signal it was given through a weak reference: once a collection
@@ -588,7 +604,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "openai-proxy sends 100 users' 20 concurrent requests each with their own keys",
   async () => {
     const users = await Promise.all(Array.from({ length: 100 }, () => newProxyUser()));
@@ -627,7 +643,7 @@ dbTest(
   },
 );
 
-dbTest("openai-proxy records usage per user per day after a flush", async () => {
+suite.test("openai-proxy records usage per user per day after a flush", async () => {
   const user = await newProxyUser();
   const openai = client(user);
   await openai.chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }] });
@@ -681,7 +697,7 @@ function longBody(size: number, usage: string): Uint8Array[] {
 const sha256 = async (bytes: Uint8Array<ArrayBuffer>) =>
   new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)).toString();
 
-dbTest(
+suite.test(
   "openai-proxy relays a long body byte for byte, streamed or not, and still reads its usage",
   async () => {
     // The relay releases each chunk's memory once the next is asked for (proxyStream.ts): what
@@ -717,7 +733,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "openai-proxy never uses a key its owner turned off, and says it is off (OPENAI_NOT_CONFIGURED)",
   async () => {
     const user = await newProxyUser();
@@ -750,9 +766,3 @@ dbTest(
     assertEquals(fake.keyOf(fake.requests.at(-1)!), user.key);
   },
 );
-
-dbTest("openai-proxy test teardown closes the stack, the fake and the database", async () => {
-  await stack.close();
-  await fake.close();
-  await db.close();
-});

@@ -13,9 +13,11 @@ import { MAX_UPLOAD_BYTES } from "../../supabase/functions/_shared/upstream/prox
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import type { RecordedRequest } from "../support/fakeUpstream.ts";
-import { dbTest } from "../support/runtime.ts";
 import { signInDevUser } from "../support/devAuth.ts";
 import { expectApiError } from "../support/apiError.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
+import type { LocalStack } from "../../local/stack.ts";
 
 /** Random bytes that are not valid UTF-8 text, so any re-encoding on the way shows. */
 function binary(size: number): Uint8Array<ArrayBuffer> {
@@ -83,15 +85,25 @@ function startSurfaceFake() {
   };
 }
 
-const fake = startSurfaceFake();
-const db = await openTestDatabase();
-const stack = await startLocalStack({
-  dataDir: await Deno.makeTempDir(),
-  port: 0,
-  db,
-  env: {
-    OPENAI_BASE_URL: `${fake.url}/openai/v1`,
-    OPENROUTER_BASE_URL: `${fake.url}/openrouter/v1`,
+let fake: ReturnType<typeof startSurfaceFake>;
+let db: Database;
+let stack: LocalStack;
+const suite = integrationSuite("openaiSurface", {
+  async setup(onTeardown) {
+    fake = startSurfaceFake();
+    onTeardown(() => fake.close());
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    stack = await startLocalStack({
+      dataDir: await Deno.makeTempDir(),
+      port: 0,
+      db,
+      env: {
+        OPENAI_BASE_URL: `${fake.url}/openai/v1`,
+        OPENROUTER_BASE_URL: `${fake.url}/openrouter/v1`,
+      },
+    });
+    onTeardown(() => stack.close());
   },
 });
 
@@ -136,7 +148,7 @@ function assertOwnKey(from: number, key: string, token: string) {
 }
 
 for (const route of ROUTES) {
-  dbTest(
+  suite.test(
     `${route.name} serves audio, images, files, stored responses, conversations, batches and vector stores (${DATABASE_KIND})`,
     async () => {
       const user = await newUser();
@@ -254,7 +266,7 @@ for (const route of ROUTES) {
   );
 }
 
-dbTest(
+suite.test(
   "openai-proxy refuses an upload past the upload bound before anything goes upstream",
   async () => {
     const user = await newUser();
@@ -302,7 +314,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "the proxy forwards OpenAI's and OpenRouter's client headers and exposes the provider's",
   async () => {
     const user = await newUser();
@@ -404,7 +416,7 @@ function brokenResponsesStream(): Response {
   return new Response(body, { headers: { "content-type": "text/event-stream" } });
 }
 
-dbTest(
+suite.test(
   "a Responses stream that breaks ends with a Responses error event the SDKs read",
   async () => {
     const user = await newUser();
@@ -480,9 +492,3 @@ function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
   }
   return -1;
 }
-
-dbTest("openaiSurface test teardown closes the stack, the fake and the database", async () => {
-  await stack.close();
-  await fake.close();
-  await db.close();
-});

@@ -14,10 +14,19 @@ import { startLocalStack } from "../../local/stack.ts";
 import type { Service } from "../../supabase/functions/_shared/contract/providers.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
-import { startFakeNativeProviders } from "../support/fakeNativeProviders.ts";
-import { type RecordedRequest, startFakeUpstream } from "../support/fakeUpstream.ts";
-import { dbTest } from "../support/runtime.ts";
+import {
+  type FakeNativeProviders,
+  startFakeNativeProviders,
+} from "../support/fakeNativeProviders.ts";
+import {
+  type FakeUpstream,
+  type RecordedRequest,
+  startFakeUpstream,
+} from "../support/fakeUpstream.ts";
 import { signInDevUser } from "../support/devAuth.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
+import type { LocalStack } from "../../local/stack.ts";
 
 const docs = await Deno.readTextFile(new URL("../../docs/proxy.md", import.meta.url));
 const table = docs.slice(
@@ -28,19 +37,31 @@ const table = docs.slice(
 const ROWS = table.split("\n").filter((line) => line.startsWith("| ") && !line.startsWith("| ---"))
   .slice(1).map((line) => line.split("|").slice(1, -1).map((cell) => cell.trim()));
 
-const openaiFake = startFakeUpstream();
-const native = startFakeNativeProviders();
-const db = await openTestDatabase();
-const stack = await startLocalStack({
-  dataDir: await Deno.makeTempDir(),
-  port: 0,
-  db,
-  env: {
-    OPENAI_BASE_URL: `${openaiFake.url}/openai/v1`,
-    PERPLEXITY_BASE_URL: `${openaiFake.url}/perplexity`,
-    OPENROUTER_BASE_URL: `${openaiFake.url}/openrouter/api/v1`,
-    ANTHROPIC_BASE_URL: native.anthropicBaseUrl,
-    GEMINI_BASE_URL: native.geminiBaseUrl,
+let openaiFake: FakeUpstream;
+let native: FakeNativeProviders;
+let db: Database;
+let stack: LocalStack;
+const suite = integrationSuite("proxyClients", {
+  async setup(onTeardown) {
+    openaiFake = startFakeUpstream();
+    onTeardown(() => openaiFake.close());
+    native = startFakeNativeProviders();
+    onTeardown(() => native.close());
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    stack = await startLocalStack({
+      dataDir: await Deno.makeTempDir(),
+      port: 0,
+      db,
+      env: {
+        OPENAI_BASE_URL: `${openaiFake.url}/openai/v1`,
+        PERPLEXITY_BASE_URL: `${openaiFake.url}/perplexity`,
+        OPENROUTER_BASE_URL: `${openaiFake.url}/openrouter/api/v1`,
+        ANTHROPIC_BASE_URL: native.anthropicBaseUrl,
+        GEMINI_BASE_URL: native.geminiBaseUrl,
+      },
+    });
+    onTeardown(() => stack.close());
   },
 });
 
@@ -202,7 +223,7 @@ async function check(
   assert(!JSON.stringify(seen).includes(user.token), `${label}: the token went upstream`);
 }
 
-dbTest(`docs/proxy.md's client table has a runner for each row (${DATABASE_KIND})`, () => {
+suite.test(`docs/proxy.md's client table has a runner for each row (${DATABASE_KIND})`, () => {
   assert(ROWS.length >= 10, `only ${ROWS.length} rows`);
   for (const [client] of ROWS) {
     assert(client === "`openai` (any provider)" || client in RUNNERS, `no runner for ${client}`);
@@ -211,7 +232,7 @@ dbTest(`docs/proxy.md's client table has a runner for each row (${DATABASE_KIND}
 });
 
 for (const [client, baseCell, field] of ROWS) {
-  dbTest(`docs/proxy.md: ${client} at ${baseCell} with the token in ${field}`, async () => {
+  suite.test(`docs/proxy.md: ${client} at ${baseCell} with the token in ${field}`, async () => {
     const user = await newUser();
     const base = baseCell.match(/`([^`]+)`/)![1].replace("<functions>", stack.functionsUrl);
     if (client === "`openai` (any provider)") {
@@ -232,10 +253,3 @@ for (const [client, baseCell, field] of ROWS) {
     await check(user, client, runner.service, runner.header, runner.run, base);
   });
 }
-
-dbTest("proxyClients test teardown closes the stack, the fakes and the database", async () => {
-  await stack.close();
-  await openaiFake.close();
-  await native.close();
-  await db.close();
-});

@@ -2,23 +2,35 @@
  * Direct SQL as the `authenticated` role, the way PostgREST would run a signed-in user's query:
  * RLS and column grants, not application code, must keep users apart.
  */
-import { asUser } from "../../supabase/functions/_shared/core/db.ts";
+import { asUser, type Database } from "../../supabase/functions/_shared/core/db.ts";
 import { storeCredential } from "../../supabase/functions/_shared/vault/keyWriter.ts";
 import { assert, assertEquals, rejects } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
-import { dbTest, newUser, testConfig } from "../support/runtime.ts";
+import { newUser, testConfig, type TestUser } from "../support/runtime.ts";
+import { integrationSuite } from "../support/suite.ts";
 
-const db = await openTestDatabase();
+type DbUser = { id: string; claims: { sub: string; role: string } };
+let db: Database;
+let alice: TestUser;
+let bob: TestUser;
+let aliceDb: DbUser;
+let bobDb: DbUser;
 const config = testConfig();
-const alice = await newUser(db);
-const bob = await newUser(db);
-const aliceDb = { id: alice.id, claims: { sub: alice.id, role: "authenticated" } };
-const bobDb = { id: bob.id, claims: { sub: bob.id, role: "authenticated" } };
-await storeCredential(db, aliceDb, config, "openai", "api_key", "sk-alice-rls-0000001");
+const suite = integrationSuite("rowLevelSecurity", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    alice = await newUser(db);
+    bob = await newUser(db);
+    aliceDb = { id: alice.id, claims: { sub: alice.id, role: "authenticated" } };
+    bobDb = { id: bob.id, claims: { sub: bob.id, role: "authenticated" } };
+    await storeCredential(db, aliceDb, config, "openai", "api_key", "sk-alice-rls-0000001");
+  },
+});
 
 const permissionDenied = (error: unknown) => /permission denied/i.test((error as Error).message);
 
-dbTest(`user_credentials hides Alice's row from Bob's SQL (${DATABASE_KIND})`, async () => {
+suite.test(`user_credentials hides Alice's row from Bob's SQL (${DATABASE_KIND})`, async () => {
   const rows = await asUser(
     db,
     bobDb,
@@ -27,7 +39,7 @@ dbTest(`user_credentials hides Alice's row from Bob's SQL (${DATABASE_KIND})`, a
   assertEquals(rows.length, 0);
 });
 
-dbTest("user_credentials lets Bob neither update nor delete Alice's row", async () => {
+suite.test("user_credentials lets Bob neither update nor delete Alice's row", async () => {
   // No client role updates credential rows at all; writes go through the server.
   await rejects(
     asUser(db, bobDb, (tx) =>
@@ -53,7 +65,7 @@ dbTest("user_credentials lets Bob neither update nor delete Alice's row", async 
   assertEquals(row.last_four, "0001");
 });
 
-dbTest("user_credentials refuses a row Bob inserts in Alice's name", async () => {
+suite.test("user_credentials refuses a row Bob inserts in Alice's name", async () => {
   await rejects(
     asUser(db, bobDb, (tx) =>
       tx.query(
@@ -65,7 +77,7 @@ dbTest("user_credentials refuses a row Bob inserts in Alice's name", async () =>
   );
 });
 
-dbTest(
+suite.test(
   "user_credentials never lets authenticated select the ciphertext, even of its own row",
   async () => {
     await rejects(
@@ -88,7 +100,7 @@ dbTest(
   },
 );
 
-dbTest("user_credentials keeps anon out entirely", async () => {
+suite.test("user_credentials keeps anon out entirely", async () => {
   await rejects(
     db.transaction(async (tx) => {
       await tx.query("select set_config('role', 'anon', true)", [] as string[]);
@@ -98,7 +110,7 @@ dbTest("user_credentials keeps anon out entirely", async () => {
   );
 });
 
-dbTest("credentials_for cannot be called by authenticated", async () => {
+suite.test("credentials_for cannot be called by authenticated", async () => {
   await rejects(
     asUser(
       db,
@@ -115,7 +127,7 @@ dbTest("credentials_for cannot be called by authenticated", async () => {
   );
 });
 
-dbTest("user_credentials stores ciphertext that only the right passphrase opens", async () => {
+suite.test("user_credentials stores ciphertext that only the right passphrase opens", async () => {
   const [row] = await db.query<{ text: string }>(
     "select encode(ciphertext, 'escape') as text from public.user_credentials where user_id = $1::uuid",
     [alice.id],
@@ -127,8 +139,4 @@ dbTest("user_credentials stores ciphertext that only the right passphrase opens"
     [alice.id, wrong],
   );
   assertEquals(opened.secret, null);
-});
-
-dbTest("rowLevelSecurity closes its database", async () => {
-  await db.close();
 });

@@ -7,28 +7,42 @@ import OpenAI from "openai";
 import { startLocalStack } from "../../local/stack.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
-import { FAKE_USAGE, startFakeUpstream } from "../support/fakeUpstream.ts";
+import { FAKE_USAGE, type FakeUpstream, startFakeUpstream } from "../support/fakeUpstream.ts";
 import { usageRecorderFor } from "../../supabase/functions/_shared/upstream/usageRecorder.ts";
-import { dbTest } from "../support/runtime.ts";
 import { signInDevUser } from "../support/devAuth.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
+import type { LocalStack } from "../../local/stack.ts";
 
-const db = await openTestDatabase();
-const fake = startFakeUpstream();
-const stackEnv = {
-  OPENAI_BASE_URL: fake.baseUrl,
-  OPENAI_API_KEY: "sk-global-must-never-be-used",
-};
-const stack = await startLocalStack({
-  dataDir: await Deno.makeTempDir(),
-  port: 0,
-  db,
-  env: stackEnv,
-});
-const ownerNameStack = await startLocalStack({
-  dataDir: await Deno.makeTempDir(),
-  port: 0,
-  db,
-  env: { ...stackEnv, ALLOW_OWNER_NAME_SHARING: "true" },
+let db: Database;
+let fake: FakeUpstream;
+let stack: LocalStack;
+let ownerNameStack: LocalStack;
+const suite = integrationSuite("sharing", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    fake = startFakeUpstream();
+    onTeardown(() => fake.close());
+    const stackEnv = {
+      OPENAI_BASE_URL: fake.baseUrl,
+      OPENAI_API_KEY: "sk-global-must-never-be-used",
+    };
+    stack = await startLocalStack({
+      dataDir: await Deno.makeTempDir(),
+      port: 0,
+      db,
+      env: stackEnv,
+    });
+    onTeardown(() => stack.close());
+    ownerNameStack = await startLocalStack({
+      dataDir: await Deno.makeTempDir(),
+      port: 0,
+      db,
+      env: { ...stackEnv, ALLOW_OWNER_NAME_SHARING: "true" },
+    });
+    onTeardown(() => ownerNameStack.close());
+  },
 });
 
 interface Person {
@@ -107,7 +121,7 @@ function keysSeenSince(mark: number): string[] {
   return fake.requests.slice(mark).map((r) => fake.keyOf(r) ?? "");
 }
 
-dbTest(
+suite.test(
   `execute runs the owner's own flow on the owner's key (flow case 1, ${DATABASE_KIND})`,
   async () => {
     const owner = await signIn();
@@ -122,7 +136,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "execute runs a collaborator on the owner's key when use_owner_keys is on (flow case 2)",
   async () => {
     const owner = await signIn();
@@ -145,7 +159,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "execute refuses a shareToken when use_owner_keys is off, whatever the client claims (flow case 3)",
   async () => {
     const owner = await signIn();
@@ -171,7 +185,7 @@ dbTest(
   },
 );
 
-dbTest("execute refuses a body that carries API keys", async () => {
+suite.test("execute refuses a body that carries API keys", async () => {
   const owner = await signIn();
   const { token } = await publish(owner, { use_owner_keys: true });
   for (
@@ -191,7 +205,7 @@ dbTest("execute refuses a body that carries API keys", async () => {
   }
 });
 
-dbTest(
+suite.test(
   "execute answers 429 RATE_LIMITED with Retry-After, then counts one run's parallel nodes once",
   async () => {
     const owner = await signIn();
@@ -223,27 +237,21 @@ dbTest(
   },
 );
 
-dbTest(
-  "execute answers 403 DAILY_QUOTA_EXCEEDED past the daily limit",
-  async () => {
-    const owner = await signIn();
-    const collaborator = await signIn();
-    await storeKey(owner, `sk-owner-${crypto.randomUUID()}`);
-    const { token } = await publish(owner, {
-      use_owner_keys: true,
-      daily_limit: 1,
-    });
-    assertEquals(
-      (await execute(collaborator, token)).status,
-      200,
-    );
-    const over = await execute(collaborator, token);
-    assertEquals(over.status, 403);
-    assertEquals(over.json.error.code, "DAILY_QUOTA_EXCEEDED");
-  },
-);
+suite.test("execute answers 403 DAILY_QUOTA_EXCEEDED past the daily limit", async () => {
+  const owner = await signIn();
+  const collaborator = await signIn();
+  await storeKey(owner, `sk-owner-${crypto.randomUUID()}`);
+  const { token } = await publish(owner, { use_owner_keys: true, daily_limit: 1 });
+  assertEquals(
+    (await execute(collaborator, token)).status,
+    200,
+  );
+  const over = await execute(collaborator, token);
+  assertEquals(over.status, 403);
+  assertEquals(over.json.error.code, "DAILY_QUOTA_EXCEEDED");
+});
 
-dbTest("execute streams through the owner's key", async () => {
+suite.test("execute streams through the owner's key", async () => {
   const owner = await signIn();
   const collaborator = await signIn();
   await storeKey(owner, `sk-owner-${crypto.randomUUID()}`);
@@ -298,7 +306,7 @@ function sdkFor(person: Person, url = stack.functionsUrl) {
   });
 }
 
-dbTest(
+suite.test(
   "shared keys serve allow-listed users through the proxy and refuse everyone else",
   async () => {
     const owner = await signIn();
@@ -344,7 +352,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "shared keys keep the per-user daily limit exact under concurrency, and the owner sees usage per user",
   async () => {
     const owner = await signIn();
@@ -397,7 +405,7 @@ dbTest(
   },
 );
 
-dbTest("shared keys' total daily limit holds across users", async () => {
+suite.test("shared keys' total daily limit holds across users", async () => {
   const owner = await signIn();
   const members = await Promise.all([signIn(), signIn(), signIn()]);
   const { accountName } = await createSharedKey(owner, {
@@ -425,22 +433,19 @@ dbTest("shared keys' total daily limit holds across users", async () => {
   assertEquals(outcomes.filter((o) => o === "ok").length, 4);
 });
 
-dbTest(
-  "owner-name mode is off by default with 403 OWNER_NAME_SHARING_DISABLED",
-  async () => {
-    const user = await signIn();
-    const result = await call(user, "llm-config/save", {
-      use_owner_name: true,
-      key_owner_name: "test-openai",
-      provider: "openai",
-      api_key: "sk-owner-name-123456",
-    });
-    assertEquals(result.status, 403);
-    assertEquals(result.json.error.code, "OWNER_NAME_SHARING_DISABLED");
-  },
-);
+suite.test("owner-name mode is off by default with 403 OWNER_NAME_SHARING_DISABLED", async () => {
+  const user = await signIn();
+  const result = await call(user, "llm-config/save", {
+    use_owner_name: true,
+    key_owner_name: "test-openai",
+    provider: "openai",
+    api_key: "sk-owner-name-123456",
+  });
+  assertEquals(result.status, 403);
+  assertEquals(result.json.error.code, "OWNER_NAME_SHARING_DISABLED");
+});
 
-dbTest(
+suite.test(
   "owner-name mode, when turned on, gives two users with the same owner name the same key",
   async () => {
     const base = ownerNameStack.functionsUrl;
@@ -483,31 +488,27 @@ dbTest(
   },
 );
 
-dbTest(
-  "llm-config personal mode stores the key in the user's own vault",
-  async () => {
-    const user = await signIn();
-    const key = `sk-personal-${crypto.randomUUID()}`;
-    fake.validKeys.add(key);
-    const saved = await call(user, "llm-config/save", {
-      provider: "openai",
-      model: "gpt-test",
-      api_key: key,
-    });
-    assertEquals(saved.status, 200, saved.text);
-    const me = await call(user, "llm-config/me", undefined, "GET");
-    assertEquals(me.json.provider, "openai");
-    assertEquals(me.json.key_last_four, key.slice(-4));
-    assertEquals(me.json.use_shared_key, false);
-    const mark = fake.requests.length;
-    const response = await sdkFor(user).chat.completions.create(chat)
-      .withResponse();
-    assertEquals(response.response.headers.get("x-key-source"), "user");
-    assertEquals(keysSeenSince(mark), [key]);
-  },
-);
+suite.test("llm-config personal mode stores the key in the user's own vault", async () => {
+  const user = await signIn();
+  const key = `sk-personal-${crypto.randomUUID()}`;
+  fake.validKeys.add(key);
+  const saved = await call(user, "llm-config/save", {
+    provider: "openai",
+    model: "gpt-test",
+    api_key: key,
+  });
+  assertEquals(saved.status, 200, saved.text);
+  const me = await call(user, "llm-config/me", undefined, "GET");
+  assertEquals(me.json.provider, "openai");
+  assertEquals(me.json.key_last_four, key.slice(-4));
+  assertEquals(me.json.use_shared_key, false);
+  const mark = fake.requests.length;
+  const response = await sdkFor(user).chat.completions.create(chat).withResponse();
+  assertEquals(response.response.headers.get("x-key-source"), "user");
+  assertEquals(keysSeenSince(mark), [key]);
+});
 
-dbTest(
+suite.test(
   "the audit trail shows owners the events on their keys and nothing of anyone else's",
   async () => {
     const owner = await signIn();
@@ -541,7 +542,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "shared keys take teammates by email, resolved on the server, and show emails back to the owner",
   async () => {
     const owner = await signIn();
@@ -641,7 +642,7 @@ const chatOutcome = (person: Person) =>
     (e) => `${e.status} ${e.code}`,
   );
 
-dbTest(
+suite.test(
   "a shared key's daily token limit refuses the next call once an answer's tokens reached it",
   async () => {
     const owner = await signIn();
@@ -701,7 +702,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "a shared key's per-user token limit refuses one grantee and still serves the other (streamed usage)",
   async () => {
     const owner = await signIn();
@@ -734,7 +735,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "owners set and clear a shared key's token limits, within bounds",
   async () => {
     const owner = await signIn();
@@ -802,7 +803,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "llm-config answers 404 to an unknown path, 405 to a known path's other method, 400 to a bad account name",
   async () => {
     const owner = await signIn();
@@ -868,10 +869,3 @@ dbTest(
     assertEquals(me.json, { use_shared_key: false, use_owner_name: false });
   },
 );
-
-dbTest("sharing closes its stacks, fake upstream and database", async () => {
-  await stack.close();
-  await ownerNameStack.close();
-  await fake.close();
-  await db.close();
-});

@@ -10,31 +10,45 @@ import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { startFakeUpstream } from "../support/fakeUpstream.ts";
 import { PROVIDER_ERRORS, providerErrorRoute } from "../support/providerErrors.ts";
-import { dbTest } from "../support/runtime.ts";
 import { signInDevUser } from "../support/devAuth.ts";
 import { expectApiError } from "../support/apiError.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
+import type { LocalStack } from "../../local/stack.ts";
+import type { FakeUpstream } from "../support/fakeUpstream.ts";
 
-const db = await openTestDatabase();
-const fake = startFakeUpstream();
-const dead = startFakeUpstream();
-await dead.close();
-const BASES = {
-  openai: `${fake.url}/openai/v1`,
-  gemini: `${fake.url}/gemini/v1beta/openai`,
-  anthropic: `${fake.url}/anthropic/v1`,
-  openrouter: `${fake.url}/openrouter/api/v1`,
-  perplexity: dead.baseUrl,
-};
-const stack = await startLocalStack({
-  dataDir: await Deno.makeTempDir(),
-  port: 0,
-  db,
-  env: {
-    OPENAI_BASE_URL: BASES.openai,
-    GEMINI_BASE_URL: BASES.gemini,
-    ANTHROPIC_BASE_URL: BASES.anthropic,
-    OPENROUTER_BASE_URL: BASES.openrouter,
-    PERPLEXITY_BASE_URL: BASES.perplexity,
+let db: Database;
+let fake: FakeUpstream;
+let BASES: Record<"openai" | "gemini" | "anthropic" | "openrouter" | "perplexity", string>;
+let stack: LocalStack;
+const suite = integrationSuite("upstreamErrors", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    fake = startFakeUpstream();
+    onTeardown(() => fake.close());
+    const dead = startFakeUpstream();
+    await dead.close();
+    BASES = {
+      openai: `${fake.url}/openai/v1`,
+      gemini: `${fake.url}/gemini/v1beta/openai`,
+      anthropic: `${fake.url}/anthropic/v1`,
+      openrouter: `${fake.url}/openrouter/api/v1`,
+      perplexity: dead.baseUrl,
+    };
+    stack = await startLocalStack({
+      dataDir: await Deno.makeTempDir(),
+      port: 0,
+      db,
+      env: {
+        OPENAI_BASE_URL: BASES.openai,
+        GEMINI_BASE_URL: BASES.gemini,
+        ANTHROPIC_BASE_URL: BASES.anthropic,
+        OPENROUTER_BASE_URL: BASES.openrouter,
+        PERPLEXITY_BASE_URL: BASES.perplexity,
+      },
+    });
+    onTeardown(() => stack.close());
   },
 });
 const path = (service: keyof typeof BASES, rest: string) => new URL(BASES[service] + rest).pathname;
@@ -56,7 +70,7 @@ async function userWithKey(service: Service, key: string) {
   return token;
 }
 
-dbTest(
+suite.test(
   `validate records quota_exceeded, invalid and unreachable from what the provider said (${DATABASE_KIND})`,
   async () => {
     const cases: [Service, string, keyof typeof PROVIDER_ERRORS | null, string, string][] = [
@@ -109,7 +123,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "fetch-provider-models and generate-embedding map a bad Gemini key and no OpenAI credit",
   async () => {
     const gemini = await userWithKey("gemini", `AIza${crypto.randomUUID()}`);
@@ -133,7 +147,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "llm-proxy: the openai SDK does not retry a key without credit, and sees our code",
   async () => {
     const token = await userWithKey("openai", `sk-${crypto.randomUUID()}`);
@@ -158,7 +172,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "llm-proxy: Gemini's array-shaped errors become a code, or an object the SDK reads",
   async () => {
     const token = await userWithKey("gemini", `AIza${crypto.randomUUID()}`);
@@ -185,7 +199,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "llm-proxy: Anthropic's 529 overloaded is recoverable, its credit error is not",
   async () => {
     const token = await userWithKey("anthropic", `sk-ant-${crypto.randomUUID()}`);
@@ -215,9 +229,3 @@ dbTest(
     }
   },
 );
-
-dbTest("upstreamErrors test teardown closes the stack, the fake and the database", async () => {
-  await stack.close();
-  await fake.close();
-  await db.close();
-});

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals } from "../support/assert.ts";
 import { createUser, DATABASE_KIND, openTestDatabase } from "../support/database.ts";
-import { captureLogs, dbTest, testRuntime } from "../support/runtime.ts";
+import { captureLogs, testRuntime } from "../support/runtime.ts";
 import { createSharedKey } from "../../supabase/functions/_shared/sharing/llmConfigStore.ts";
 import type { Database } from "../../supabase/functions/_shared/core/db.ts";
 import { AppError } from "../../supabase/functions/_shared/core/errors.ts";
@@ -13,8 +13,15 @@ import {
   createUsageRecorder,
   type UsageEvent,
 } from "../../supabase/functions/_shared/upstream/usageRecorder.ts";
+import { integrationSuite } from "../support/suite.ts";
 
-const db = await openTestDatabase();
+let db: Database;
+const suite = integrationSuite("usageRecorder", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+  },
+});
 /** Long enough that only an explicit flush() writes. */
 const MANUAL = { flushIntervalMs: 3_600_000 };
 
@@ -45,7 +52,7 @@ function unavailableFor(failures: number): Database {
   };
 }
 
-dbTest(
+suite.test(
   `usage flush stores every other row when one row is refused, and drops that one (${DATABASE_KIND})`,
   async () => {
     const [alice, bob, mallory] = await Promise.all([
@@ -74,7 +81,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "usage flush keeps rows while the database is unavailable and stores them after",
   async () => {
     const alice = await createUser(db);
@@ -92,7 +99,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "usage flush gives up on a row after ten flushes of outage, saying how many it dropped",
   async () => {
     const alice = await createUser(db);
@@ -107,7 +114,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "usage flush keeps a Supabase isolate alive with EdgeRuntime.waitUntil until it is stored",
   async () => {
     const alice = await createUser(db);
@@ -164,7 +171,7 @@ async function sharedKeyTokensOf(sharedKeyId: string, userId: string): Promise<n
   return row.tokens;
 }
 
-dbTest(
+suite.test(
   "a shared key's tokens are written at once, not on the timer: its next call is decided on them",
   async () => {
     const [keyId, alice] = [await newSharedKey(), await createUser(db)];
@@ -188,7 +195,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "a shared-key token row that is refused is dropped alone: other keys' rows and the daily ledger are stored",
   async () => {
     const [keyId, alice, bob] = [await newSharedKey(), await createUser(db), await createUser(db)];
@@ -209,7 +216,3 @@ dbTest(
     assert(refused[0].includes("not-a-uuid"));
   },
 );
-
-dbTest("usageRecorder test closes its database", async () => {
-  await db.close();
-});

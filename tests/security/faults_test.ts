@@ -34,6 +34,7 @@ const OUTAGE_ANSWER_MS = 6_000;
 
 const ignore = !DATABASE_URL;
 const faultTest = (name: string, fn: () => Promise<void>) =>
+  // Off: the cold and warm faulty stacks are opened at load and closed in the last test.
   Deno.test({ name, ignore, sanitizeOps: false, sanitizeResources: false, fn });
 
 /** A Postgres pool reached through a forwarder that the test can pause, slow down and kill. */

@@ -5,21 +5,30 @@
  */
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND } from "../support/database.ts";
-import { dbTest, testRuntime } from "../support/runtime.ts";
+import { testRuntime } from "../support/runtime.ts";
 import { rotateEncryptionKey } from "../../scripts/rotateKey.ts";
 import { recordRotation } from "./figures.ts";
-import { openIsolatedDatabase } from "./isolatedDatabase.ts";
+import { type IsolatedDatabase, openIsolatedDatabase } from "./isolatedDatabase.ts";
 import { FULL } from "./securityStack.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
 
 const ROWS = FULL ? 10_000 : 500;
-const isolated = await openIsolatedDatabase();
-const db = isolated.db;
+let isolated: IsolatedDatabase;
+let db: Database;
+const suite = integrationSuite("security rotation", {
+  async setup(onTeardown) {
+    isolated = await openIsolatedDatabase();
+    onTeardown(() => isolated.close());
+    db = isolated.db;
+  },
+});
 const OLD_KEY = `rotation-scale-old-${crypto.randomUUID()}`;
 const NEW_KEY = `rotation-scale-new-${crypto.randomUUID()}`;
 /** Opens only rows re-sealed on version 2 with the new key. */
 const NEW_KEYRING = JSON.stringify({ version: 2, current: NEW_KEY, previous: null });
 
-dbTest(
+suite.test(
   `key rotation re-encrypts ${ROWS} credentials with none lost (${DATABASE_KIND})`,
   async () => {
     // Two credentials per user, each value derived from the user id so it can be checked after.
@@ -147,7 +156,3 @@ dbTest(
     assert(reads > 0);
   },
 );
-
-dbTest("key rotation at scale closes its database", async () => {
-  await isolated.close();
-});

@@ -78,7 +78,12 @@ export function jsonRequest(url: string, body: unknown, authorization?: string):
   return new Request(url, { method: "POST", headers, body: JSON.stringify(body) });
 }
 
-/** Deno.test without the op/resource sanitizers: a test file shares one database connection. */
+/**
+ * Deno.test without the op/resource sanitizers, for the security files that still share one stack
+ * across tests (opened at load, closed in a last test that checks for leaks). Integration files
+ * use integrationSuite (tests/support/suite.ts) instead, with the sanitizers on.
+ */
 export function dbTest(name: string, fn: () => Promise<void>): void {
+  // Off: the file's shared stack is opened before these tests and closed in the last one.
   Deno.test({ name, sanitizeOps: false, sanitizeResources: false, fn });
 }

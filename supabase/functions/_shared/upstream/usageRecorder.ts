@@ -103,6 +103,7 @@ export function createUsageRecorder(
   const now = options.now ?? Date.now;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let timerDue = Infinity;
+  /** Ends the keep-alive taken for the scheduled flush. */
   let releaseIsolate: (() => void) | undefined;
   let flushing: Promise<void> = Promise.resolve();
 
@@ -128,12 +129,7 @@ export function createUsageRecorder(
       keepAliveUntil(new Promise<void>((resolve) => (releaseIsolate = resolve)));
     }
     timerDue = due;
-    const handle = setTimeout(() => {
-      timer = undefined;
-      timerDue = Infinity;
-      const release = releaseIsolate;
-      recorder.flush().finally(release);
-    }, delayMs);
+    const handle = setTimeout(() => void recorder.flush(), delayMs);
     timer = handle;
     // A pending flush must not keep a process (or a test) alive.
     Deno.unrefTimer(handle);
@@ -276,10 +272,18 @@ export function createUsageRecorder(
       schedule(0);
     },
     flush() {
+      // This flush writes what the scheduled one would have, so it replaces it: no timer is
+      // left behind (after a shutdown's flush, say), and the keep-alive ends when this is done.
+      const done = releaseIsolate;
+      clearTimeout(timer);
+      timer = undefined;
+      timerDue = Infinity;
+      releaseIsolate = undefined;
       // Flushes run one after another, so a batch is never written twice.
       flushing = flushing.then(() => Promise.all([sharedKeys.flush(), daily.flush()])).then(
         () => {},
       );
+      if (done) flushing.then(done, done);
       return flushing;
     },
   };
