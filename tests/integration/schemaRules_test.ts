@@ -4,12 +4,19 @@
  * (nobody writes it by hand, and a client cannot choose it), every column a row level security
  * policy filters by leads some index, and comments say what a table is.
  */
-import { asUser, type Queryable } from "../../supabase/functions/_shared/core/db.ts";
+import { asUser, type Database, type Queryable } from "../../supabase/functions/_shared/core/db.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
-import { dbTest, newUser } from "../support/runtime.ts";
+import { newUser } from "../support/runtime.ts";
+import { integrationSuite } from "../support/suite.ts";
 
-const db = await openTestDatabase();
+let db: Database;
+const suite = integrationSuite("schemaRules", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+  },
+});
 
 /**
  * The columns of each table that the server changes as bookkeeping, not as an update of the row:
@@ -50,7 +57,7 @@ async function asServiceRole<T>(work: (tx: Queryable) => Promise<T>): Promise<T>
   });
 }
 
-dbTest(
+suite.test(
   `every table with updated_at has the set_updated_at trigger (${DATABASE_KIND})`,
   async () => {
     const tables = await db.query<{ table_name: string }>(
@@ -107,7 +114,7 @@ dbTest(
   },
 );
 
-dbTest("no SQL function writes updated_at by hand", async () => {
+suite.test("no SQL function writes updated_at by hand", async () => {
   const rows = await db.query<{ name: string }>(
     `select p.proname as name from pg_proc p join pg_namespace n on n.oid = p.pronamespace
       where n.nspname in ('public', 'private') and p.prosrc ~* 'updated_at\\s*=\\s*now\\(\\)'`,
@@ -116,7 +123,7 @@ dbTest("no SQL function writes updated_at by hand", async () => {
   assertEquals(rows.map((r) => r.name), []);
 });
 
-dbTest(
+suite.test(
   "an update by a client role stamps updated_at, and the client cannot choose it",
   async () => {
     const alice = await newUser(db);
@@ -171,7 +178,7 @@ dbTest(
   },
 );
 
-dbTest(
+suite.test(
   "an update by service_role stamps updated_at; bookkeeping leaves it alone",
   async () => {
     const owner = await newUser(db);
@@ -223,7 +230,7 @@ dbTest(
   },
 );
 
-dbTest("every column a row level security policy filters by leads an index", async () => {
+suite.test("every column a row level security policy filters by leads an index", async () => {
   const columns = await db.query<{ policy: string; column_name: string; indexed: boolean }>(
     `select distinct p.polname as policy,
             t.relname || '.' || a.attname as column_name,
@@ -254,7 +261,7 @@ dbTest("every column a row level security policy filters by leads an index", asy
   );
 });
 
-dbTest(
+suite.test(
   "no comment on a table or column names a design seed instead of saying what it is",
   async () => {
     const rows = await db.query<{ name: string }>(
@@ -269,7 +276,3 @@ dbTest(
     assertEquals(rows.map((r) => r.name), []);
   },
 );
-
-dbTest("schemaRules closes its database", async () => {
-  await db.close();
-});

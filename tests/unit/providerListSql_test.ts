@@ -7,10 +7,17 @@
  */
 import { assert, assertEquals } from "../support/assert.ts";
 import { openTestDatabase } from "../support/database.ts";
-import { dbTest } from "../support/runtime.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
 import { SERVICES } from "../../supabase/functions/_shared/contract/providers.ts";
 
-const db = await openTestDatabase();
+let db: Database;
+const suite = integrationSuite("providerListSql", {
+  async setup(onTeardown) {
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+  },
+});
 
 /** A column is taken to carry a provider when its name ends in `service` or `provider`. */
 const PROVIDER_COLUMN = /(^|_)(service|provider)$/;
@@ -25,7 +32,7 @@ function providersNamedIn(sql: string): string[] {
   return SERVICES.filter((service) => sql.includes(`'${service}'`));
 }
 
-dbTest("private.providers lists exactly providers.ts SERVICES", async () => {
+suite.test("private.providers lists exactly providers.ts SERVICES", async () => {
   const rows = await db.query<{ name: string }>(
     "select name from private.providers order by name",
     [],
@@ -33,7 +40,7 @@ dbTest("private.providers lists exactly providers.ts SERVICES", async () => {
   assertEquals(rows.map((r) => r.name), [...SERVICES].sort());
 });
 
-dbTest("every column that carries a provider references private.providers", async () => {
+suite.test("every column that carries a provider references private.providers", async () => {
   const columns = await db.query<{ table_name: string; column_name: string; references: boolean }>(
     `select c.relname as table_name, a.attname as column_name,
             exists (
@@ -63,7 +70,7 @@ dbTest("every column that carries a provider references private.providers", asyn
   );
 });
 
-dbTest("no check constraint, domain or function lists providers by hand", async () => {
+suite.test("no check constraint, domain or function lists providers by hand", async () => {
   const constraints = await db.query<{ name: string; definition: string }>(
     `select coalesce(c.relname, t.typname) || '.' || k.conname as name,
             pg_get_constraintdef(k.oid) as definition
@@ -89,8 +96,4 @@ dbTest("no check constraint, domain or function lists providers by hand", async 
     [],
     "reference private.providers (a foreign key, or a join) instead of listing providers",
   );
-});
-
-dbTest("providerListSql closes its database", async () => {
-  await db.close();
 });
