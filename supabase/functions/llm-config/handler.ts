@@ -42,10 +42,7 @@ import { apiKeyFormatProblem, SERVICES } from "../_shared/contract/providers.ts"
 import { emailsOf, idsForEmails, withAllowedUsers } from "../_shared/sharing/userEmails.ts";
 import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
 
-const accountName = z.string().regex(
-  /^[a-z0-9][a-z0-9_-]{2,99}$/,
-  "3-100 of a-z, 0-9, _ and -",
-);
+const accountName = z.string().regex(/^[a-z0-9][a-z0-9_-]{2,99}$/, "3-100 of a-z, 0-9, _ and -");
 const ownerName = z.string().regex(
   /^[A-Za-z0-9][A-Za-z0-9_.-]{1,99}$/,
   "2-100 of A-Z, a-z, 0-9, _, . and -",
@@ -101,9 +98,7 @@ async function allowList(
 ): Promise<string[] | undefined> {
   if (ids === undefined && emails === undefined) return undefined;
   const fromEmails = await idsForEmails(rt.db, emails ?? []);
-  return [
-    ...new Set([...(ids ?? []), ...fromEmails].map((id) => id.toLowerCase())),
-  ];
+  return [...new Set([...(ids ?? []), ...fromEmails].map((id) => id.toLowerCase()))];
 }
 const limitsSchema = z.strictObject({
   daily_limit: limit.optional(),
@@ -113,10 +108,7 @@ const limitsSchema = z.strictObject({
 });
 const replaceKeySchema = z.strictObject({ api_key: apiKey });
 
-function checkKeyFormat(
-  provider: (typeof SERVICES)[number],
-  value: string,
-): void {
+function checkKeyFormat(provider: (typeof SERVICES)[number], value: string): void {
   const problem = apiKeyFormatProblem(provider, value);
   if (problem) fail("INVALID_REQUEST", problem);
 }
@@ -145,10 +137,7 @@ function route<T>(
 }
 
 /** A shared key answer, with its allow-list's emails. */
-async function sharedKeyAnswer(
-  rt: Runtime,
-  row: { allowed_user_ids: string[] },
-) {
+async function sharedKeyAnswer(rt: Runtime, row: { allowed_user_ids: string[] }) {
   const [withEmails] = await withAllowedUsers(rt.db, [row]);
   return { shared_key: withEmails };
 }
@@ -157,9 +146,7 @@ async function save(
   { rt, user }: RouteCaller,
   body: z.infer<typeof saveSchema>,
 ): Promise<Response> {
-  if (body.use_shared_key && body.use_owner_name) {
-    fail("INVALID_REQUEST", "Choose one mode.");
-  }
+  if (body.use_shared_key && body.use_owner_name) fail("INVALID_REQUEST", "Choose one mode.");
   if (body.use_owner_name && !rt.config.allowOwnerNameSharing) {
     throw new AppError("OWNER_NAME_SHARING_DISABLED");
   }
@@ -169,11 +156,7 @@ async function save(
     if (!body.shared_key_account_name) {
       fail("INVALID_REQUEST", "shared_key_account_name is required.");
     }
-    const access = await sharedKeyAccess(
-      rt.db,
-      body.shared_key_account_name,
-      user.id,
-    );
+    const access = await sharedKeyAccess(rt.db, body.shared_key_account_name, user.id);
     // Unknown and forbidden get the same answer, so account names cannot be enumerated.
     if (!access.allowed) throw new AppError("SHARED_KEY_NOT_FOUND");
     provider = access.provider;
@@ -196,14 +179,7 @@ async function save(
         user.id,
       );
     } else {
-      await storeCredential(
-        rt.db,
-        user,
-        rt.config,
-        provider,
-        "api_key",
-        body.api_key,
-      );
+      await storeCredential(rt.db, user, rt.config, provider, "api_key", body.api_key);
     }
   }
   await saveConfig(rt.db, user, {
@@ -230,8 +206,7 @@ const ROUTES: Record<string, Record<string, Route>> = {
   me: {
     GET: route(null, async ({ rt, user }) =>
       jsonResponse(
-        await configSummary(rt.db, user.id) ??
-          { use_shared_key: false, use_owner_name: false },
+        await configSummary(rt.db, user.id) ?? { use_shared_key: false, use_owner_name: false },
       )),
   },
   "shared-keys": {
@@ -239,10 +214,7 @@ const ROUTES: Record<string, Record<string, Route>> = {
       null,
       async ({ rt, user }) =>
         jsonResponse({
-          shared_keys: await withAllowedUsers(
-            rt.db,
-            await listSharedKeys(rt.db, user),
-          ),
+          shared_keys: await withAllowedUsers(rt.db, await listSharedKeys(rt.db, user)),
         }),
     ),
     POST: route(createSharedKeySchema, async ({ rt, user }, body) => {
@@ -271,11 +243,7 @@ const ROUTES: Record<string, Record<string, Route>> = {
   },
   "shared-keys/:account/access": {
     POST: route(accessSchema, async ({ rt, user, account }, body) => {
-      const allowed = await allowList(
-        rt,
-        body.allowed_user_ids,
-        body.allowed_emails,
-      );
+      const allowed = await allowList(rt, body.allowed_user_ids, body.allowed_emails);
       const row = await setSharedKeyAccess(rt.db, user, account, {
         is_public: body.is_public,
         allowed_user_ids: allowed,
@@ -288,44 +256,26 @@ const ROUTES: Record<string, Record<string, Route>> = {
       limitsSchema,
       async ({ rt, user, account }, body) =>
         jsonResponse(
-          await sharedKeyAnswer(
-            rt,
-            await setSharedKeyLimits(rt.db, user, account, body),
-          ),
+          await sharedKeyAnswer(rt, await setSharedKeyLimits(rt.db, user, account, body)),
         ),
     ),
   },
   "shared-keys/:account/key": {
     POST: route(replaceKeySchema, async ({ rt, user, account }, body) => {
-      checkKeyFormat(
-        await sharedKeyProvider(rt.db, user, account),
-        body.api_key,
-      );
+      checkKeyFormat(await sharedKeyProvider(rt.db, user, account), body.api_key);
       return jsonResponse({
-        shared_key: await replaceSharedKeySecret(
-          rt.db,
-          user,
-          rt.config,
-          account,
-          body.api_key,
-        ),
+        shared_key: await replaceSharedKeySecret(rt.db, user, rt.config, account, body.api_key),
       });
     }),
   },
   "shared-keys/:account/usage": {
     GET: route(null, async ({ rt, user, url, account }) => {
-      const days = Math.min(
-        Math.max(Number(url.searchParams.get("days") ?? "7") || 7, 1),
-        90,
-      );
+      const days = Math.min(Math.max(Number(url.searchParams.get("days") ?? "7") || 7, 1), 90);
       const usage = await sharedKeyUsage(rt.db, user, account, days);
       const emails = await emailsOf(rt.db, usage.map((row) => row.user_id));
       return jsonResponse({
         account_name: account,
-        usage: usage.map((row) => ({
-          ...row,
-          email: emails.get(row.user_id) ?? null,
-        })),
+        usage: usage.map((row) => ({ ...row, email: emails.get(row.user_id) ?? null })),
       });
     }),
   },
@@ -341,10 +291,7 @@ function routeKey(url: URL): { key: string; account: string } {
   if (rest.length > 0) fail("NOT_FOUND");
   if (!account) return { key: name ?? "", account: "" };
   if (name === "shared-keys") parseWith(accountName, account);
-  return {
-    key: `${name}/:account${action === undefined ? "" : `/${action}`}`,
-    account,
-  };
+  return { key: `${name}/:account${action === undefined ? "" : `/${action}`}`, account };
 }
 
 export function createHandler(runtime: RuntimeSource): Handler {
