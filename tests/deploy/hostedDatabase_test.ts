@@ -114,10 +114,12 @@ Deno.test({
         stderr: "piped",
       }).output();
       const output = new TextDecoder().decode(run.stdout) + new TextDecoder().decode(run.stderr);
-      const summary = output.match(/\| (\d+) passed.*\| (\d+) failed/);
+      // Integration files run their cases as steps: "| 8 passed (62 steps) | 0 failed".
+      const summary = output.match(/\| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed/);
       assert(run.success && summary, output.slice(-4_000));
-      assertEquals(summary[2], "0");
-      assert(Number(summary[1]) > 50, `only ${summary[1]} database tests ran`);
+      assertEquals(summary[3], "0");
+      const cases = Number(summary[1]) + Number(summary[2] ?? 0);
+      assert(cases > 50, `only ${cases} database tests and steps ran`);
 
       // The README's curl check, against the function as uploaded, on this database.
       for (
