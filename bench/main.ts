@@ -347,7 +347,10 @@ async function run(): Promise<Check[]> {
       ["row", "figure"],
       ["cold start, bare", `${median(cold.bare).toFixed(0)} ms`],
       ["cold start, ours deployed", `${median(cold.deployed).toFixed(0)} ms`],
-      ["100 MB streamed through ours deployed", `RSS +${fmtMb(memory.fresh)} (fresh process)`],
+      [
+        "100 MB streamed through ours deployed",
+        `RSS +${fmtMb(memory.fresh)} (fresh process, after one small answer)`,
+      ],
       ["the same, a second time", `RSS +${fmtMb(memory.again)}`],
     ]));
     console.log(`\nload average at end: ${await loadAverage()}`);

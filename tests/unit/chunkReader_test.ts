@@ -70,10 +70,14 @@ Deno.test("chunkReader does cancel the body it reads", async () => {
   assertEquals(cancelled, "client gone");
 });
 
-/** A body that sends `parts`, then stalls; `cancelled` records why it was cancelled. */
-function stallingBody(parts: string[]) {
+/**
+ * A body that sends `parts`, then stalls; `cancelled` records why it was cancelled. A byte stream
+ * (as a network body is) unless `kind` is "js".
+ */
+function stallingBody(parts: string[], kind: "bytes" | "js" = "js") {
   const record: { cancelled: unknown } = { cancelled: null };
   const body = new ReadableStream<Uint8Array>({
+    ...(kind === "bytes" ? { type: "bytes" as const } : {}),
     start(controller) {
       for (const part of parts) controller.enqueue(encoder.encode(part));
     },
@@ -96,28 +100,70 @@ Deno.test("readWhole does read a whole body into one array", async () => {
   assertEquals(new TextDecoder().decode(await readWhole(body, limit)), "abcd");
 });
 
-Deno.test("readWhole does cancel a stalled body at its deadline", async () => {
-  const { body, record } = stallingBody(['{"id":']);
-  let failure: unknown = null;
-  await readWhole(body, { ...limit, ms: 50 }).catch((error) => failure = error);
-  assertEquals((failure as Error)?.name, "TimeoutError");
-  assert(record.cancelled !== null, "the stalled body was not cancelled");
+Deno.test("readWhole does read a network body of declared length into one array", async () => {
+  const text = "x".repeat(70_000);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    return new Response(text);
+  });
+  try {
+    const response = await fetch(`http://127.0.0.1:${server.addr.port}/`);
+    const declaredBytes = Number(response.headers.get("content-length"));
+    const bytes = await readWhole(response.body!, { ...limit, maxBytes: 100_000, declaredBytes });
+    assertEquals(new TextDecoder().decode(bytes), text);
+  } finally {
+    await server.shutdown();
+  }
 });
 
-Deno.test("readWhole does cancel a body past its byte cap", async () => {
-  const { body, record } = stallingBody(["x".repeat(600), "x".repeat(600)]);
-  let failure: unknown = null;
-  await readWhole(body, limit).catch((error) => failure = error);
-  assert(failure instanceof RangeError, String(failure));
-  assert(record.cancelled !== null, "the oversized body was not cancelled");
+Deno.test("readWhole does read a byte stream past its declared or first buffer's size", async () => {
+  for (const declaredBytes of [2, undefined]) {
+    const parts = ["ab", "cd", "x".repeat(20_000), "ef"];
+    const body = ReadableStream.from(parts.map((part) => encoder.encode(part)));
+    const bytes = await readWhole(byteStream(body), { ...limit, maxBytes: 30_000, declaredBytes });
+    assertEquals(new TextDecoder().decode(bytes), parts.join(""), `declared ${declaredBytes}`);
+  }
 });
 
-Deno.test("readWhole does cancel the body when its signal aborts", async () => {
-  const { body, record } = stallingBody([]);
-  const abort = new AbortController();
-  setTimeout(() => abort.abort(new Error("client gone")), 20);
-  let failure: unknown = null;
-  await readWhole(body, { ...limit, signal: abort.signal }).catch((error) => failure = error);
-  assertEquals((failure as Error)?.message, "client gone");
-  assert(record.cancelled !== null, "the body was not cancelled");
-});
+/** `body` as a byte stream, as a network body is. */
+function byteStream(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream({
+    type: "bytes",
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (!done) return controller.enqueue(value);
+      controller.close();
+      controller.byobRequest?.respond(0); // a pending read of a byte stream ends only so
+    },
+  });
+}
+
+for (const kind of ["bytes", "js"] as const) {
+  Deno.test(`readWhole does cancel a stalled body at its deadline (${kind})`, async () => {
+    const { body, record } = stallingBody(['{"id":'], kind);
+    let failure: unknown = null;
+    await readWhole(body, { ...limit, ms: 50, declaredBytes: 20 }).catch((error) =>
+      failure = error
+    );
+    assertEquals((failure as Error)?.name, "TimeoutError");
+    assert(record.cancelled !== null, "the stalled body was not cancelled");
+  });
+
+  Deno.test(`readWhole does cancel a body past its byte cap (${kind})`, async () => {
+    const { body, record } = stallingBody(["x".repeat(600), "x".repeat(600)], kind);
+    let failure: unknown = null;
+    await readWhole(body, { ...limit, declaredBytes: 600 }).catch((error) => failure = error);
+    assert(failure instanceof RangeError, String(failure));
+    assert(record.cancelled !== null, "the oversized body was not cancelled");
+  });
+
+  Deno.test(`readWhole does cancel the body when its signal aborts (${kind})`, async () => {
+    const { body, record } = stallingBody([], kind);
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(new Error("client gone")), 20);
+    let failure: unknown = null;
+    await readWhole(body, { ...limit, signal: abort.signal }).catch((error) => failure = error);
+    assertEquals((failure as Error)?.message, "client gone");
+    assert(record.cancelled !== null, "the body was not cancelled");
+  });
+}

@@ -1,7 +1,8 @@
 /**
  * Reading an upstream body without Deno's per-read allocation: one reused buffer, exact-size
  * copies handed on; each read bounded in time (`readWithin`, the proxy's relay and
- * conversation-run's stream parser), or a whole body bounded in size and time (`readWhole`).
+ * conversation-run's stream parser), or a whole body bounded in size and time, read straight into
+ * one buffer (`readWhole`).
  */
 
 /** How much one read from the upstream may fill. */
@@ -87,7 +88,7 @@ export async function readWithin(
  * guards are done.
  */
 function guardReads(
-  reader: ChunkReader,
+  reader: Pick<ChunkReader, "cancel">,
   limit: ReadLimit,
 ): { stopped: Promise<never>; release(): void } {
   const { signal } = limit;
@@ -120,7 +121,12 @@ export interface WholeReadLimit extends ReadLimit {
   /** The body may hold at most this many bytes; past it the read fails with `overflow()`. */
   maxBytes: number;
   overflow(): unknown;
+  /** The length the body declares (`content-length`), when it declares one: the buffer's size. */
+  declaredBytes?: number;
 }
+
+/** The first buffer of a whole read whose body declares no length; it doubles as it fills. */
+const UNDECLARED_START_BYTES = 16 * 1024;
 
 /**
  * A whole body as one byte array, unless it grows past `limit.maxBytes`, `limit.ms` pass first or
@@ -131,7 +137,47 @@ export async function readWhole(
   body: ReadableStream<Uint8Array>,
   limit: WholeReadLimit,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  const reader = chunkReader(body);
+  let reader: ReadableStreamBYOBReader;
+  try {
+    reader = body.getReader({ mode: "byob" });
+  } catch {
+    return await readWholeChunks(chunkReader(body), limit);
+  }
+  // Read straight into one buffer of the declared length, plus one byte that shows a body longer
+  // than it declared: a 64 KiB buffer and copies per answer cost CPU (bench/README.md#hot-path-notes).
+  const declared = limit.declaredBytes ?? NaN;
+  let buffer = new Uint8Array(
+    Math.min(declared >= 0 ? declared : UNDECLARED_START_BYTES, limit.maxBytes) + 1,
+  );
+  let filled = 0;
+  const guard = guardReads(reader, limit);
+  try {
+    for (;;) {
+      if (filled === buffer.byteLength) {
+        if (filled > limit.maxBytes) throw overflowed(reader, limit);
+        const grown = new Uint8Array(Math.min(filled * 2, limit.maxBytes + 1));
+        grown.set(buffer);
+        buffer = grown;
+      }
+      const { done, value } = await Promise.race([
+        reader.read(buffer.subarray(filled)),
+        guard.stopped,
+      ]);
+      if (!value) throw new TypeError("the body was cancelled while being read");
+      buffer = new Uint8Array(value.buffer);
+      filled += value.byteLength;
+      if (done) return buffer.subarray(0, filled);
+    }
+  } finally {
+    guard.release();
+  }
+}
+
+/** `readWhole` of a body that is not a byte stream (one built in JS), chunk by chunk. */
+async function readWholeChunks(
+  reader: ChunkReader,
+  limit: WholeReadLimit,
+): Promise<Uint8Array<ArrayBuffer>> {
   const guard = guardReads(reader, limit);
   try {
     const chunks: Uint8Array[] = [];
@@ -140,16 +186,19 @@ export async function readWhole(
       const chunk = await Promise.race([reader.read(), guard.stopped]);
       if (chunk === null) return concatChunks(chunks);
       size += chunk.byteLength;
-      if (size > limit.maxBytes) {
-        const reason = limit.overflow();
-        reader.cancel(reason).catch(() => {});
-        throw reason;
-      }
+      if (size > limit.maxBytes) throw overflowed(reader, limit);
       chunks.push(chunk);
     }
   } finally {
     guard.release();
   }
+}
+
+/** Cancels a body past its byte cap; returns the failure to throw. */
+function overflowed(reader: Pick<ChunkReader, "cancel">, limit: WholeReadLimit): unknown {
+  const reason = limit.overflow();
+  reader.cancel(reason).catch(() => {});
+  return reason;
 }
 
 /** Joins chunks into one byte array. */

@@ -188,6 +188,7 @@ export async function fetchUpstreamJson<T>(
     if (!response.body) throw new SyntaxError("empty body");
     const bytes = await readWhole(response.body, {
       maxBytes: MAX_JSON_ANSWER_BYTES,
+      declaredBytes: Number(response.headers.get("content-length") ?? NaN),
       overflow: () => new RangeError("upstream answer too large"),
       ms: options.timeoutMs,
       timeout: () => new DOMException("upstream answer not in time", "TimeoutError"),

@@ -244,6 +244,7 @@ export async function forwardWithKey(
     if (upstream.body && !eventStream && declaredLength <= WHOLE_BODY_BYTES) {
       body = whole = await readWhole(upstream.body, {
         maxBytes: WHOLE_BODY_BYTES,
+        declaredBytes: declaredLength,
         overflow: () => new Error("upstream body longer than it declared"),
         ms: rt.config.upstreamTimeoutMs,
         timeout: stalled,
