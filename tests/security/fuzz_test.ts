@@ -8,7 +8,8 @@
 import fc from "fast-check";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND } from "../support/database.ts";
-import { dbTest } from "../support/runtime.ts";
+import { integrationSuite } from "../support/suite.ts";
+import type { Database } from "../../supabase/functions/_shared/core/db.ts";
 import { SERVICES } from "../../supabase/functions/_shared/contract/providers.ts";
 import { recordCases, recordMixUps } from "./figures.ts";
 import {
@@ -18,13 +19,23 @@ import {
   isEnvelope,
   jsonHeaders,
   probeRequests,
+  type SecurityStack,
   type SecurityUser,
   STACK_TRACE,
   startSecurityStack,
 } from "./securityStack.ts";
 
-const suite = await startSecurityStack();
-const db = suite.stack.db;
+let suite: SecurityStack;
+const steps = integrationSuite("fuzz", {
+  // The stack captures console output for the leak scanner, and its last case closes it before
+  // scanning; the closer here makes sure it is closed when a case fails first.
+  async setup(onTeardown) {
+    suite = await startSecurityStack();
+    onTeardown(() => suite.close());
+    db = suite.stack.db;
+  },
+});
+let db: Database;
 const CASES_PER_FUNCTION = Number(Deno.env.get("SECURITY_FUZZ_CASES") ?? (FULL ? 2000 : 60));
 const SEED = Number(Deno.env.get("SECURITY_FUZZ_SEED") ?? Date.now() % 1_000_000);
 
@@ -187,14 +198,14 @@ async function fuzzTarget(fn: string) {
   return null;
 }
 
-dbTest(`fuzz sets up a user with a stored key and a bystander (${DATABASE_KIND})`, async () => {
+steps.test(`fuzz sets up a user with a stored key and a bystander (${DATABASE_KIND})`, async () => {
   user = await suite.newUser({ providerKey: true });
   victim = await suite.newUser({ providerKey: true });
   snapshotSql = await snapshotQuery();
   assert(snapshotSql.includes("user_credentials"));
 });
 
-dbTest(
+steps.test(
   "every function survives fuzzed bodies: no 5xx, envelope, no internals, rows kept",
   async () => {
     const victimBefore = await snapshot(victim.id);
@@ -237,7 +248,7 @@ dbTest(
   },
 );
 
-dbTest("a body over the size limit gets 413 from every function, streamed or not", async () => {
+steps.test("a body over the size limit gets 413 from every function, streamed or not", async () => {
   const failures: string[] = [];
   for (const fn of suite.functions) {
     const target = await fuzzTarget(fn.name);
@@ -274,7 +285,7 @@ dbTest("a body over the size limit gets 413 from every function, streamed or not
   assertEquals(failures, []);
 });
 
-dbTest("deep nesting, control characters and look-alike services never get a 5xx", async () => {
+steps.test("deep nesting, control characters and look-alike services never get a 5xx", async () => {
   const depth = 50_000;
   const hostileBodies = [
     "[".repeat(depth) + "]".repeat(depth),
@@ -369,7 +380,7 @@ async function rawExchange(bytes: string): Promise<number[]> {
   }
 }
 
-dbTest("header smuggling attempts never get a 5xx and the server keeps serving", async () => {
+steps.test("header smuggling attempts never get a 5xx and the server keeps serving", async () => {
   const path = "/functions/v1/credentials-manager";
   const smuggled = `GET /functions/v1/credentials-manager HTTP/1.1\r\nHost: x\r\n\r\n`;
   const head = (extra: string) =>
@@ -399,7 +410,7 @@ dbTest("header smuggling attempts never get a 5xx and the server keeps serving",
   assertEquals(health.status, 200);
 });
 
-dbTest("fuzzing leaks no secret, mixes up no key and loses no stored credential", async () => {
+steps.test("fuzzing leaks no secret, mixes up no key and loses no stored credential", async () => {
   // The bystander never called anything: a request carrying their key would be a mix-up.
   const upstream = suite.fake.requests.filter((r) => suite.fake.keyOf(r) !== null);
   const mixUps = upstream.filter((r) => suite.fake.keyOf(r) === victim.providerKey).length;

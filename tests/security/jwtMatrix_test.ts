@@ -9,17 +9,26 @@
  */
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND } from "../support/database.ts";
-import { dbTest } from "../support/runtime.ts";
+import { integrationSuite } from "../support/suite.ts";
 import { recordCases } from "./figures.ts";
 import {
   isEnvelope,
   jsonHeaders,
   probeRequests,
+  type SecurityStack,
   type SecurityUser,
   startSecurityStack,
 } from "./securityStack.ts";
 
-const suite = await startSecurityStack();
+let suite: SecurityStack;
+const steps = integrationSuite("jwtMatrix", {
+  // The stack captures console output for the leak scanner, and its last case closes it before
+  // scanning; the closer here makes sure it is closed when a case fails first.
+  async setup(onTeardown) {
+    suite = await startSecurityStack();
+    onTeardown(() => suite.close());
+  },
+});
 const base64url = (value: unknown) =>
   btoa(JSON.stringify(value)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 
@@ -33,7 +42,7 @@ const PUBLIC_ACTIONS: Record<string, string[]> = { flows: ["load_live"] };
 let user: SecurityUser;
 const cases: { name: string; authorization: () => Promise<string | undefined> }[] = [];
 
-dbTest(`jwt matrix builds its attack tokens (${DATABASE_KIND})`, async () => {
+steps.test(`jwt matrix builds its attack tokens (${DATABASE_KIND})`, async () => {
   user = await suite.newUser();
   const now = Math.floor(Date.now() / 1000);
   const ghost = crypto.randomUUID();
@@ -91,7 +100,7 @@ dbTest(`jwt matrix builds its attack tokens (${DATABASE_KIND})`, async () => {
   assert(suite.functions.length > 0, "no functions declared in supabase/config.toml");
 });
 
-dbTest("every declared function answers 401 UNAUTHORIZED to every attack token", async () => {
+steps.test("every declared function answers 401 UNAUTHORIZED to every attack token", async () => {
   const failures: string[] = [];
   for (const fn of suite.functions) {
     let routes = 0;
@@ -139,7 +148,7 @@ dbTest("every declared function answers 401 UNAUTHORIZED to every attack token",
   assertEquals(failures, []);
 });
 
-dbTest("jwt matrix leaks no token or secret in logs or responses", async () => {
+steps.test("jwt matrix leaks no token or secret in logs or responses", async () => {
   await suite.close();
   suite.scanner.record();
   assertEquals(suite.scanner.leaks(), []);

@@ -6,13 +6,29 @@
  */
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND } from "../support/database.ts";
-import { dbTest } from "../support/runtime.ts";
+import { integrationSuite } from "../support/suite.ts";
 import { log } from "../../supabase/functions/_shared/core/log.ts";
 import { readFigures } from "./figures.ts";
 import { createLeakScanner } from "./leakScanner.ts";
-import { isEnvelope, jsonHeaders, type SecurityUser, startSecurityStack } from "./securityStack.ts";
+import {
+  isEnvelope,
+  jsonHeaders,
+  type SecurityStack,
+  type SecurityUser,
+  startSecurityStack,
+} from "./securityStack.ts";
 
-dbTest(
+let suite: SecurityStack;
+const steps = integrationSuite("leaks", {
+  // The stack captures console output for the leak scanner, and its last case closes it before
+  // scanning; the closer here makes sure it is closed when a case fails first.
+  async setup(onTeardown) {
+    suite = await startSecurityStack();
+    onTeardown(() => suite.close());
+  },
+});
+
+steps.test(
   "leak scanner finds an exact secret, an 8-character run of it, and ignores public prefixes",
   () => {
     const scanner = createLeakScanner();
@@ -37,7 +53,7 @@ dbTest(
   },
 );
 
-dbTest("log redaction masks keys, tokens and credential fields before a line is written", () => {
+steps.test("log redaction masks keys, tokens and credential fields before a line is written", () => {
   const scanner = createLeakScanner();
   const key = `sk-live-${crypto.randomUUID()}`;
   const custom = `custom-secret-${crypto.randomUUID()}`;
@@ -56,7 +72,6 @@ dbTest("log redaction masks keys, tokens and credential fields before a line is 
   return Promise.resolve();
 });
 
-const suite = await startSecurityStack();
 let alice: SecurityUser;
 let bob: SecurityUser;
 
@@ -67,7 +82,7 @@ const post = (fn: string, body: unknown, user: SecurityUser) =>
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
 
-dbTest(
+steps.test(
   `keys stored, validated and used never appear in a response or a log (${DATABASE_KIND})`,
   async () => {
     alice = await suite.newUser({ providerKey: true });
@@ -122,7 +137,7 @@ dbTest(
   },
 );
 
-dbTest(
+steps.test(
   "share tokens are shown once at publish and never again in a response or a log",
   async () => {
     const created = await post("flows", {
@@ -175,7 +190,7 @@ dbTest(
   },
 );
 
-dbTest("no secret leaked in this file or any earlier security file", async () => {
+steps.test("no secret leaked in this file or any earlier security file", async () => {
   await suite.close();
   suite.scanner.record();
   assertEquals(suite.scanner.leaks(), []);

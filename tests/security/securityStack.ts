@@ -93,6 +93,7 @@ function strictFake(): FakeUpstream {
 export async function startSecurityStack(): Promise<SecurityStack> {
   const scanner = createLeakScanner();
   const restoreLogs = scanner.captureLogs();
+  let closed = false;
   const db = await openTestDatabase();
   const fake = strictFake();
   const dataDir = await Deno.makeTempDir({ prefix: "byok-security-" });
@@ -158,6 +159,8 @@ export async function startSecurityStack(): Promise<SecurityStack> {
     sign,
     send,
     async close() {
+      if (closed) return;
+      closed = true;
       restoreLogs();
       await stack.close();
       await fake.close();

@@ -6,13 +6,27 @@
  */
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND } from "../support/database.ts";
-import { dbTest } from "../support/runtime.ts";
+import { integrationSuite } from "../support/suite.ts";
 import { recordCases, recordMixUps } from "./figures.ts";
-import { FULL, jsonHeaders, type SecurityUser, startSecurityStack } from "./securityStack.ts";
+import {
+  FULL,
+  jsonHeaders,
+  type SecurityStack,
+  type SecurityUser,
+  startSecurityStack,
+} from "./securityStack.ts";
 
 const USERS = FULL ? 100 : 20;
 const CONCURRENCY = 16;
-const suite = await startSecurityStack();
+let suite: SecurityStack;
+const steps = integrationSuite("tenantIsolation", {
+  // The stack captures console output for the leak scanner, and its last case closes it before
+  // scanning; the closer here makes sure it is closed when a case fails first.
+  async setup(onTeardown) {
+    suite = await startSecurityStack();
+    onTeardown(() => suite.close());
+  },
+});
 
 /** Runs `jobs` with at most `limit` in flight. */
 async function pool<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[]> {
@@ -27,7 +41,7 @@ async function pool<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[]> 
   return results;
 }
 
-dbTest(
+steps.test(
   `${USERS} tenants calling at once never get another tenant's key (${DATABASE_KIND})`,
   async () => {
     const users: SecurityUser[] = [];
@@ -120,7 +134,7 @@ dbTest(
   },
 );
 
-dbTest("tenant isolation leaks no key, token or share token", async () => {
+steps.test("tenant isolation leaks no key, token or share token", async () => {
   await suite.close();
   suite.scanner.record();
   assertEquals(suite.scanner.leaks(), []);

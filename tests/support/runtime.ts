@@ -77,13 +77,3 @@ export function jsonRequest(url: string, body: unknown, authorization?: string):
   if (authorization) headers.authorization = authorization;
   return new Request(url, { method: "POST", headers, body: JSON.stringify(body) });
 }
-
-/**
- * Deno.test without the op/resource sanitizers, for the security files that still share one stack
- * across tests (opened at load, closed in a last test that checks for leaks). Integration files
- * use integrationSuite (tests/support/suite.ts) instead, with the sanitizers on.
- */
-export function dbTest(name: string, fn: () => Promise<void>): void {
-  // Off: the file's shared stack is opened before these tests and closed in the last one.
-  Deno.test({ name, sanitizeOps: false, sanitizeResources: false, fn });
-}
