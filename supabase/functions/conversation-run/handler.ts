@@ -21,7 +21,11 @@ import { providerErrorCode } from "../_shared/contract/errorCodes.ts";
 import { AppError } from "../_shared/core/errors.ts";
 import { defineHandler, type Handler, readUserJson, toAppError } from "../_shared/http/pipeline.ts";
 import { type KeySource, resolveProviderKey } from "../_shared/sharing/keyResolution.ts";
-import { chargeSharedKey, usageRecorderFor } from "../_shared/upstream/usageRecorder.ts";
+import {
+  chargeSharedKey,
+  tokenUsageOf,
+  usageRecorderFor,
+} from "../_shared/upstream/usageRecorder.ts";
 import { describeError, log } from "../_shared/core/log.ts";
 import type { Service } from "../_shared/contract/providers.ts";
 import { type Runtime, runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
@@ -90,18 +94,14 @@ async function runConversation(
   let keySource: KeySource | null = null;
   let sharedKeyId: string | undefined;
   try {
-    const { credentials, source, sharedKeyId: paidBy } = await resolveProviderKey(
-      rt,
-      user,
-      service,
-    );
-    keySource = source;
-    sharedKeyId = paidBy;
+    const key = await resolveProviderKey(rt, user, service);
+    keySource = key.source;
+    sharedKeyId = key.sharedKeyId;
     await streamChatCompletion({
       config: rt.config,
       fetch: rt.fetch,
       service,
-      stored: credentials,
+      stored: key.credentials,
       model: body.model,
       messages: body.messages as ChatMessage[],
       signal: stop.signal,
@@ -157,12 +157,7 @@ async function runConversation(
 
   if (keySource) {
     // Same per-day ledger as the proxy, written off the request path.
-    const tokens = usage as Usage | null;
-    const reported = tokens && {
-      promptTokens: tokens.prompt_tokens ?? 0,
-      completionTokens: tokens.completion_tokens ?? 0,
-      totalTokens: tokens.total_tokens ?? 0,
-    };
+    const reported = tokenUsageOf(usage as Usage | null);
     usageRecorderFor(rt.db).record({
       userId: user.id,
       service,

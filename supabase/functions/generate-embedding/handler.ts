@@ -11,7 +11,7 @@ import {
   readUserJson,
 } from "../_shared/http/pipeline.ts";
 import { resolveProviderKey } from "../_shared/sharing/keyResolution.ts";
-import { chargeSharedKey } from "../_shared/upstream/usageRecorder.ts";
+import { chargeSharedKey, tokenUsageOf } from "../_shared/upstream/usageRecorder.ts";
 import { runtimeFromEnv, type RuntimeSource } from "../_shared/core/runtime.ts";
 import { OPENAI_COMPATIBLE_SERVICES } from "../_shared/upstream/providerCalls.ts";
 
@@ -40,11 +40,7 @@ export function createHandler(runtime: RuntimeSource): Handler {
       input,
     ]);
     // A shared key is charged the tokens the provider reported, before its next call is decided.
-    chargeSharedKey(rt.db, key, user.id, {
-      promptTokens: result.usage.prompt_tokens,
-      completionTokens: 0,
-      totalTokens: result.usage.total_tokens,
-    });
+    chargeSharedKey(rt.db, key, user.id, tokenUsageOf(result.usage));
     return jsonResponse(
       { provider, model, keySource: key.source, embedding: result.vectors[0], usage: result.usage },
       { headers: { "x-key-source": key.source } },

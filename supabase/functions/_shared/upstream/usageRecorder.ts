@@ -28,6 +28,21 @@ export interface TokenUsage {
   totalTokens: number;
 }
 
+/** An OpenAI-style `usage` object (`prompt_tokens`, ...) as TokenUsage; a missing count is 0. */
+export function tokenUsageOf(
+  usage: {
+    prompt_tokens?: number | null;
+    completion_tokens?: number | null;
+    total_tokens?: number | null;
+  } | null,
+): TokenUsage | null {
+  return usage && {
+    promptTokens: usage.prompt_tokens ?? 0,
+    completionTokens: usage.completion_tokens ?? 0,
+    totalTokens: usage.total_tokens ?? 0,
+  };
+}
+
 export interface UsageEvent {
   userId: string;
   service: Service;
