@@ -8,6 +8,7 @@ import { createGateway } from "../../local/gateway.ts";
 import type { MountedFunction } from "../../local/functionRegistry.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { openTestDatabase } from "../support/database.ts";
+import { expSoon, untilExpired } from "../support/tokenClock.ts";
 
 const SECRET = "gateway-functions-test-secret-000000";
 const received: Request[] = [];
@@ -56,7 +57,8 @@ Deno.test("the local gateway hands a function the request itself, at the path fr
 
 Deno.test("the gateway's verify_jwt check remembers a token that passed only until its exp", async () => {
   try {
-    const token = await projectJwt(Math.floor(Date.now() / 1000) + 1);
+    const exp = expSoon();
+    const token = await projectJwt(exp);
     assertEquals((await call("guarded", token)).status, 200);
     assertEquals((await call("guarded", token)).status, 200);
     const [h, p, s] = token.split(".");
@@ -64,7 +66,7 @@ Deno.test("the gateway's verify_jwt check remembers a token that passed only unt
     const forged = await call("guarded", changed);
     assertEquals(forged.status, 401, "a changed signature is checked anew");
     await forged.body?.cancel();
-    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    await untilExpired(exp);
     const expired = await call("guarded", token);
     assertEquals(expired.status, 401, "expired while remembered");
     assertEquals((await expired.json()).error.code, "UNAUTHORIZED");

@@ -3,7 +3,8 @@
  * A request then gets 503 CREDENTIALS_UNAVAILABLE in bounded time, never a key from the
  * environment, and the service recovers by itself when the database is back. A TCP forwarder
  * stands in front of the real Postgres, so this needs DATABASE_URL: on PGlite (in-process,
- * nothing to cut) every test here is ignored, not passed.
+ * nothing to cut) the file is reported as ignored, not passed. Its cases are steps of one
+ * sanitized test, and the stacks it opens are closed in `finally` even when a case fails.
  */
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_URL, openTestDatabase } from "../support/database.ts";
@@ -22,6 +23,7 @@ import { createHandler as proxyHandler } from "../../supabase/functions/openai-p
 import { createHandler as managerHandler } from "../../supabase/functions/credentials-manager/handler.ts";
 import { type LocalStack, startLocalStack } from "../../local/stack.ts";
 import { declaredFunctions } from "../../local/functionRegistry.ts";
+import { integrationSuite } from "../support/suite.ts";
 import { recordCases } from "./figures.ts";
 import { createLeakScanner } from "./leakScanner.ts";
 import { startTcpForwarder, type TcpForwarder } from "./tcpForwarder.ts";
@@ -31,11 +33,6 @@ const LOOKUP_TIMEOUT_MS = 700;
 const SLACK_MS = 1_000;
 /** With every setting at its default, each function answers within this during an outage. */
 const OUTAGE_ANSWER_MS = 6_000;
-
-const ignore = !DATABASE_URL;
-const faultTest = (name: string, fn: () => Promise<void>) =>
-  // Off: the cold and warm faulty stacks are opened at load and closed in the last test.
-  Deno.test({ name, ignore, sanitizeOps: false, sanitizeResources: false, fn });
 
 /** A Postgres pool reached through a forwarder that the test can pause, slow down and kill. */
 function faultyPostgres(options: { max?: number } = {}): {
@@ -73,18 +70,9 @@ function fakeWithEmbeddings(): FakeUpstream {
   return fake;
 }
 
-let db: Database;
-let scanner: ReturnType<typeof createLeakScanner>;
-let restoreLogs = () => {};
-if (!ignore) {
-  scanner = createLeakScanner();
-  restoreLogs = scanner.captureLogs();
-  db = await openTestDatabase();
-}
-
 // --- The proxy and credentials-manager with cold caches: hung, slow, dropped ---------------
 
-const cold = ignore ? null : (() => {
+function openCold() {
   const { forwarder, db: faultyDb } = faultyPostgres({ max: 2 });
   const fake = startFakeUpstream();
   const runtime = testRuntime(faultyDb, {
@@ -102,7 +90,51 @@ const cold = ignore ? null : (() => {
     proxy: proxyHandler(runtime),
     manager: managerHandler(runtime),
   };
-})();
+}
+let db: Database;
+let scanner: ReturnType<typeof createLeakScanner>;
+let cold: ReturnType<typeof openCold> | null = null;
+let warm: Awaited<ReturnType<typeof openWarm>> | null = null;
+/** Closes both faulty stacks (once), so the last case can scan what their closing logged. */
+let closeStacks: () => Promise<void> = () => Promise.resolve();
+
+/** `close`, run at most once: from the last case, or from the suite's finally. */
+function closeOnce(close: () => Promise<void>): () => Promise<void> {
+  let closing: Promise<void> | null = null;
+  return () => closing ??= close();
+}
+
+const steps = integrationSuite("faults", {
+  // A TCP forwarder needs a Postgres to stand in front of; PGlite runs in-process.
+  ignore: !DATABASE_URL,
+  async setup(onTeardown) {
+    scanner = createLeakScanner();
+    onTeardown(scanner.captureLogs());
+    db = await openTestDatabase();
+    onTeardown(() => db.close());
+    const c = cold = openCold();
+    const closeCold = closeOnce(async () => {
+      await c.faultyDb.close();
+      c.forwarder.close();
+      await c.fake.close();
+    });
+    onTeardown(closeCold);
+    const w = warm = await openWarm();
+    const closeWarm = closeOnce(async () => {
+      await w.stack.close();
+      await w.faultyDb.close();
+      w.forwarder.close();
+      await w.fake.close();
+      await Deno.remove(w.dataDir, { recursive: true });
+    });
+    onTeardown(closeWarm);
+    closeStacks = async () => {
+      await closeWarm();
+      await closeCold();
+    };
+  },
+});
+
 const globalKey = `sk-global-${crypto.randomUUID()}`;
 let user: TestUser;
 let userKey = "";
@@ -160,7 +192,7 @@ const assertRecovers = async (what: string): Promise<number> => {
   throw new Error(`${what}: the service did not recover within 15 s`);
 };
 
-faultTest(
+steps.test(
   "faults: a healthy database through the forwarder serves the user's own key",
   async () => {
     Deno.env.set("OPENAI_API_KEY", globalKey);
@@ -188,7 +220,7 @@ faultTest(
   },
 );
 
-faultTest(
+steps.test(
   "faults: a hung database gives CREDENTIALS_UNAVAILABLE in time and recovers",
   async () => {
     cold!.forwarder.pause();
@@ -198,7 +230,7 @@ faultTest(
   },
 );
 
-faultTest(
+steps.test(
   "faults: a slow database gives CREDENTIALS_UNAVAILABLE in time and recovers",
   async () => {
     cold!.forwarder.delay(LOOKUP_TIMEOUT_MS * 3);
@@ -208,7 +240,7 @@ faultTest(
   },
 );
 
-faultTest(
+steps.test(
   "faults: a database that goes away gives CREDENTIALS_UNAVAILABLE and comes back",
   async () => {
     cold!.forwarder.kill();
@@ -263,7 +295,7 @@ interface Outcome {
   text: string;
 }
 
-const warm = ignore ? null : await (async () => {
+async function openWarm() {
   const { forwarder, db: faultyDb } = faultyPostgres();
   const fake = fakeWithEmbeddings();
   const dataDir = await Deno.makeTempDir({ prefix: "byok-faults-" });
@@ -279,7 +311,7 @@ const warm = ignore ? null : await (async () => {
   });
   const functions = (await declaredFunctions()).map((f) => f.name);
   return { forwarder, faultyDb, fake, stack, dataDir, functions };
-})();
+}
 
 async function callAll(owner: TestUser): Promise<Outcome[]> {
   const chatBody = { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] };
@@ -375,21 +407,21 @@ async function outage(what: string, fault: () => void, heal: () => void): Promis
   );
 }
 
-faultTest(
+steps.test(
   "faults: with the database dropped, every function answers 503 within 6 s, caches warm",
   async () => {
     await outage("dropped", () => warm!.forwarder.kill(), () => warm!.forwarder.restart());
   },
 );
 
-faultTest(
+steps.test(
   "faults: with the database hung, every function answers 503 within 6 s, caches warm",
   async () => {
     await outage("hung", () => warm!.forwarder.pause(), () => warm!.forwarder.resume());
   },
 );
 
-faultTest("faults: no request ever used the environment's key, and nothing leaked", async () => {
+steps.test("faults: no request ever used the environment's key, and nothing leaked", async () => {
   Deno.env.delete("OPENAI_API_KEY");
   try {
     assertEquals(cold!.fake.requests.filter((r) => cold!.fake.keyOf(r) === globalKey).length, 0);
@@ -397,16 +429,7 @@ faultTest("faults: no request ever used the environment's key, and nothing leake
     recordCases("every function (db faults)", cases, serverErrors);
     assertEquals(serverErrors, 0);
   } finally {
-    restoreLogs();
-    await warm!.stack.close();
-    await warm!.faultyDb.close();
-    warm!.forwarder.close();
-    await warm!.fake.close();
-    await Deno.remove(warm!.dataDir, { recursive: true });
-    await cold!.faultyDb.close();
-    cold!.forwarder.close();
-    await cold!.fake.close();
-    await db.close();
+    await closeStacks();
   }
   scanner.record();
   assertEquals(scanner.leaks(), []);

@@ -12,6 +12,8 @@ export type Closer = () => unknown;
 export interface SuiteOptions {
   /** Opens the file's resources; calls `onTeardown` with a closer right after each opens. */
   setup(onTeardown: (close: Closer) => void): Promise<void> | void;
+  /** Reports the whole file as ignored (setup does not run) where it cannot run in this mode. */
+  ignore?: boolean;
   sanitizeOps?: boolean;
   sanitizeResources?: boolean;
 }
@@ -36,6 +38,7 @@ export function integrationSuite(name: string, options: SuiteOptions): Suite {
   const cases: Case[] = [];
   Deno.test({
     name,
+    ignore: options.ignore ?? false,
     sanitizeOps: options.sanitizeOps ?? true,
     sanitizeResources: options.sanitizeResources ?? true,
     async fn(t) {

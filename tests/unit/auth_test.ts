@@ -6,6 +6,7 @@ import {
 } from "../../supabase/functions/_shared/http/auth.ts";
 import { AppError } from "../../supabase/functions/_shared/core/errors.ts";
 import { JWT_SECRET, signToken } from "../support/runtime.ts";
+import { expSoon, untilExpired } from "../support/tokenClock.ts";
 
 const userId = crypto.randomUUID();
 const authenticate = createAuthenticator({ secret: JWT_SECRET, jwks: null, jwksUrl: null });
@@ -74,10 +75,11 @@ Deno.test("authenticate refuses every forged, expired or non-user token with UNA
 
 Deno.test("authenticate remembers a verified token only until it expires", async () => {
   const verify = createAuthenticator({ secret: JWT_SECRET, jwks: null, jwksUrl: null });
-  const token = await signToken({ sub: userId }, { expiresIn: Math.floor(Date.now() / 1000) + 1 });
+  const exp = expSoon();
+  const token = await signToken({ sub: userId }, { expiresIn: exp });
   assertEquals((await verify(`Bearer ${token}`)).id, userId);
   assertEquals((await verify(`Bearer ${token}`)).id, userId);
-  await new Promise((resolve) => setTimeout(resolve, 2_100));
+  await untilExpired(exp);
   await rejects(verify(`Bearer ${token}`), isUnauthorized, "expired while remembered");
   const [h, p, s] = token.split(".");
   await rejects(
