@@ -13,6 +13,15 @@ passed=0
 failed=0
 status=0
 log=$(mktemp)
+# Everything the tests put in a temporary directory goes into one of their own, which must be
+# empty again at the end: what a test starts (stacks that write their secrets, databases,
+# browsers, CLI homes) it also removes. Anything left there is listed and counted as a failure.
+# It is a /tmp of their own, with /tmp's mode: the hosted-like cluster runs initdb as the
+# `postgres` OS user inside it.
+scratch=$(mktemp -d -t byok-test-tmp-XXXXXX)
+chmod 1777 "$scratch"
+export TMPDIR="$scratch"
+trap 'rm -rf "$scratch" "$log"' EXIT
 
 count() { # $1: passed, $2: failed
   passed=$((passed + ${1:-0}))
@@ -53,6 +62,14 @@ if node -e 'process.exit(require("./package.json").scripts["test:ui"] ? 0 : 1)';
   [ -n "$line" ] || { status=1; failed=$((failed + 1)); }
 fi
 
+left=$(find "$scratch" -mindepth 1 -maxdepth 1 | sed "s|^$scratch/||" | sort)
+if [ -n "$left" ]; then
+  echo "The tests left these behind in their temporary directory:"
+  echo "$left" | sed 's/^/  /'
+  failed=$((failed + 1))
+  status=1
+fi
+rm -rf "$scratch"
 rm -f "$log"
 echo "$passed passed, $failed failed"
 exit $status

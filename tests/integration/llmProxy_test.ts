@@ -1,5 +1,4 @@
 import OpenAI from "openai";
-import { startLocalStack } from "../../local/stack.ts";
 import type { Service } from "../../supabase/functions/_shared/contract/providers.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
@@ -7,6 +6,7 @@ import { sseChat, startFakeUpstream, statusRoute } from "../support/fakeUpstream
 import { signInDevUser } from "../support/devAuth.ts";
 import { expectApiError } from "../support/apiError.ts";
 import { integrationSuite } from "../support/suite.ts";
+import { openLocalStack } from "../support/localStack.ts";
 import type { Database } from "../../supabase/functions/_shared/core/db.ts";
 import type { LocalStack } from "../../local/stack.ts";
 import type { FakeUpstream } from "../support/fakeUpstream.ts";
@@ -31,9 +31,7 @@ const suite = integrationSuite("llm-proxy", {
       openrouter: `${fake.url}/openrouter/api/v1`,
     };
     CUSTOM_BASE = `${fake.url}/custom/v1`;
-    stack = await startLocalStack({
-      dataDir: await Deno.makeTempDir(),
-      port: 0,
+    stack = await openLocalStack(onTeardown, {
       db,
       env: {
         OPENAI_BASE_URL: BASES.openai,
@@ -45,7 +43,6 @@ const suite = integrationSuite("llm-proxy", {
         ANTHROPIC_API_KEY: "sk-ant-global-must-never-be-used",
       },
     });
-    onTeardown(() => stack.close());
   },
 });
 

@@ -10,7 +10,6 @@ import { createAnthropic } from "@ai-sdk/anthropic";
 import { createGoogleGenerativeAI } from "@ai-sdk/google";
 import { GoogleGenAI } from "@google/genai";
 import { embed, generateText, streamText } from "ai";
-import { startLocalStack } from "../../local/stack.ts";
 import { usageRecorderFor } from "../../supabase/functions/_shared/upstream/usageRecorder.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
@@ -24,6 +23,7 @@ import {
 import type { RecordedRequest } from "../support/fakeUpstream.ts";
 import { signInDevUser } from "../support/devAuth.ts";
 import { integrationSuite } from "../support/suite.ts";
+import { openLocalStack } from "../support/localStack.ts";
 import type { Database } from "../../supabase/functions/_shared/core/db.ts";
 import type { LocalStack } from "../../local/stack.ts";
 
@@ -37,9 +37,7 @@ const suite = integrationSuite("nativeSdks", {
     onTeardown(() => db.close());
     fake = startFakeNativeProviders();
     onTeardown(() => fake.close());
-    stack = await startLocalStack({
-      dataDir: await Deno.makeTempDir(),
-      port: 0,
+    stack = await openLocalStack(onTeardown, {
       db,
       env: {
         ANTHROPIC_BASE_URL: fake.anthropicBaseUrl,
@@ -48,7 +46,6 @@ const suite = integrationSuite("nativeSdks", {
         GEMINI_API_KEY: "AIza-global-must-never-be-used",
       },
     });
-    onTeardown(() => stack.close());
     proxy = `${stack.functionsUrl}/llm-proxy`;
   },
 });

@@ -7,7 +7,6 @@
 import OpenAI, { toFile } from "openai";
 import { createOpenAI } from "@ai-sdk/openai";
 import { streamText } from "ai";
-import { startLocalStack } from "../../local/stack.ts";
 import { CORS_RESPONSE_HEADERS } from "../../supabase/functions/_shared/http/pipeline.ts";
 import { MAX_UPLOAD_BYTES } from "../../supabase/functions/_shared/upstream/proxyInbound.ts";
 import { assert, assertEquals } from "../support/assert.ts";
@@ -16,6 +15,7 @@ import type { RecordedRequest } from "../support/fakeUpstream.ts";
 import { signInDevUser } from "../support/devAuth.ts";
 import { expectApiError } from "../support/apiError.ts";
 import { integrationSuite } from "../support/suite.ts";
+import { openLocalStack } from "../support/localStack.ts";
 import type { Database } from "../../supabase/functions/_shared/core/db.ts";
 import type { LocalStack } from "../../local/stack.ts";
 
@@ -94,16 +94,13 @@ const suite = integrationSuite("openaiSurface", {
     onTeardown(() => fake.close());
     db = await openTestDatabase();
     onTeardown(() => db.close());
-    stack = await startLocalStack({
-      dataDir: await Deno.makeTempDir(),
-      port: 0,
+    stack = await openLocalStack(onTeardown, {
       db,
       env: {
         OPENAI_BASE_URL: `${fake.url}/openai/v1`,
         OPENROUTER_BASE_URL: `${fake.url}/openrouter/v1`,
       },
     });
-    onTeardown(() => stack.close());
   },
 });
 

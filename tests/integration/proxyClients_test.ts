@@ -10,7 +10,6 @@ import { createGoogleGenerativeAI } from "@ai-sdk/google";
 import { createOpenAI } from "@ai-sdk/openai";
 import { GoogleGenAI } from "@google/genai";
 import { generateText } from "ai";
-import { startLocalStack } from "../../local/stack.ts";
 import type { Service } from "../../supabase/functions/_shared/contract/providers.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
@@ -25,6 +24,7 @@ import {
 } from "../support/fakeUpstream.ts";
 import { signInDevUser } from "../support/devAuth.ts";
 import { integrationSuite } from "../support/suite.ts";
+import { openLocalStack } from "../support/localStack.ts";
 import type { Database } from "../../supabase/functions/_shared/core/db.ts";
 import type { LocalStack } from "../../local/stack.ts";
 
@@ -49,9 +49,7 @@ const suite = integrationSuite("proxyClients", {
     onTeardown(() => native.close());
     db = await openTestDatabase();
     onTeardown(() => db.close());
-    stack = await startLocalStack({
-      dataDir: await Deno.makeTempDir(),
-      port: 0,
+    stack = await openLocalStack(onTeardown, {
       db,
       env: {
         OPENAI_BASE_URL: `${openaiFake.url}/openai/v1`,
@@ -61,7 +59,6 @@ const suite = integrationSuite("proxyClients", {
         GEMINI_BASE_URL: native.geminiBaseUrl,
       },
     });
-    onTeardown(() => stack.close());
   },
 });
 

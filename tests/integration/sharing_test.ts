@@ -4,13 +4,13 @@
  * key every request carried.
  */
 import OpenAI from "openai";
-import { startLocalStack } from "../../local/stack.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
 import { FAKE_USAGE, type FakeUpstream, startFakeUpstream } from "../support/fakeUpstream.ts";
 import { usageRecorderFor } from "../../supabase/functions/_shared/upstream/usageRecorder.ts";
 import { signInDevUser } from "../support/devAuth.ts";
 import { integrationSuite } from "../support/suite.ts";
+import { openLocalStack } from "../support/localStack.ts";
 import type { Database } from "../../supabase/functions/_shared/core/db.ts";
 import type { LocalStack } from "../../local/stack.ts";
 
@@ -28,20 +28,14 @@ const suite = integrationSuite("sharing", {
       OPENAI_BASE_URL: fake.baseUrl,
       OPENAI_API_KEY: "sk-global-must-never-be-used",
     };
-    stack = await startLocalStack({
-      dataDir: await Deno.makeTempDir(),
-      port: 0,
+    stack = await openLocalStack(onTeardown, {
       db,
       env: stackEnv,
     });
-    onTeardown(() => stack.close());
-    ownerNameStack = await startLocalStack({
-      dataDir: await Deno.makeTempDir(),
-      port: 0,
+    ownerNameStack = await openLocalStack(onTeardown, {
       db,
       env: { ...stackEnv, ALLOW_OWNER_NAME_SHARING: "true" },
     });
-    onTeardown(() => ownerNameStack.close());
   },
 });
 

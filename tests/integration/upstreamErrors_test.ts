@@ -4,7 +4,6 @@
  * provider does.
  */
 import OpenAI from "openai";
-import { startLocalStack } from "../../local/stack.ts";
 import type { Service } from "../../supabase/functions/_shared/contract/providers.ts";
 import { assert, assertEquals } from "../support/assert.ts";
 import { DATABASE_KIND, openTestDatabase } from "../support/database.ts";
@@ -13,6 +12,7 @@ import { PROVIDER_ERRORS, providerErrorRoute } from "../support/providerErrors.t
 import { signInDevUser } from "../support/devAuth.ts";
 import { expectApiError } from "../support/apiError.ts";
 import { integrationSuite } from "../support/suite.ts";
+import { openLocalStack } from "../support/localStack.ts";
 import type { Database } from "../../supabase/functions/_shared/core/db.ts";
 import type { LocalStack } from "../../local/stack.ts";
 import type { FakeUpstream } from "../support/fakeUpstream.ts";
@@ -36,9 +36,7 @@ const suite = integrationSuite("upstreamErrors", {
       openrouter: `${fake.url}/openrouter/api/v1`,
       perplexity: dead.baseUrl,
     };
-    stack = await startLocalStack({
-      dataDir: await Deno.makeTempDir(),
-      port: 0,
+    stack = await openLocalStack(onTeardown, {
       db,
       env: {
         OPENAI_BASE_URL: BASES.openai,
@@ -48,7 +46,6 @@ const suite = integrationSuite("upstreamErrors", {
         PERPLEXITY_BASE_URL: BASES.perplexity,
       },
     });
-    onTeardown(() => stack.close());
   },
 });
 const path = (service: keyof typeof BASES, rest: string) => new URL(BASES[service] + rest).pathname;
