@@ -39,12 +39,35 @@ export interface LeakScanner {
   addSecret(label: string, value: string, publicPrefix?: string): void;
   /** Scans `text` now and remembers any leak. */
   capture(where: string, text: string): void;
-  /** Sends every log line to `capture` until the returned function is called. */
+  /**
+   * Sends every log line to `capture` until the returned function is called: the logger's lines,
+   * and whatever anything prints with `console.*` around it (a library, or code that skipped
+   * the logger), which still reaches the console.
+   */
   captureLogs(): () => void;
   leaks(): Leak[];
   scanned(): number;
   /** Adds this scanner's counts to the suite figures. */
   record(): void;
+}
+
+const CONSOLE_METHODS = ["log", "info", "warn", "error", "debug"] as const;
+
+/** Hands every line printed with `console.*` to `onLine` as well; returns the undo. */
+function captureConsole(onLine: (where: string, line: string) => void): () => void {
+  const originals = CONSOLE_METHODS.map((method) => [method, console[method]] as const);
+  for (const [method, original] of originals) {
+    console[method] = (...args: unknown[]) => {
+      onLine(
+        `console.${method}`,
+        args.map((a) => typeof a === "string" ? a : Deno.inspect(a)).join(" "),
+      );
+      original.apply(console, args);
+    };
+  }
+  return () => {
+    for (const [method, original] of originals) console[method] = original;
+  };
 }
 
 function isPublic(run: string, secretPrefix: string): boolean {
@@ -111,7 +134,12 @@ export function createLeakScanner(): LeakScanner {
       }
     },
     captureLogs() {
-      return setLogSink((level, line) => scanner.capture(`log ${level}`, line));
+      const restoreSink = setLogSink((level, line) => scanner.capture(`log ${level}`, line));
+      const restoreConsole = captureConsole((method, line) => scanner.capture(method, line));
+      return () => {
+        restoreConsole();
+        restoreSink();
+      };
     },
     leaks: () => [...found],
     scanned: () => scanned,

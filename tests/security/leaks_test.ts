@@ -72,6 +72,29 @@ steps.test("log redaction masks keys, tokens and credential fields before a line
   return Promise.resolve();
 });
 
+steps.test("a secret printed with console.* instead of the logger is found too", () => {
+  const scanner = createLeakScanner();
+  const token = `shr_${crypto.randomUUID().replaceAll("-", "")}`;
+  scanner.addSecret("share token", token, "shr_");
+  // What the capture passes the lines on to: nothing here, so the test prints no token.
+  const { log: printLine, error: printError } = console;
+  console.log = console.error = () => {};
+  try {
+    const restore = scanner.captureLogs();
+    try {
+      console.log("published", token.slice(4));
+      console.error({ flow: { token: token.slice(4, 20) } });
+    } finally {
+      restore();
+    }
+  } finally {
+    console.log = printLine;
+    console.error = printError;
+  }
+  assertEquals(scanner.leaks().map((l) => l.where), ["console.log", "console.error"]);
+  return Promise.resolve();
+});
+
 let alice: SecurityUser;
 let bob: SecurityUser;
 
