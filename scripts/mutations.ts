@@ -292,7 +292,9 @@ async function apply(copy: string, edit: Mutation["edit"]): Promise<boolean> {
 async function baseline(copy: string, hasPostgres: boolean): Promise<string | null> {
   for (const postgres of hasPostgres ? [false, true] : [false]) {
     const tests = [
-      ...new Set(MUTATIONS.filter((m) => !m.postgres || postgres).flatMap((m) => m.tests)),
+      ...new Set(
+        MUTATIONS.filter((m) => (m.postgres ?? false) === postgres).flatMap((m) => m.tests),
+      ),
     ];
     const result = await testWith(copy, tests, postgres);
     if (!result.ok) return `on ${postgres ? "PostgreSQL" : "PGlite"}:\n${result.text}`;
@@ -309,7 +311,7 @@ async function testWith(copy: string, tests: string[], postgres: boolean) {
     env.DATABASE_URL = `${ADMIN_URL.slice(0, ADMIN_URL.lastIndexOf("/"))}/${database}`;
   }
   try {
-    return await run("npx", ["deno", "test", "--no-check", "--allow-all", ...tests], {
+    return await run(Deno.execPath(), ["test", "--no-check", "--allow-all", ...tests], {
       cwd: copy,
       env,
     });

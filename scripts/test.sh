@@ -69,7 +69,5 @@ if [ -n "$left" ]; then
   failed=$((failed + 1))
   status=1
 fi
-rm -rf "$scratch"
-rm -f "$log"
 echo "$passed passed, $failed failed"
 exit $status

@@ -79,15 +79,12 @@ steps.test("a secret printed with console.* instead of the logger is found too",
   // What the capture passes the lines on to: nothing here, so the test prints no token.
   const { log: printLine, error: printError } = console;
   console.log = console.error = () => {};
+  const restore = scanner.captureLogs();
   try {
-    const restore = scanner.captureLogs();
-    try {
-      console.log("published", token.slice(4));
-      console.error({ flow: { token: token.slice(4, 20) } });
-    } finally {
-      restore();
-    }
+    console.log("published", token.slice(4));
+    console.error({ flow: { token: token.slice(4, 20) } });
   } finally {
+    restore();
     console.log = printLine;
     console.error = printError;
   }
